@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print figures. Not tests, and not part of the installed package."""

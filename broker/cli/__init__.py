@@ -1,0 +1,22 @@
+"""`mash`: the command line. Thin: parse arguments, call broker.commands, print, choose the exit code."""
+
+from __future__ import annotations
+
+import typer
+
+from broker.cli import audit, contracts, gate, keys, police, queue, school, stack
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="MASH Broker: lawful, provable multi-agency safeguarding information sharing.")
+stack.register(app)
+app.add_typer(police.app, name="police")
+app.add_typer(school.app, name="school")
+app.add_typer(queue.app, name="queue")
+app.add_typer(contracts.app, name="contracts")
+app.add_typer(keys.app, name="keys")
+app.add_typer(audit.app, name="audit")
+app.add_typer(gate.app, name="gate")
+
+
+def main() -> None:
+    app()

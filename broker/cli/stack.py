@@ -1,0 +1,69 @@
+"""`mash up`, `mash broker`, `mash serve`, `mash demo`: running the parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from broker.cli._common import err, out, run, safe_url, settings, until_signalled
+from broker.runtime import running
+
+
+def up() -> None:
+    """Start the embedded broker (unless MASH_KAFKA_BOOTSTRAP is set), the gate, the inboxes and the relay."""
+    cfg = settings()
+
+    async def main() -> None:
+        async with running(cfg) as stack:
+            where = "embedded broker" if stack.embedded else "Kafka"
+            err.print(f"mash up: ready on {where} {stack.bootstrap}, ledger {safe_url(cfg)}. Ctrl-C stops.",
+                      markup=False)
+            await until_signalled()
+            err.print("mash up: stopping…", markup=False)
+        err.print("mash up: stopped", markup=False)
+
+    run(main)
+
+
+def broker() -> None:
+    """Start only the embedded broker (services run separately with `mash serve`)."""
+    cfg = settings()
+
+    async def main() -> None:
+        async with running(cfg, services=False) as stack:
+            err.print(f"mash broker: ready on {stack.bootstrap}", markup=False)
+            await until_signalled()
+
+    run(main)
+
+
+def serve() -> None:
+    """Run the gate, the inboxes and the relay against a running broker (`mash broker` or Kafka)."""
+    cfg = settings()
+
+    async def main() -> None:
+        async with running(cfg, start_broker=False) as stack:
+            err.print(f"mash serve: ready on {stack.bootstrap}", markup=False)
+            await until_signalled()
+
+    run(main)
+
+
+def demo(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where to keep the demo's ledger (default: a new temporary folder).")
+    ] = None,
+) -> None:
+    """The main job in one command: an overnight Encompass export, end to end, on the embedded broker."""
+    from broker.demo import run_demo
+
+    cfg = settings()
+    code = run(lambda: run_demo(cfg, out, data_dir))
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    for command in (up, broker, serve, demo):
+        app.command()(command)

@@ -1,0 +1,198 @@
+"""Ledger tables. The ledger is the durable record; Kafka is the transport."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("the ledger stores aware datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        moment: datetime = value
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+metadata = MetaData()
+Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("message_id", String(36), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("sender_org", String(80), nullable=False),
+    Column("sender_local_id", String(128)),
+    Column("correlation_id", String(36), nullable=False, index=True),
+    Column("topic", String(120), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("envelope", Text, nullable=False),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("message_id", String(36), primary_key=True),
+    Column("verdict", String(16), nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("policy_version", String(64), nullable=False),
+    Column("decided_at", UtcDateTime, nullable=False),
+    Column("refer_to", String(40)),
+    Column("trace", JSON, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("delivery_id", String(36), primary_key=True),
+    Column("message_id", String(36), nullable=False, index=True),
+    Column("recipient", String(80), nullable=False, index=True),
+    Column("purpose", String(64), nullable=False),
+    Column("notify_by", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime),
+    Column("read_at", UtcDateTime),
+    Column("read_by", String(100)),
+    Column("consent_id", String(36), index=True),  # the consent this share relied on, if any
+    Column("withdrawn_at", UtcDateTime),  # consent withdrawn before it was published: never sent
+    Column("envelope", Text, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("seq", Id, primary_key=True, autoincrement=True),
+    Column("outbox_id", String(36), nullable=False, unique=True),
+    Column("topic", String(120), nullable=False),
+    Column("key", String(80)),
+    Column("value", Text, nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("not_before", UtcDateTime),  # held until then (a consent-based share's settle window)
+    Column("cancelled_at", UtcDateTime),  # never to be published (consent withdrawn meanwhile)
+    Column("published_at", UtcDateTime, index=True),
+)
+
+queue_items = Table(
+    "queue_items",
+    metadata,
+    Column("item_id", Id, primary_key=True, autoincrement=True),
+    Column("queue", String(40), nullable=False),
+    Column("message_id", String(36), nullable=False),
+    Column("reason_code", String(64), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("resolved_at", UtcDateTime),
+    UniqueConstraint("queue", "message_id"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("item_id", Id, primary_key=True, autoincrement=True),
+    Column("message_id", String(36)),
+    Column("sender_org", String(80)),
+    Column("topic", String(120), nullable=False),
+    Column("reason_code", String(64), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+schools = Table(
+    "schools",
+    metadata,
+    Column("urn", String(6), primary_key=True),
+    Column("name", String(120), nullable=False),
+    Column("la_code", String(3), nullable=False),
+    Column("loaded_at", UtcDateTime, nullable=False),
+)
+
+key_adults = Table(
+    "key_adults",
+    metadata,
+    Column("urn", String(6), primary_key=True),
+    Column("email", String(254), primary_key=True),
+    Column("name", String(100), nullable=False),
+)
+
+# Consent records and dispensations, one row per key the child can be found by.
+consents = Table(
+    "consents",
+    metadata,
+    Column("row_id", Id, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), nullable=False, index=True),
+    Column("child_key", String(80), nullable=False, index=True),
+    Column("record_kind", String(32), nullable=False),
+    Column("record_id", String(36), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("payload", Text, nullable=False),
+    UniqueConstraint("message_id", "child_key"),
+)
+
+# Every sharing policy the gate has run under (a new version is recorded before it is used).
+policies = Table(
+    "policies",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("loaded_at", UtcDateTime, nullable=False),
+    Column("source", String(255), nullable=False),
+    Column("text", Text, nullable=False),
+)
+
+# Every ledger event, in order: the audited log (issue 4 builds the Merkle tree over it).
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Id, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("event_type", String(40), nullable=False),
+    Column("message_id", String(36), index=True),
+    Column("detail", JSON, nullable=False),
+    # RFC 6962 leaf hash (hex) of the entry's canonical bytes, computed when it is written (broker.audit.entries).
+    Column("leaf_hash", String(64), nullable=False),
+)
+
+# Signed tree heads over ``events`` (tree size = events seq 1..tree_size), newest last.
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("checkpoint_id", Id, primary_key=True, autoincrement=True),
+    Column("tree_size", BigInteger, nullable=False),
+    Column("root_hash", String(64), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("signature", String(100), nullable=False),
+)

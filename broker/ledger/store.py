@@ -1,0 +1,386 @@
+"""The ledger: one async SQLAlchemy engine, transactions with domain-named writes, and the queries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, func, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from broker.audit.entries import as_stored, entry_leaf_hash
+from broker.ledger import schema as t
+from contracts import PolicyError
+
+EVENT_LOG_LOCK = 0x6D6173685F6C6F67  # "mash_log": the PostgreSQL advisory lock that orders event appends
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One record waiting to be published by the relay."""
+
+    seq: int
+    outbox_id: str
+    topic: str
+    key: str | None
+    value: str
+    headers: dict[str, str]
+
+
+class Tx:
+    """Writes inside one ledger transaction: all of them land, or none."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self._log_locked = False
+
+    async def known_school_urns(self) -> frozenset[str]:
+        return frozenset((await self.conn.execute(select(t.schools.c.urn))).scalars())
+
+    async def message_hash(self, message_id: uuid.UUID) -> str | None:
+        q = select(t.messages.c.content_hash).where(t.messages.c.message_id == str(message_id))
+        return (await self.conn.execute(q)).scalar_one_or_none()
+
+    async def insert_message(self, *, message_id: uuid.UUID, kind: str, sender_org: str,
+                             correlation_id: uuid.UUID, topic: str, content_hash: str,
+                             received_at: datetime, envelope: str, sender_local_id: str | None = None) -> None:
+        await self.conn.execute(t.messages.insert().values(
+            message_id=str(message_id), kind=kind, sender_org=sender_org, sender_local_id=sender_local_id,
+            correlation_id=str(correlation_id), topic=topic, content_hash=content_hash,
+            received_at=received_at, envelope=envelope))
+
+    async def insert_decision(self, *, message_id: uuid.UUID, verdict: str, reasons: list[str],
+                              policy_version: str, decided_at: datetime, refer_to: str | None,
+                              trace: list[str]) -> None:
+        await self.conn.execute(t.decisions.insert().values(
+            message_id=str(message_id), verdict=verdict, reasons=reasons, policy_version=policy_version,
+            decided_at=decided_at, refer_to=refer_to, trace=trace))
+
+    async def insert_delivery(self, *, delivery_id: uuid.UUID, message_id: uuid.UUID, recipient: str,
+                              purpose: str, notify_by: datetime | None, created_at: datetime,
+                              envelope: str, consent_id: uuid.UUID | None = None) -> None:
+        await self.conn.execute(t.deliveries.insert().values(
+            delivery_id=str(delivery_id), message_id=str(message_id), recipient=recipient,
+            purpose=purpose, notify_by=notify_by, created_at=created_at, envelope=envelope,
+            consent_id=str(consent_id) if consent_id else None))
+
+    async def enqueue(self, *, outbox_id: uuid.UUID, topic: str, key: str | None, value: str,
+                      headers: dict[str, str], at: datetime, not_before: datetime | None = None) -> None:
+        await self.conn.execute(t.outbox.insert().values(
+            outbox_id=str(outbox_id), topic=topic, key=key, value=value, headers=headers,
+            created_at=at, not_before=not_before, published_at=None))
+
+    async def record_consent(self, *, message_id: uuid.UUID, child_keys: Iterable[str], record_kind: str,
+                             record_id: uuid.UUID, status: str, received_at: datetime, payload: str) -> None:
+        for key in sorted(child_keys):
+            await self.conn.execute(t.consents.insert().values(
+                message_id=str(message_id), child_key=key, record_kind=record_kind, record_id=str(record_id),
+                status=status, received_at=received_at, payload=payload))
+
+    async def consent_payloads(self, child_keys: Iterable[str], as_of: datetime | None = None) -> list[str]:
+        """Consent and dispensation payloads (JSON) for any of these keys, in the order received."""
+        return await consent_payloads(self.conn, child_keys, as_of)
+
+    async def consent_deliveries(self, consent_id: uuid.UUID) -> list[dict[str, Any]]:
+        """Deliveries that relied on this consent and have not been withdrawn."""
+        q = select(t.deliveries).where(t.deliveries.c.consent_id == str(consent_id),
+                                       t.deliveries.c.withdrawn_at.is_(None))
+        return [dict(r) for r in (await self.conn.execute(q)).mappings()]
+
+    async def cancel_unpublished(self, outbox_id: uuid.UUID, at: datetime) -> bool:
+        """Stop an outbox record that has not been published yet; False if it already went."""
+        res = await self.conn.execute(update(t.outbox).where(
+            t.outbox.c.outbox_id == str(outbox_id), t.outbox.c.published_at.is_(None),
+            t.outbox.c.cancelled_at.is_(None)).values(cancelled_at=at))
+        return bool(res.rowcount)
+
+    async def mark_withdrawn(self, delivery_id: uuid.UUID, at: datetime) -> None:
+        await self.conn.execute(update(t.deliveries).where(
+            t.deliveries.c.delivery_id == str(delivery_id)).values(withdrawn_at=at))
+
+    async def update_decision(self, message_id: uuid.UUID, *, verdict: str, reasons: list[str]) -> None:
+        await self.conn.execute(update(t.decisions).where(t.decisions.c.message_id == str(message_id))
+                                .values(verdict=verdict, reasons=reasons))
+
+    async def record_policy(self, *, version: str, sha256: str, source: str, text: str, at: datetime) -> bool:
+        """Record a policy version; False if already recorded with this content. A version reused
+        for other content is refused: a changed policy must carry a new version."""
+        q = select(t.policies.c.sha256).where(t.policies.c.version == version)
+        existing = (await self.conn.execute(q)).scalar_one_or_none()
+        if existing == sha256:
+            return False
+        if existing is not None:
+            raise PolicyError(f"policy version {version} is already recorded with other content: "
+                              "give the changed policy a new version", record=source, field="version")
+        await self.conn.execute(t.policies.insert().values(version=version, sha256=sha256, loaded_at=at,
+                                                           source=source, text=text))
+        return True
+
+    async def outbox_has(self, outbox_id: uuid.UUID) -> bool:
+        q = select(t.outbox.c.seq).where(t.outbox.c.outbox_id == str(outbox_id))
+        return (await self.conn.execute(q)).first() is not None
+
+    async def add_queue_item(self, *, queue: str, message_id: uuid.UUID, reason_code: str, detail: str,
+                             at: datetime) -> None:
+        await self.conn.execute(t.queue_items.insert().values(
+            queue=queue, message_id=str(message_id), reason_code=reason_code, detail=detail,
+            created_at=at))
+
+    async def add_quarantine(self, *, message_id: uuid.UUID | None, sender_org: str | None, topic: str,
+                             reason_code: str, detail: str, raw: str, at: datetime) -> None:
+        # PostgreSQL text cannot hold NUL; store it as U+FFFD on every backend, as undecodable bytes are.
+        await self.conn.execute(t.quarantine.insert().values(
+            message_id=str(message_id) if message_id else None, sender_org=sender_org, topic=topic,
+            reason_code=reason_code, detail=detail.replace("\x00", "\ufffd"),
+            raw=raw.replace("\x00", "\ufffd"), created_at=at))
+
+    async def event(self, event_type: str, message_id: uuid.UUID | str | None, at: datetime,
+                    **detail: Any) -> None:
+        """Append an entry to the audited log: seq is the next position, leaf_hash its RFC 6962 hash."""
+        mid = str(message_id) if message_id else None
+        stored = as_stored(detail)
+        await self.lock_event_log()
+        last = (await self.conn.execute(select(func.max(t.events.c.seq)))).scalar_one()
+        await self.conn.execute(t.events.insert().values(
+            seq=(last or 0) + 1, at=at, event_type=event_type, message_id=mid, detail=stored,
+            leaf_hash=entry_leaf_hash(at, event_type, mid, stored)))
+
+    async def lock_event_log(self) -> None:
+        """Order event appends by commit (the Merkle tree's order is seq order, gap-free): on PostgreSQL
+        a transaction-scoped advisory lock, taken once, held to commit (READ COMMITTED then sees every
+        earlier append); SQLite write transactions already hold the database lock (BEGIN IMMEDIATE)."""
+        if not self._log_locked and self.conn.dialect.name == "postgresql":
+            await self.conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOG_LOCK})
+        self._log_locked = True
+
+    async def add_checkpoint(self, *, tree_size: int, root_hash: str, at: datetime, key_id: str,
+                             signature: str) -> int:
+        """Record a signed tree head; returns its checkpoint id."""
+        res = await self.conn.execute(t.checkpoints.insert().values(
+            tree_size=tree_size, root_hash=root_hash, at=at, key_id=key_id, signature=signature,
+        ).returning(t.checkpoints.c.checkpoint_id))
+        return int(res.scalar_one())
+
+    async def mark_delivered(self, delivery_id: uuid.UUID, at: datetime) -> bool:
+        """Record a recipient system's receipt; False if it was already recorded (a redelivery)."""
+        res = await self.conn.execute(update(t.deliveries).where(
+            t.deliveries.c.delivery_id == str(delivery_id), t.deliveries.c.delivered_at.is_(None),
+        ).values(delivered_at=at))
+        return bool(res.rowcount)
+
+    async def mark_read(self, delivery_id: uuid.UUID, by: str, at: datetime) -> bool:
+        """Record that a person read a delivery; False if it was already read."""
+        res = await self.conn.execute(update(t.deliveries).where(
+            t.deliveries.c.delivery_id == str(delivery_id), t.deliveries.c.read_at.is_(None),
+        ).values(read_at=at, read_by=by))
+        return bool(res.rowcount)
+
+    async def replace_directory(self, schools: Iterable[tuple[str, str, str, list[tuple[str, str]]]],
+                                at: datetime) -> int:
+        """Upsert schools and replace each loaded school's Key Adults. Returns schools loaded."""
+        n = 0
+        for urn, name, la_code, adults in schools:
+            await self.conn.execute(t.schools.delete().where(t.schools.c.urn == urn))
+            await self.conn.execute(t.key_adults.delete().where(t.key_adults.c.urn == urn))
+            await self.conn.execute(t.schools.insert().values(urn=urn, name=name, la_code=la_code,
+                                                              loaded_at=at))
+            for adult_name, email in adults:
+                await self.conn.execute(t.key_adults.insert().values(urn=urn, email=email,
+                                                                     name=adult_name))
+            n += 1
+        return n
+
+
+class Ledger:
+    """The durable record. SQLite file by default, PostgreSQL when configured."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, url: str, *, create: bool = True, **engine_kw: Any) -> Ledger:
+        # hide_parameters: a database error must never carry envelopes or names into a log line.
+        engine = create_async_engine(url, hide_parameters=True, **engine_kw)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        ledger = cls(engine)
+        if create:
+            async with engine.begin() as conn:
+                await conn.run_sync(t.metadata.create_all)
+        return ledger
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[Tx]:
+        """Read-only access through the Tx queries (no write lock); nothing written here is kept."""
+        async with self.engine.connect() as conn:
+            yield Tx(conn)
+            await conn.rollback()
+
+    async def find_message_id(self, prefix: str) -> str | None:
+        """A message id from its full form or a unique prefix of at least 8 characters."""
+        wanted = prefix.strip().lower()
+        if len(wanted) < 8:
+            return None
+        rows = await self._all(select(t.messages.c.message_id)
+                               .where(t.messages.c.message_id.startswith(wanted)).limit(2))
+        return rows[0]["message_id"] if len(rows) == 1 else None
+
+    async def decided_messages(self) -> list[dict[str, Any]]:
+        """Every decided message with its envelope and decision, oldest first (for what-if)."""
+        q = (select(t.messages.c.message_id, t.messages.c.envelope, t.messages.c.received_at,
+                    t.decisions.c.verdict, t.decisions.c.reasons, t.decisions.c.decided_at,
+                    t.decisions.c.policy_version)
+             .join(t.decisions, t.decisions.c.message_id == t.messages.c.message_id)
+             .order_by(t.messages.c.received_at, t.messages.c.message_id))
+        return [dict(r) for r in await self._all(q)]
+
+    async def deliveries_of(self, message_id: str) -> list[dict[str, Any]]:
+        q = select(t.deliveries).where(t.deliveries.c.message_id == message_id).order_by(t.deliveries.c.recipient)
+        return [dict(r) for r in await self._all(q)]
+
+    async def events_of(self, message_id: str) -> list[dict[str, Any]]:
+        q = select(t.events).where(t.events.c.message_id == message_id).order_by(t.events.c.seq)
+        return [dict(r) for r in await self._all(q)]
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """A write transaction. On SQLite it takes the write lock at BEGIN (see _sqlite_begin)."""
+        async with self.engine.connect() as conn:
+            conn.sync_connection.info["write"] = True  # type: ignore[union-attr]
+            try:
+                async with conn.begin():
+                    yield Tx(conn)
+            finally:
+                conn.sync_connection.info.pop("write", None)  # type: ignore[union-attr]
+
+    async def _all(self, q: Any) -> list[Any]:
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(q)).mappings().all())
+
+    # -- queries -------------------------------------------------------------------------------
+
+    async def known_school_urns(self) -> frozenset[str]:
+        return frozenset(r["urn"] for r in await self._all(select(t.schools.c.urn)))
+
+    async def school(self, urn: str) -> dict[str, Any] | None:
+        rows = await self._all(select(t.schools).where(t.schools.c.urn == urn))
+        return dict(rows[0]) if rows else None
+
+    async def key_adults(self, urn: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self._all(select(t.key_adults).where(t.key_adults.c.urn == urn))]
+
+    async def receipts_for(self, message_ids: Iterable[uuid.UUID]) -> dict[str, dict[str, Any]]:
+        """The gate's receipts: which of these messages are in the ledger, and what was decided."""
+        ids = [str(m) for m in message_ids]
+        found: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(ids), 500):
+            q = (select(t.messages.c.message_id, t.decisions.c.verdict, t.decisions.c.reasons,
+                        t.decisions.c.refer_to)
+                 .join(t.decisions, t.decisions.c.message_id == t.messages.c.message_id, isouter=True)
+                 .where(t.messages.c.message_id.in_(ids[i:i + 500])))
+            found.update({r["message_id"]: dict(r) for r in await self._all(q)})
+        return found
+
+    async def sender_status(self, sender_org: str | None = None) -> list[dict[str, Any]]:
+        """Each message a sender sent: the gate's verdict and, per recipient, delivered and read times."""
+        q = (select(t.messages.c.message_id, t.messages.c.sender_org, t.messages.c.sender_local_id,
+                    t.messages.c.received_at, t.decisions.c.verdict, t.decisions.c.reasons,
+                    t.deliveries.c.recipient, t.deliveries.c.notify_by, t.deliveries.c.delivered_at,
+                    t.deliveries.c.read_at, t.deliveries.c.read_by)
+             .join(t.decisions, t.decisions.c.message_id == t.messages.c.message_id, isouter=True)
+             .join(t.deliveries, t.deliveries.c.message_id == t.messages.c.message_id, isouter=True)
+             .order_by(t.messages.c.received_at, t.messages.c.message_id))
+        if sender_org:
+            q = q.where(t.messages.c.sender_org == sender_org)
+        return [dict(r) for r in await self._all(q)]
+
+    async def deliveries_for(self, recipient: str) -> list[dict[str, Any]]:
+        q = (select(t.deliveries).where(t.deliveries.c.recipient == recipient)
+             .order_by(t.deliveries.c.created_at.desc(), t.deliveries.c.delivery_id))
+        return [dict(r) for r in await self._all(q)]
+
+    async def delivery(self, delivery_id: str) -> dict[str, Any] | None:
+        rows = await self._all(select(t.deliveries).where(t.deliveries.c.delivery_id == delivery_id))
+        return dict(rows[0]) if rows else None
+
+    async def all_deliveries(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self._all(select(t.deliveries).order_by(t.deliveries.c.created_at))]
+
+    async def queue(self, queue: str | None = None, *, open_only: bool = True) -> list[dict[str, Any]]:
+        q = select(t.queue_items).order_by(t.queue_items.c.item_id)
+        if queue:
+            q = q.where(t.queue_items.c.queue == queue)
+        if open_only:
+            q = q.where(t.queue_items.c.resolved_at.is_(None))
+        return [dict(r) for r in await self._all(q)]
+
+    async def quarantined(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self._all(select(t.quarantine).order_by(t.quarantine.c.item_id))]
+
+    async def pending_outbox(self, limit: int = 500, now: datetime | None = None) -> list[OutboxRow]:
+        """Records to publish: not published, not cancelled, and not held past ``now``."""
+        q = (select(t.outbox).where(t.outbox.c.published_at.is_(None), t.outbox.c.cancelled_at.is_(None))
+             .order_by(t.outbox.c.seq).limit(limit))
+        if now is not None:
+            q = q.where(or_(t.outbox.c.not_before.is_(None), t.outbox.c.not_before <= now))
+        return [OutboxRow(seq=r["seq"], outbox_id=r["outbox_id"], topic=r["topic"], key=r["key"],
+                          value=r["value"], headers=dict(r["headers"])) for r in await self._all(q)]
+
+    async def mark_published(self, seqs: list[int], at: datetime) -> None:
+        async with self.transaction() as tx:
+            await tx.conn.execute(update(t.outbox).where(t.outbox.c.seq.in_(seqs)).values(published_at=at))
+
+    async def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
+        q = select(t.events).order_by(t.events.c.seq)
+        if event_type:
+            q = q.where(t.events.c.event_type == event_type)
+        return [dict(r) for r in await self._all(q)]
+
+    async def count(self, table: str) -> int:
+        async with self.engine.connect() as conn:
+            q = select(func.count()).select_from(t.metadata.tables[table])
+            return int((await conn.execute(q)).scalar_one())
+
+    async def message(self, message_id: str) -> dict[str, Any] | None:
+        q = (select(t.messages, t.decisions.c.verdict, t.decisions.c.reasons, t.decisions.c.trace,
+                    t.decisions.c.policy_version, t.decisions.c.decided_at)
+             .join(t.decisions, t.decisions.c.message_id == t.messages.c.message_id, isouter=True)
+             .where(t.messages.c.message_id == message_id))
+        rows = await self._all(q)
+        return dict(rows[0]) if rows else None
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Several processes share the file (mash up, ingest, school ack): WAL, a busy timeout, and
+    # transactions that take the write lock when they begin, so none fails upgrading its lock.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # Writers take the lock up front so they queue on busy_timeout instead of failing to upgrade.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+
+
+async def consent_payloads(conn: AsyncConnection, child_keys: Iterable[str],
+                           as_of: datetime | None = None) -> list[str]:
+    """One payload per consent message touching any of the keys, in the order the ledger received them."""
+    q = (select(t.consents.c.message_id, func.min(t.consents.c.row_id).label("first"),
+                func.min(t.consents.c.payload).label("payload"))
+         .where(t.consents.c.child_key.in_(sorted(child_keys)))
+         .group_by(t.consents.c.message_id).order_by("first"))
+    if as_of is not None:
+        q = q.where(t.consents.c.received_at <= as_of)
+    return [r["payload"] for r in (await conn.execute(q)).mappings()]

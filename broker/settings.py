@@ -1,0 +1,74 @@
+"""Settings from environment variables (``MASH_*``); the README documents each one."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an operator may set. Unset Kafka means the embedded broker; unset database means SQLite."""
+
+    model_config = SettingsConfigDict(env_prefix="MASH_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=Path(".mash"), description="Where the SQLite ledger and runtime files live.")
+    kafka_bootstrap: str | None = Field(
+        default=None, description="Apache Kafka bootstrap servers; unset: the embedded broker."
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; unset: sqlite+aiosqlite in the data dir."
+    )
+    timezone: str = Field(default="Europe/London", description="Local time zone for school days.")
+    notify_by: time = Field(default=time(10, 0), description="Encompass deadline time on the school day.")
+    school_day_starts: time = Field(default=time(8, 30), description="When a school day starts.")
+    school_calendar: Path | None = Field(
+        default=None, description="TOML file of local school closure dates (see deploy/school-calendar.toml)."
+    )
+    policy_file: Path | None = Field(
+        default=None, description="Sharing policy TOML; default: deploy/policy.toml shipped with the broker."
+    )
+    consent_settle_s: float = Field(
+        default=3.0, ge=0, description="How long a consent-based share waits before it is published."
+    )
+    receipt_timeout_s: float = Field(default=10.0, description="How long ingest waits for the gate's receipts.")
+    send_attempts: int = Field(default=3, ge=1, description="Times ingest sends a row without a receipt.")
+    relay_interval_s: float = Field(default=0.2, description="Outbox relay poll interval.")
+    key_registry: Path | None = Field(
+        default=None, description="Key registry TOML the gate verifies signatures with; unset: keys/registry.toml "
+        "in the data dir."
+    )
+    require_signatures: bool = Field(
+        default=True, description="Quarantine inbound messages whose signature does not verify."
+    )
+    checkpoint_interval_s: float = Field(
+        default=60.0, gt=0, description="How often the running stack signs a checkpoint of the audited log."
+    )
+    log_level: str = Field(default="INFO")
+    log_json: bool | None = Field(default=None, description="JSON logs; default: JSON unless on a terminal.")
+
+    @property
+    def ledger_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'ledger.sqlite3').resolve()}"
+
+    @property
+    def keys_dir(self) -> Path:
+        """Ed25519 private keys (the gate's checkpoint key among them), one 0600 PEM file each."""
+        return self.data_dir / "keys"
+
+    @property
+    def key_registry_file(self) -> Path:
+        return self.key_registry or self.keys_dir / "registry.toml"
+
+    @property
+    def broker_file(self) -> Path:
+        """Where `mash up` records the embedded broker's address for other commands."""
+        return self.data_dir / "broker.json"
+
+
+def load_settings() -> Settings:
+    return Settings()

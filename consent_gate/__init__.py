@@ -1,0 +1,38 @@
+"""The consent gate: pure decisions over typed inputs and ``now``. No I/O, no imports from broker or adapters."""
+
+from consent_gate.agreements import BUILTIN_POLICY, ENCOMPASS_AGREEMENT, Policy, SharingAgreement
+from consent_gate.decision import (
+    ADVICE_QUEUE,
+    MASH_QUEUE,
+    REASON_TEXT,
+    Decision,
+    Reason,
+    Refusal,
+    Release,
+    Verdict,
+)
+from consent_gate.facts import ConsentFacts, ConsentState, child_keys
+from consent_gate.gate import decide, project
+from consent_gate.policy import RECORD_ONLY_KINDS, parse_policy
+
+__all__ = [
+    "ADVICE_QUEUE",
+    "BUILTIN_POLICY",
+    "ENCOMPASS_AGREEMENT",
+    "MASH_QUEUE",
+    "REASON_TEXT",
+    "RECORD_ONLY_KINDS",
+    "ConsentFacts",
+    "ConsentState",
+    "Decision",
+    "Policy",
+    "Reason",
+    "Refusal",
+    "Release",
+    "SharingAgreement",
+    "Verdict",
+    "child_keys",
+    "decide",
+    "parse_policy",
+    "project",
+]

@@ -1,0 +1,1 @@
+"""Flow tests: the real FastStream app on TestKafkaBroker (in memory), with a SQLite ledger."""

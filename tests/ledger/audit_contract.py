@@ -1,0 +1,301 @@
+"""The audited log over a real ledger: tamper with the stored rows, and verification names the place.
+
+``AuditContract`` is abstract like ``LedgerContract``: a backend's test class inherits it and provides
+the ``ledger`` fixture. The log: 25 events, checkpoints at 10, 17 and 22 entries, 3 entries unsigned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rfc8785
+from sqlalchemy import delete, select, update
+
+from broker.audit.checkpoints import Checkpointer
+from broker.audit.entries import entry_leaf_hash
+from broker.audit.keys import Ed25519Signer, KeyStore, public_key_b64
+from broker.audit.log import LogDiverged
+from broker.audit.merkle import leaf_hash
+from broker.audit.proof_file import ProofFile, check_proof
+from broker.audit.proofs import export, prove
+from broker.audit.verify import Report, verify_log
+from broker.ledger import Ledger
+from broker.ledger import schema as t
+
+T0 = datetime(2026, 11, 17, 6, 30, tzinfo=UTC)
+BATCHES = (10, 7, 5)  # each followed by a checkpoint
+UNSIGNED = 3
+TOTAL = sum(BATCHES) + UNSIGNED
+MESSAGES = [uuid.UUID(int=n + 1) for n in range(TOTAL)]  # synthetic ids
+
+
+def ticking(start: datetime = T0) -> Callable[[], datetime]:
+    counter = itertools.count()
+    return lambda: start + timedelta(seconds=next(counter), microseconds=123)
+
+
+async def write_events(ledger: Ledger, first: int, count: int) -> None:
+    """Events ``first``..``first + count - 1``: a message received (police) and delivered (a school)."""
+    async with ledger.transaction() as tx:
+        for n in range(first, first + count):
+            mid, at = MESSAGES[n], T0 + timedelta(minutes=n, microseconds=n)
+            sender = "police:alpha" if n % 2 else "police:beta"
+            await tx.insert_message(message_id=mid, kind="notification.encompass", sender_org=sender,
+                                    correlation_id=mid, topic="police.notification.v1", content_hash="0" * 64,
+                                    received_at=at, envelope="{}")
+            await tx.insert_delivery(delivery_id=uuid.uuid4(), message_id=mid, recipient="school:900001",
+                                     purpose="operation_encompass", notify_by=None, created_at=at, envelope="{}")
+            await tx.event("message.received", mid, at, kind="notification.encompass", sender_org=sender,
+                           fields=["child_name", "present"], n=n, ratio=n / 4)
+
+
+class AuditContract:
+    """Every storage backend passes these. Subclasses provide the ``ledger`` fixture."""
+
+    @pytest.fixture
+    async def ledger(self) -> AsyncIterator[Ledger]:
+        raise NotImplementedError("a backend's test class overrides this with a fresh, empty Ledger")
+        yield  # noqa: PT022 -- a generator like the backends' fixtures that override it
+
+    @pytest.fixture
+    def signer(self, tmp_path: Path) -> Ed25519Signer:
+        return KeyStore(tmp_path / "keys").signer("mash:gate")
+
+    @pytest.fixture
+    async def log(self, ledger: Ledger, signer: Ed25519Signer) -> Ledger:
+        checkpointer = Checkpointer(ledger, signer, ticking(T0 + timedelta(hours=1)))
+        written = 0
+        for batch in BATCHES:
+            await write_events(ledger, written, batch)
+            written += batch
+            assert await checkpointer.checkpoint() is not None
+        await write_events(ledger, written, UNSIGNED)
+        return ledger
+
+    async def verify(self, ledger: Ledger, signer: Ed25519Signer) -> Report:
+        return await verify_log(ledger, {signer.key_id: signer.public_key})
+
+    async def set_event(self, ledger: Ledger, seq: int, **values: Any) -> None:
+        async with ledger.transaction() as tx:
+            await tx.conn.execute(update(t.events).where(t.events.c.seq == seq).values(**values))
+
+    async def event_row(self, ledger: Ledger, seq: int) -> dict[str, Any]:
+        async with ledger.engine.connect() as conn:
+            row = (await conn.execute(select(t.events).where(t.events.c.seq == seq))).mappings().one()
+        return dict(row)
+
+    # -- an untouched log ----------------------------------------------------------------------------
+
+    async def test_an_untouched_log_verifies(self, log: Ledger, signer: Ed25519Signer) -> None:
+        report = await self.verify(log, signer)
+        assert report.ok, report.problems
+        assert (report.entries, report.checkpoints, report.covered) == (TOTAL, 3, sum(BATCHES))
+        assert [e["seq"] for e in await log.events()] == list(range(1, TOTAL + 1))
+
+    async def test_nothing_new_means_no_new_checkpoint(self, log: Ledger, signer: Ed25519Signer) -> None:
+        checkpointer = Checkpointer(log, signer, ticking())
+        head = await checkpointer.checkpoint()
+        assert head is not None
+        assert head.tree_size == TOTAL
+        assert await checkpointer.checkpoint() is None
+        assert (await self.verify(log, signer)).ok
+
+    async def test_concurrent_appends_stay_gap_free_and_in_commit_order(self, ledger: Ledger,
+                                                                        signer: Ed25519Signer) -> None:
+        async def writer(w: int) -> None:
+            async with ledger.transaction() as tx:
+                for k in range(3):
+                    await tx.event("thing.happened", None, T0, writer=w, k=k)
+                    await asyncio.sleep(0.001)
+
+        await asyncio.gather(*(writer(w) for w in range(8)))
+        with pytest.raises(ZeroDivisionError):  # a rolled-back append leaves no gap behind it
+            async with ledger.transaction() as tx:
+                await tx.event("thing.rolled_back", None, T0)
+                _ = 1 / 0
+        await writer(8)
+        events = await ledger.events()
+        assert [e["seq"] for e in events] == list(range(1, 28))
+        for first in range(0, 27, 3):  # each transaction's entries are contiguous: appends were serialised
+            assert len({e["detail"]["writer"] for e in events[first:first + 3]}) == 1
+        await Checkpointer(ledger, signer, ticking()).checkpoint()
+        assert (await self.verify(ledger, signer)).ok
+
+    # -- tampered entries ------------------------------------------------------------------------------
+
+    async def test_one_changed_byte_in_an_entry_is_named(self, log: Ledger, signer: Ed25519Signer) -> None:
+        row = await self.event_row(log, 5)
+        await self.set_event(log, 5, detail={**row["detail"], "sender_org": "police:alphA"})
+        report = await self.verify(log, signer)
+        assert not report.ok
+        first = report.problems[0]
+        assert (first.code, first.place.split(" (")[0]) == ("entry_altered", "entry seq 5")
+        assert "message.received" in first.place
+        assert any(p.code == "checkpoint_root_mismatch" and "checkpoint 1 " in p.place and "seq 1..10" in p.detail
+                   for p in report.problems)
+
+    async def test_a_changed_entry_with_a_recomputed_leaf_hash_is_caught_by_the_checkpoint(
+            self, log: Ledger, signer: Ed25519Signer) -> None:
+        row = await self.event_row(log, 14)
+        at = row["at"] + timedelta(microseconds=1)
+        await self.set_event(log, 14, at=at, leaf_hash=entry_leaf_hash(at, row["event_type"], row["message_id"],
+                                                                       row["detail"]))
+        report = await self.verify(log, signer)
+        assert [p.code for p in report.problems][:1] == ["checkpoint_root_mismatch"]
+        assert "checkpoint 2 (tree size 17" in report.problems[0].place
+        assert "seq 11..17" in report.problems[0].detail
+
+    async def test_a_deleted_entry_is_named(self, log: Ledger, signer: Ed25519Signer) -> None:
+        async with log.transaction() as tx:
+            await tx.conn.execute(delete(t.events).where(t.events.c.seq == 8))
+        report = await self.verify(log, signer)
+        assert report.problems[0].code == "entry_missing"
+        assert report.problems[0].place == "entry seq 8"
+        assert "entry seq 9" in report.problems[0].detail
+        with pytest.raises(LogDiverged, match="entry seq 8 is missing"):
+            await Checkpointer(log, signer, ticking()).checkpoint()
+
+    async def test_deleted_entries_at_the_end_are_caught_by_the_checkpoint(
+            self, log: Ledger, signer: Ed25519Signer) -> None:
+        async with log.transaction() as tx:
+            await tx.conn.execute(delete(t.events).where(t.events.c.seq >= 20))
+        report = await self.verify(log, signer)
+        assert report.problems[0].code == "checkpoint_beyond_log"
+        assert "checkpoint 3 (tree size 22" in report.problems[0].place
+        assert "the log has 19" in report.problems[0].detail
+
+    @pytest.mark.parametrize("with_leaf_hash", [False, True])
+    async def test_two_swapped_entries_are_caught(self, log: Ledger, signer: Ed25519Signer,
+                                                  with_leaf_hash: bool) -> None:
+        a, b = await self.event_row(log, 3), await self.event_row(log, 4)
+        columns = ["at", "event_type", "message_id", "detail", *(["leaf_hash"] if with_leaf_hash else [])]
+        await self.set_event(log, 3, **{c: b[c] for c in columns})
+        await self.set_event(log, 4, **{c: a[c] for c in columns})
+        report = await self.verify(log, signer)
+        first = report.problems[0]
+        if with_leaf_hash:  # each entry still matches its own hash: the signed root catches the reordering
+            assert first.code == "checkpoint_root_mismatch"
+            assert "checkpoint 1 " in first.place
+            assert "seq 1..10" in first.detail
+        else:
+            assert first.code == "entry_altered"
+            assert first.place.startswith("entry seq 3 (message.received")
+            assert report.more == {"entry_altered": 1}
+
+    # -- tampered checkpoints -----------------------------------------------------------------------
+
+    async def test_a_replaced_checkpoint_root_is_named(self, log: Ledger, signer: Ed25519Signer) -> None:
+        async with log.transaction() as tx:
+            await tx.conn.execute(update(t.checkpoints).where(t.checkpoints.c.tree_size == 17)
+                                  .values(root_hash="ab" * 32))
+        report = await self.verify(log, signer)
+        assert [p.code for p in report.problems] == ["checkpoint_bad_signature", "checkpoint_root_mismatch"]
+        assert all("tree size 17" in p.place for p in report.problems)
+
+    async def test_a_replaced_checkpoint_signature_is_named(self, log: Ledger, signer: Ed25519Signer) -> None:
+        forged = base64.b64encode(signer.sign(b"something else")).decode()
+        async with log.transaction() as tx:
+            await tx.conn.execute(update(t.checkpoints).where(t.checkpoints.c.tree_size == 10)
+                                  .values(signature=forged))
+        report = await self.verify(log, signer)
+        assert [p.code for p in report.problems] == ["checkpoint_bad_signature"]
+        assert "tree size 10" in report.problems[0].place
+
+    async def test_a_checkpoint_signed_with_another_key_is_named(self, log: Ledger, signer: Ed25519Signer,
+                                                                 tmp_path: Path) -> None:
+        intruder = KeyStore(tmp_path / "intruder").signer("mash:gate")
+        await Checkpointer(log, intruder, ticking()).checkpoint()
+        report = await self.verify(log, signer)
+        assert [p.code for p in report.problems] == ["checkpoint_unknown_key"]
+        assert intruder.key_id in report.problems[0].detail
+
+    # -- proofs a third party checks ---------------------------------------------------------------
+
+    async def prove(self, ledger: Ledger, signer: Ed25519Signer, message: uuid.UUID, **kw: Any) -> ProofFile:
+        checkpointer = Checkpointer(ledger, signer, ticking())
+        return await prove(checkpointer, {signer.key_id: public_key_b64(signer.public_key)}, str(message), **kw)
+
+    async def test_a_proof_checks_offline_and_fails_when_tampered(self, log: Ledger, signer: Ed25519Signer,
+                                                                  tmp_path: Path) -> None:
+        proof = await self.prove(log, signer, MESSAGES[6])
+        raw = proof.model_dump_json()
+        good = check_proof(raw, signer.public_key)
+        assert good.ok, good.problems
+        assert [(e["seq"], e["event_type"], e["message_id"]) for e in good.entries] == [
+            (7, "message.received", str(MESSAGES[6]))]
+
+        doc = json.loads(raw)
+        entry = json.loads(base64.b64decode(doc["entries"][0]["entry"]))
+        entry["detail"]["sender_org"] = "police:gamma"
+        doc["entries"][0]["entry"] = base64.b64encode(rfc8785.dumps(entry)).decode()
+        assert not check_proof(json.dumps(doc), signer.public_key).ok
+        doc["entries"][0]["leaf_hash"] = leaf_hash(rfc8785.dumps(entry)).hex()  # a consistent forgery
+        forged = check_proof(json.dumps(doc), signer.public_key)
+        assert forged.problems == ["entry seq 7: the inclusion proof does not lead to the signed root"]
+
+        other = KeyStore(tmp_path / "other").signer("mash:gate")
+        wrong_key = check_proof(raw, other.public_key)
+        assert not wrong_key.ok
+        assert "does not verify" in " ".join(wrong_key.problems)
+
+        doc = json.loads(raw)
+        doc["checkpoint"]["tree_size"] += 1
+        assert "the checkpoint's signature does not verify with the key given" in check_proof(
+            json.dumps(doc), signer.public_key).problems
+
+    async def test_proving_an_unsigned_entry_signs_a_checkpoint_first(self, log: Ledger,
+                                                                      signer: Ed25519Signer) -> None:
+        proof = await self.prove(log, signer, MESSAGES[TOTAL - 1])
+        assert proof.checkpoint.tree_size == TOTAL
+        assert check_proof(proof.model_dump_json(), signer.public_key).ok
+        assert (await self.verify(log, signer)).checkpoints == 4
+
+    async def test_a_proof_is_refused_when_the_entry_was_altered(self, log: Ledger, signer: Ed25519Signer) -> None:
+        row = await self.event_row(log, 2)
+        await self.set_event(log, 2, detail={**row["detail"], "n": 99})
+        with pytest.raises(LogDiverged, match="entry seq 2"):
+            await self.prove(log, signer, MESSAGES[1])
+
+    async def test_an_export_for_one_agency_and_period_checks_offline(self, log: Ledger,
+                                                                      signer: Ed25519Signer) -> None:
+        checkpointer = Checkpointer(log, signer, ticking())
+        keys = {signer.key_id: public_key_b64(signer.public_key)}
+        start, end = T0 + timedelta(minutes=4), T0 + timedelta(minutes=12)
+        proof = await export(checkpointer, keys, start, end, "police:alpha")
+        assert [e.seq for e in proof.entries] == [6, 8, 10, 12]  # n = 5, 7, 9, 11: police:alpha's
+        assert proof.public_key == keys[signer.key_id]
+        result = check_proof(proof.model_dump_json(), signer.public_key)
+        assert result.ok, result.problems
+        assert {e["detail"]["sender_org"] for e in result.entries} == {"police:alpha"}
+        school = await export(checkpointer, keys, T0, T0 + timedelta(days=1), "school:900001")
+        assert len(school.entries) == TOTAL
+
+    # -- the checkpointer in a running stack -------------------------------------------------------
+
+    async def test_the_checkpointer_signs_at_its_interval_and_on_stop(self, ledger: Ledger,
+                                                                       signer: Ed25519Signer) -> None:
+        checkpointer = Checkpointer(ledger, signer, ticking(), interval_s=0.05)
+        checkpointer.start()
+        try:
+            await write_events(ledger, 0, 4)
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if await ledger.count("checkpoints"):
+                    break
+            await asyncio.sleep(0.2)  # further intervals with nothing new sign nothing
+            assert await ledger.count("checkpoints") == 1
+            await write_events(ledger, 4, 2)
+        finally:
+            await checkpointer.stop()
+        report = await self.verify(ledger, signer)
+        assert report.ok, report.problems
+        assert (report.checkpoints, report.covered) == (2, 6)

@@ -1,0 +1,8 @@
+"""The contract suites live in plain modules, not test modules: have pytest rewrite their asserts."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.register_assert_rewrite(f"{__package__}.contract", f"{__package__}.gate_contract",
+                               f"{__package__}.audit_contract")

@@ -1,0 +1,38 @@
+"""The ledger and gate-service contracts on SQLite (aiosqlite), a fresh file per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from broker.ledger import Ledger
+
+from .audit_contract import AuditContract
+from .contract import LedgerContract
+from .gate_contract import GateServiceContract
+
+
+class SqliteBackend:
+    """A fresh ledger file in the test's tmp_path."""
+
+    @pytest.fixture
+    async def ledger(self, tmp_path: Path) -> AsyncIterator[Ledger]:
+        ledger = await Ledger.open(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
+        try:
+            yield ledger
+        finally:
+            await ledger.close()
+
+
+class TestSqliteLedger(SqliteBackend, LedgerContract):
+    """The storage contract on SQLite."""
+
+
+class TestSqliteGateService(SqliteBackend, GateServiceContract):
+    """The gate and the education inbox over a SQLite ledger."""
+
+
+class TestSqliteAuditedLog(SqliteBackend, AuditContract):
+    """The audited log (Merkle tree, checkpoints, proofs) and its tamper tests on SQLite."""
