@@ -18,18 +18,18 @@ from broker.clocks import load_calendar
 from broker.gate_service import GateContext, process_inbound
 from broker.ledger import Ledger, OutboxRow
 from broker.logging import get_logger
+from broker.policy import LoadedPolicy, load_policy, record_policy
 from broker.relay import Relay
 from broker.settings import Settings
 from broker.signing import StackSigning
-from broker.policy import LoadedPolicy, load_policy, record_policy
 from contracts import Envelope, topics
 
 log = get_logger("mash.app")
 
 GATE_GROUP = "mash-gate"
 EDUCATION_GROUP = "mash-education"
-OUTBOUND = (topics.EDUCATION_DELIVERIES, topics.HEALTH_DELIVERIES, topics.MASH_DELIVERIES, topics.POLICE_RECEIPTS, topics.POLICE_ACKNOWLEDGEMENTS,
-            topics.MASH_QUEUE, topics.GATE_QUARANTINE)
+OUTBOUND = (topics.EDUCATION_DELIVERIES, topics.HEALTH_DELIVERIES, topics.MASH_DELIVERIES, topics.POLICE_RECEIPTS,
+            topics.POLICE_ACKNOWLEDGEMENTS, topics.MASH_QUEUE, topics.GATE_QUARANTINE)
 INFRA_RETRY_PAUSE_S = 1.0
 
 

@@ -69,15 +69,6 @@ class PolicySpec(_Spec):
     default_recipients: dict[str, list[str]] = {}
     agreement: list[AgreementSpec] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _unique(self) -> PolicySpec:
-        seen: set[str] = set()
-        for a in self.agreement:
-            if a.name in seen:
-                raise ValueError(f"agreement name {a.name!r} appears twice")
-            seen.add(a.name)
-        return self
-
 
 def parse_policy(text: str, *, source: str) -> Policy:
     """Parse and validate a policy file's text; any problem is a PolicyError naming the field."""
@@ -92,6 +83,12 @@ def parse_policy(text: str, *, source: str) -> Policy:
         where = _where(first["loc"])
         detail = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors())
         raise PolicyError(detail, record=source, field=where) from exc
+    seen: set[str] = set()
+    for i, a in enumerate(spec.agreement):
+        if a.name in seen:  # named by its place, so the reader finds the second one
+            raise PolicyError(f"agreement[{i}].name: agreement name {a.name!r} appears twice",
+                              record=source, field=f"agreement[{i}].name")
+        seen.add(a.name)
     return Policy(
         version=spec.version,
         gillick_age=spec.gillick_age,

@@ -11,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = ["broker", "contracts", "consent_gate", "adapters"]
+EVERYTHING = [*PRODUCT, "tests", "bench"]
 
 
 def _tool(name: str) -> str:
@@ -20,8 +21,8 @@ def _tool(name: str) -> str:
     return path
 
 
-def test_ruff_passes_on_product_code() -> None:
-    result = subprocess.run([_tool("ruff"), "check", *PRODUCT], cwd=ROOT, capture_output=True, text=True)
+def test_ruff_passes_on_everything() -> None:
+    result = subprocess.run([_tool("ruff"), "check", *EVERYTHING], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

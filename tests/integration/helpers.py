@@ -21,10 +21,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from broker.audit.keys import KeyStore
 from broker.embedded import pid_alive
+from broker.settings import Settings
+from broker.signing import ensure_key
 
 T = TypeVar("T")
 
@@ -33,6 +37,7 @@ DEMO = ROOT / "deploy" / "demo"
 READY_TIMEOUT_S = 60.0  # two tansu consumer group joins take ~10 s; a crashed member's session adds ~10 s
 COMMAND_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0
+FORCES = ("police:examplepolice", "police:syntheticpolice")  # the demo's and synthetic_export's forces
 
 
 def mash_executable() -> str:
@@ -281,6 +286,10 @@ def kill_tansu(pid: int) -> None:
 def mash_session(base: Path, **env: str) -> Iterator[Mash]:
     """A :class:`Mash` under ``base`` (data dir and logs dir), cleaned up however the block exits."""
     mash = Mash(base / "data", base / "logs", env_overrides=env)
+    # The forces in the exports sign what they send; the gate refuses unsigned messages.
+    settings = Settings(data_dir=mash.data_dir)
+    for force in FORCES:
+        ensure_key(KeyStore(settings.keys_dir), settings.key_registry_file, force, datetime.now(UTC))
     try:
         yield mash
     finally:

@@ -23,7 +23,7 @@ from broker.ledger import schema as t
 from broker.settings import Settings
 
 T0 = datetime(2026, 11, 17, 6, 30, tzinfo=UTC)
-MESSAGES = [uuid.UUID(int=0xA0000 + n) for n in range(12)]  # synthetic ids
+MESSAGES = [uuid.UUID(f"a{n:07x}-0000-4000-8000-000000000000") for n in range(12)]  # synthetic, distinct prefixes
 
 
 @pytest.fixture
@@ -143,12 +143,13 @@ def test_export_one_agency_for_a_period(data_dir: Path, tmp_path: Path) -> None:
                         "--to", "2026-11-17T14:00:00Z", "--org", "police:beta", "--out", str(dest))
     assert code == 0, err
     doc = json.loads(dest.read_text())
-    assert [e["seq"] for e in doc["entries"]] == [7, 8]  # message 3 (09:30) is police:beta's; 6 is at 12:30
+    # police:beta sent messages 0, 3, 6, 9 (06:30, 09:30, 12:30, 15:30): 3 and 6 fall in the period
+    assert [e["seq"] for e in doc["entries"]] == [7, 8, 13, 14]
     assert doc["subject"]["org"] == "police:beta"
     public = mash(data_dir, "audit", "public-key")[1].strip()
     code, out, _ = mash(data_dir, "audit", "check-proof", str(dest), "--key", public)
     assert code == 0
-    assert "these 2 entries are in it" in out
+    assert "these 4 entries are in it" in out
     code, _, err = mash(data_dir, "audit", "export", "--from", "yesterday", "--to", "2026-11-18")
     assert code == 2
     assert "--from 'yesterday'" in err

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from consent_builders import NOW, POLICY, ROOT, consent, contact, dispensation, outcome, run
 
 from consent_gate import ADVICE_QUEUE, Reason, Verdict, parse_policy
-from consent_builders import NOW, POLICY, ROOT, consent, contact, dispensation, outcome, run
 
 
 def test_rule_1_nothing_is_shared_without_a_recorded_lawful_basis() -> None:
