@@ -99,16 +99,24 @@ async def what_if(ledger: Ledger, policy: Policy, known_schools: Container[str])
         async with ledger.reader() as tx:
             facts = await facts_for(tx, message, as_of=row["decided_at"])
         new = decide(message, known_schools=known_schools, policy=policy, now=row["decided_at"], facts=facts)
-        old = [d for d in await ledger.deliveries_of(row["message_id"])]
+        # Compared with the decision as it was made: a share stopped later by a withdrawal was a share
+        # then (its delivery is kept, marked withdrawn), and the consent as of then is what is replayed.
+        was = await _original_verdict(ledger, row)
+        old = await ledger.deliveries_of(row["message_id"])
         old_fields = {f for d in old for f in _released(d)}
         new_fields = {f for r in new.releases for f in r.released}
         old_to = tuple(sorted(d["recipient"] for d in old))
         new_to = tuple(sorted(r.recipient for r in new.releases))
-        if (new.verdict.value, new_to, new_fields) != (row["verdict"], old_to, old_fields):
-            changes.append(Change(row["message_id"], message.kind, row["verdict"], new.verdict.value, old_to,
+        if (new.verdict.value, new_to, new_fields) != (was, old_to, old_fields):
+            changes.append(Change(row["message_id"], message.kind, was, new.verdict.value, old_to,
                                   new_to, tuple(sorted(new_fields - old_fields)),
                                   tuple(sorted(old_fields - new_fields))))
     return len(rows), changes
+
+
+async def _original_verdict(ledger: Ledger, row: dict[str, Any]) -> str:
+    recorded = [e for e in await ledger.events_of(row["message_id"]) if e["event_type"] == "decision.recorded"]
+    return str(recorded[0]["detail"]["verdict"]) if recorded else str(row["verdict"])
 
 
 def _released(delivery_row: dict[str, Any]) -> list[str]:

@@ -27,7 +27,7 @@ EXIT_UNUSABLE = 2
 EXIT_UNAVAILABLE = 3
 EXIT_NOT_FOUND = 4
 
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)  # a line is a line: greppable, never hard-wrapped
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

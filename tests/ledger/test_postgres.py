@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from broker.ledger import Ledger
 
 from .audit_contract import AuditContract
+from .consent_contract import ConsentServiceContract
 from .contract import LedgerContract
 from .gate_contract import GateServiceContract
 
@@ -70,3 +71,7 @@ class TestPostgresGateService(PostgresBackend, GateServiceContract):
 
 class TestPostgresAuditedLog(PostgresBackend, AuditContract):
     """The audited log (Merkle tree, checkpoints, proofs) and its tamper tests on PostgreSQL."""
+
+
+class TestPostgresConsentService(PostgresBackend, ConsentServiceContract):
+    """Consent records through the gate on PostgreSQL."""

@@ -10,6 +10,7 @@ import pytest
 from broker.ledger import Ledger
 
 from .audit_contract import AuditContract
+from .consent_contract import ConsentServiceContract
 from .contract import LedgerContract
 from .gate_contract import GateServiceContract
 
@@ -36,3 +37,7 @@ class TestSqliteGateService(SqliteBackend, GateServiceContract):
 
 class TestSqliteAuditedLog(SqliteBackend, AuditContract):
     """The audited log (Merkle tree, checkpoints, proofs) and its tamper tests on SQLite."""
+
+
+class TestSqliteConsentService(SqliteBackend, ConsentServiceContract):
+    """Consent records through the gate on SQLite."""
