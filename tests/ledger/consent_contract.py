@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -23,8 +24,9 @@ from broker.explain import explain
 from broker.gate_service import GateContext, process_inbound
 from broker.ledger import Ledger
 from broker.messages import outbox_id
+from broker.policy import DEFAULT_POLICY, LoadedPolicy, load_policy, record_policy
 from consent_gate import Reason, Verdict
-from contracts import ConsentDispensation, ConsentRecord, Envelope, topics
+from contracts import ConsentDispensation, ConsentRecord, Envelope, PolicyError, topics
 
 SETTLE = timedelta(seconds=30)
 EARLY_HELP = "early_help:team-north"
@@ -184,3 +186,25 @@ class ConsentServiceContract:
         referral = contact()
         assert await process_inbound(gate, wire(referral), topics.EDUCATION_INBOUND) == "share", \
             "the consent still stands"
+
+    async def test_each_policy_version_is_recorded_once_and_a_reused_version_is_refused(
+            self, ledger: Ledger) -> None:
+        shipped = load_policy(DEFAULT_POLICY)
+        await record_policy(ledger, shipped, NOW)
+        await record_policy(ledger, shipped, NOW + timedelta(days=1))  # a restart: nothing new
+        [loaded] = await ledger.events("policy.loaded")
+        assert loaded["detail"] == {"version": shipped.policy.version, "sha256": shipped.sha256,
+                                    "source": "policy.toml"}
+
+        changed_text = shipped.text.replace('max_age = 17', 'max_age = 16', 1)
+        assert changed_text != shipped.text
+        same_version = LoadedPolicy(shipped.policy, shipped.source, changed_text)
+        with pytest.raises(PolicyError) as refused:
+            await record_policy(ledger, same_version, NOW + timedelta(days=2))
+        assert refused.value.field == "version"
+
+        next_text = changed_text.replace(f'version = "{shipped.policy.version}"', 'version = "next-1"', 1)
+        following = LoadedPolicy(replace(shipped.policy, version="next-1"), shipped.source, next_text)
+        await record_policy(ledger, following, NOW + timedelta(days=3))
+        assert [e["detail"]["version"] for e in await ledger.events("policy.loaded")] == [
+            shipped.policy.version, "next-1"]
