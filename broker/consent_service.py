@@ -61,8 +61,12 @@ async def _stop_queued_shares(tx: Tx, record: ConsentRecord, now: datetime) -> i
         topic = topics.delivery_topic(row["recipient"])
         if not await tx.cancel_unpublished(outbox_id(uuid.UUID(row["delivery_id"]), topic), now):
             continue  # already published before the withdrawal arrived: it stands, and is on record
+        message_id = uuid.UUID(row["message_id"])
         await tx.mark_withdrawn(uuid.UUID(row["delivery_id"]), now)
-        await tx.update_decision(uuid.UUID(row["message_id"]), verdict="withhold", reasons=[reason.value])
+        if await tx.live_deliveries(message_id):  # shares to others on other consent stand
+            await tx.add_decision_reason(message_id, reason.value)
+        else:
+            await tx.update_decision(message_id, verdict="withhold", reasons=[reason.value])
         await tx.event("share.withdrawn", row["message_id"], now, delivery_id=row["delivery_id"],
                        recipient=row["recipient"], reason=reason.value, consent_id=str(record.consent_id))
         stopped += 1

@@ -106,6 +106,20 @@ class Tx:
         await self.conn.execute(update(t.decisions).where(t.decisions.c.message_id == str(message_id))
                                 .values(verdict=verdict, reasons=reasons))
 
+    async def add_decision_reason(self, message_id: uuid.UUID, reason: str) -> None:
+        """Append a reason to a decision that otherwise stands (e.g. one of its shares was withdrawn)."""
+        q = select(t.decisions.c.reasons).where(t.decisions.c.message_id == str(message_id))
+        reasons = list((await self.conn.execute(q)).scalar_one())
+        if reason not in reasons:
+            await self.conn.execute(update(t.decisions).where(t.decisions.c.message_id == str(message_id))
+                                    .values(reasons=[*reasons, reason]))
+
+    async def live_deliveries(self, message_id: uuid.UUID) -> int:
+        """How many of a message's deliveries have not been withdrawn."""
+        q = select(func.count()).select_from(t.deliveries).where(
+            t.deliveries.c.message_id == str(message_id), t.deliveries.c.withdrawn_at.is_(None))
+        return int((await self.conn.execute(q)).scalar_one())
+
     async def record_policy(self, *, version: str, sha256: str, source: str, text: str, at: datetime) -> bool:
         """Record a policy version; False if already recorded with this content. A version reused
         for other content is refused: a changed policy must carry a new version."""
@@ -230,13 +244,21 @@ class Ledger:
                                .where(t.messages.c.message_id.startswith(wanted)).limit(2))
         return rows[0]["message_id"] if len(rows) == 1 else None
 
-    async def decided_messages(self) -> list[dict[str, Any]]:
-        """Every decided message with its envelope and decision, oldest first (for what-if)."""
-        q = (select(t.messages.c.message_id, t.messages.c.envelope, t.messages.c.received_at,
+    async def decided_messages(self, *, received_from: datetime | None = None, received_to: datetime | None = None,
+                               kind: str | None = None) -> list[dict[str, Any]]:
+        """Decided messages with their envelopes and decisions, oldest first (for what-if and replay):
+        all of them, or those received in [``received_from``, ``received_to``) and of ``kind``."""
+        q = (select(t.messages.c.message_id, t.messages.c.kind, t.messages.c.envelope, t.messages.c.received_at,
                     t.decisions.c.verdict, t.decisions.c.reasons, t.decisions.c.decided_at,
                     t.decisions.c.policy_version)
              .join(t.decisions, t.decisions.c.message_id == t.messages.c.message_id)
              .order_by(t.messages.c.received_at, t.messages.c.message_id))
+        if received_from is not None:
+            q = q.where(t.messages.c.received_at >= received_from)
+        if received_to is not None:
+            q = q.where(t.messages.c.received_at < received_to)
+        if kind is not None:
+            q = q.where(t.messages.c.kind == kind)
         return [dict(r) for r in await self._all(q)]
 
     async def deliveries_of(self, message_id: str) -> list[dict[str, Any]]:
@@ -331,8 +353,17 @@ class Ledger:
              .order_by(t.outbox.c.seq).limit(limit))
         if now is not None:
             q = q.where(or_(t.outbox.c.not_before.is_(None), t.outbox.c.not_before <= now))
-        return [OutboxRow(seq=r["seq"], outbox_id=r["outbox_id"], topic=r["topic"], key=r["key"],
-                          value=r["value"], headers=dict(r["headers"])) for r in await self._all(q)]
+        return [_outbox_row(r) for r in await self._all(q)]
+
+    async def unpublished(self, outbox_ids: Iterable[uuid.UUID]) -> list[OutboxRow]:
+        """These outbox records, if not yet published nor cancelled (held or not), in order."""
+        ids = [str(i) for i in outbox_ids]
+        rows: list[Any] = []
+        for i in range(0, len(ids), 500):
+            rows += await self._all(select(t.outbox).where(
+                t.outbox.c.outbox_id.in_(ids[i:i + 500]), t.outbox.c.published_at.is_(None),
+                t.outbox.c.cancelled_at.is_(None)))
+        return [_outbox_row(r) for r in sorted(rows, key=lambda r: r["seq"])]
 
     async def mark_published(self, seqs: list[int], at: datetime) -> None:
         async with self.transaction() as tx:
@@ -356,6 +387,11 @@ class Ledger:
              .where(t.messages.c.message_id == message_id))
         rows = await self._all(q)
         return dict(rows[0]) if rows else None
+
+
+def _outbox_row(r: Any) -> OutboxRow:
+    return OutboxRow(seq=r["seq"], outbox_id=r["outbox_id"], topic=r["topic"], key=r["key"], value=r["value"],
+                     headers=dict(r["headers"]))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

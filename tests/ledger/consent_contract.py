@@ -112,6 +112,33 @@ class ConsentServiceContract:
         assert f"withdrawn from {EARLY_HELP}" in text
         assert "withdrawn before it was sent (consent withdrawn)" in text
 
+    async def test_withdrawing_one_of_two_consents_stops_only_the_share_that_relied_on_it(
+            self, gate: GateContext, clock: Clock) -> None:
+        south = "early_help:team-south"
+        to_early_help, to_south = consent(recipients=(EARLY_HELP,)), consent(recipients=(south,))
+        for record in (to_early_help, to_south):
+            await process_inbound(gate, wire(consent_envelope(record)), topics.CONSENT_RECORDS)
+        referral = contact(recipients=(EARLY_HELP, south))
+        assert await process_inbound(gate, wire(referral), topics.EDUCATION_INBOUND) == "share"
+        ledger = gate.ledger
+        relied = {d["recipient"]: d["consent_id"] for d in await ledger.deliveries_of(str(referral.message_id))}
+        assert relied == {EARLY_HELP: str(to_early_help.consent_id), south: str(to_south.consent_id)}
+
+        clock.at = NOW + SETTLE / 3
+        withdrawn = consent("withdrawn", consent_id=to_early_help.consent_id, recorded=clock.at)
+        await process_inbound(gate, wire(consent_envelope(withdrawn)), topics.CONSENT_RECORDS)
+
+        stopped = {d["recipient"]: d["withdrawn_at"] is not None
+                   for d in await ledger.deliveries_of(str(referral.message_id))}
+        assert stopped == {EARLY_HELP: True, south: False}
+        row = await ledger.message(str(referral.message_id))
+        assert row is not None
+        assert row["verdict"] == "share", "the share to the south team stands"
+        assert row["reasons"][-1] == Reason.CONSENT_WITHDRAWN.value
+        going = [json.loads(r.value)["payload"]["recipient"] for r in await ledger.pending_outbox(now=NOW + SETTLE)
+                 if r.topic == topics.delivery_topic(south)]
+        assert going == [south]
+
     async def test_after_a_withdrawal_the_next_message_is_withheld(self, gate: GateContext, clock: Clock) -> None:
         given = consent()
         await process_inbound(gate, wire(consent_envelope(given)), topics.CONSENT_RECORDS)
