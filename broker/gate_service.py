@@ -20,6 +20,7 @@ from broker.messages import (
     GATE_ORG,
     MAX_MESSAGE_BYTES,
     content_hash,
+    delivery_envelope,
     encode,
     headers_for,
     outbox_id,
@@ -38,7 +39,6 @@ from consent_gate import (
     decide,
 )
 from contracts import (
-    Delivery,
     EncompassNotification,
     Envelope,
     Quarantined,
@@ -153,15 +153,7 @@ async def _record(ctx: GateContext, tx: Tx, message: Envelope, topic: str, diges
                    policy_version=decision.policy_version)
     for release in decision.releases:
         notify_by = _notify_by(ctx, message) if release.recipient.startswith("school:") else None
-        delivery = Delivery(
-            source_message_id=mid, source_kind=message.kind, recipient=release.recipient,
-            purpose=release.purpose, content_level=release.content_level, released=release.released,
-            notify_by=notify_by, policy_version=decision.policy_version, decision_reasons=tuple(reasons))
-        env = Envelope(
-            message_id=deterministic_id("delivery", str(mid), release.recipient), kind="delivery",
-            sender_org=GATE_ORG, correlation_id=message.correlation_id, causation_id=mid,
-            produced_at=now, lawful_basis=message.lawful_basis, payload=delivery)
-        env = _signed(ctx, env)
+        env = _signed(ctx, delivery_envelope(message, release, decision, notify_by=notify_by, now=now))
         await tx.insert_delivery(delivery_id=env.message_id, message_id=mid, recipient=release.recipient,
                                  purpose=release.purpose, notify_by=notify_by, created_at=now,
                                  envelope=encode(env), consent_id=release.consent_id)

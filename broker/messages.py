@@ -12,7 +12,8 @@ from typing import Any
 
 import rfc8785
 
-from contracts import Envelope, deterministic_id, topics
+from consent_gate import Decision, Release
+from contracts import Delivery, Envelope, deterministic_id, topics
 from contracts.payloads import Payload
 
 GATE_ORG = "mash:gate"
@@ -37,6 +38,26 @@ def reply(to: Envelope, payload: Payload, *, sender_org: str, now: datetime, sal
         produced_at=now,
         payload=payload,
     )
+
+
+def delivery_id(source_message_id: uuid.UUID, recipient: str) -> uuid.UUID:
+    """A delivery's message id: the same for every send of one message to one recipient (a replay too),
+    so recipients deduplicate by it."""
+    return deterministic_id("delivery", str(source_message_id), recipient)
+
+
+def delivery_envelope(message: Envelope, release: Release, decision: Decision, *, notify_by: datetime | None,
+                      now: datetime, replay: bool = False) -> Envelope:
+    """What the gate sends ``release.recipient`` for ``message`` under ``decision`` (unsigned)."""
+    delivery = Delivery(
+        source_message_id=message.message_id, source_kind=message.kind, recipient=release.recipient,
+        purpose=release.purpose, content_level=release.content_level, released=release.released,
+        notify_by=notify_by, policy_version=decision.policy_version,
+        decision_reasons=tuple(r.value for r in decision.reasons))
+    return Envelope(
+        message_id=delivery_id(message.message_id, release.recipient), kind="delivery", sender_org=GATE_ORG,
+        correlation_id=message.correlation_id, causation_id=message.message_id, produced_at=now,
+        lawful_basis=message.lawful_basis, replay=replay, payload=delivery)
 
 
 def headers_for(message: Envelope, **extra: str) -> dict[str, str]:
