@@ -13,7 +13,7 @@ from consent_gate import REASON_TEXT, Decision, Policy, Reason, decide
 from contracts import Delivery, Envelope, NotFound
 
 
-def _reason(code: str) -> str:
+def reason_line(code: str) -> str:
     try:
         return f"{code}: {REASON_TEXT[Reason(code)]}"
     except ValueError:
@@ -26,7 +26,7 @@ def describe_decision(message: Envelope, decision: Decision) -> list[str]:
     lines = [f"message {message.message_id} ({message.kind}) from {message.sender_org}",
              f"lawful basis: {_basis(message)}" if basis else "lawful basis: none recorded",
              f"decision: {decision.verdict.value.upper()} under policy {decision.policy_version}",
-             "reasons:", *[f"  - {_reason(r.value)}" for r in decision.reasons], "rules tried:",
+             "reasons:", *[f"  - {reason_line(r.value)}" for r in decision.reasons], "rules tried:",
              *[f"  - {line}" for line in decision.trace]]
     for release in decision.releases:
         lines.append(f"released to {release.recipient} under {release.agreement} ({release.content_level.value}): "
@@ -51,7 +51,7 @@ async def explain(ledger: Ledger, message_ref: str) -> list[str]:
     if row["verdict"] is None:
         return [*lines, "no decision is recorded"]
     lines += [f"decision: {row['verdict'].upper()} under policy {row['policy_version']} at {_at(row['decided_at'])}",
-              "reasons:", *[f"  - {_reason(r)}" for r in row["reasons"]],
+              "reasons:", *[f"  - {reason_line(r)}" for r in row["reasons"]],
               "rules tried:", *[f"  - {line}" for line in row["trace"]]]
     for d in await ledger.deliveries_of(mid):
         delivery = Envelope.model_validate_json(d["envelope"]).payload
@@ -64,14 +64,21 @@ async def explain(ledger: Ledger, message_ref: str) -> list[str]:
     for e in await ledger.events_of(mid):
         detail = e["detail"]
         if e["event_type"] == "share.not_released":
-            why = "; ".join(_reason(r) for r in detail.get("reasons", [])[-1:])
+            why = "; ".join(reason_line(r) for r in detail.get("reasons", [])[-1:])
             lines.append(f"not released to {detail.get('recipient')} ({detail.get('verdict')}): {why}")
         elif e["event_type"] == "share.withdrawn":
-            lines.append(f"withdrawn from {detail.get('recipient')} at {_at(e['at'])}: {_reason(detail['reason'])}")
+            lines.append(f"withdrawn from {detail.get('recipient')} at {_at(e['at'])}: {reason_line(detail['reason'])}")
         elif e["event_type"] == "share.referred":
-            lines.append(f"referred to the {detail.get('queue')} queue: {_reason(detail.get('reason', ''))}")
+            lines.append(f"referred to the {detail.get('queue')} queue: {reason_line(detail.get('reason', ''))}")
         elif e["event_type"] == "message.quarantined":
-            lines.append(f"quarantined: {_reason(detail.get('reason', ''))}")
+            lines.append(f"quarantined: {reason_line(detail.get('reason', ''))}")
+        elif e["event_type"] == "message.replayed":
+            lines.append(f"replayed to {detail.get('recipient')} on {detail.get('topic')} at {_at(e['at'])} "
+                         f"(replay {detail.get('replay_id')}, policy {detail.get('policy_version')})")
+        elif e["event_type"] == "replay.withheld":
+            why = "; ".join(reason_line(r) for r in detail.get("reasons", [])[-1:])
+            lines.append(f"withheld from {detail.get('recipient')} by replay {detail.get('replay_id')} "
+                         f"at {_at(e['at'])}: {why}")
     return lines
 
 
@@ -96,22 +103,37 @@ async def what_if(ledger: Ledger, policy: Policy, known_schools: Container[str])
     rows = [r for r in await ledger.decided_messages() if r["verdict"] != "recorded"]
     for row in rows:
         message = Envelope.model_validate_json(row["envelope"])
-        async with ledger.reader() as tx:
-            facts = await facts_for(tx, message, as_of=row["decided_at"])
-        new = decide(message, known_schools=known_schools, policy=policy, now=row["decided_at"], facts=facts)
-        # Compared with the decision as it was made: a share stopped later by a withdrawal was a share
-        # then (its delivery is kept, marked withdrawn), and the consent as of then is what is replayed.
-        was = await _original_verdict(ledger, row)
-        old = await ledger.deliveries_of(row["message_id"])
-        old_fields = {f for d in old for f in _released(d)}
-        new_fields = {f for r in new.releases for f in r.released}
-        old_to = tuple(sorted(d["recipient"] for d in old))
-        new_to = tuple(sorted(r.recipient for r in new.releases))
-        if (new.verdict.value, new_to, new_fields) != (was, old_to, old_fields):
-            changes.append(Change(row["message_id"], message.kind, was, new.verdict.value, old_to,
-                                  new_to, tuple(sorted(new_fields - old_fields)),
-                                  tuple(sorted(old_fields - new_fields))))
+        new = await redecide(ledger, message, policy=policy, known_schools=known_schools, now=row["decided_at"],
+                             as_of=row["decided_at"])
+        # The consent as of then is what is replayed.
+        if change := await compare(ledger, row, new):
+            changes.append(change)
     return len(rows), changes
+
+
+async def redecide(ledger: Ledger, message: Envelope, *, policy: Policy, known_schools: Container[str],
+                   now: datetime, as_of: datetime | None = None) -> Decision:
+    """Decide a recorded message again at ``now``, with the consent the ledger held at ``as_of`` (None:
+    all it holds now). Nothing is recorded."""
+    async with ledger.reader() as tx:
+        facts = await facts_for(tx, message, as_of=as_of)
+    return decide(message, known_schools=known_schools, policy=policy, now=now, facts=facts)
+
+
+async def compare(ledger: Ledger, row: dict[str, Any], new: Decision) -> Change | None:
+    """How ``new`` differs from the recorded decision on a message (a ``decided_messages`` row): verdict,
+    recipients or released fields; None if it does not. Compared with the decision as it was made: a
+    share stopped later by a withdrawal was a share then (its delivery is kept, marked withdrawn)."""
+    was = await _original_verdict(ledger, row)
+    old = await ledger.deliveries_of(row["message_id"])
+    old_fields = {f for d in old for f in _released(d)}
+    new_fields = {f for r in new.releases for f in r.released}
+    old_to = tuple(sorted(d["recipient"] for d in old))
+    new_to = tuple(sorted(r.recipient for r in new.releases))
+    if (new.verdict.value, new_to, new_fields) == (was, old_to, old_fields):
+        return None
+    return Change(row["message_id"], row["kind"], was, new.verdict.value, old_to, new_to,
+                  tuple(sorted(new_fields - old_fields)), tuple(sorted(old_fields - new_fields)))
 
 
 async def _original_verdict(ledger: Ledger, row: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from broker.clocks import delivery_status, read_status
+from broker.explain import Change
 from contracts import Envelope
 from contracts.payloads import Delivery
 
@@ -81,6 +83,15 @@ def rows_table(title: str, columns: list[str], rows: list[list[object]]) -> Tabl
     for row in rows:
         table.add_row(*(t(v) for v in row))
     return table
+
+
+def changes_table(title: str, changes: Iterable[Change]) -> Table:
+    """Decisions that differ from the ones recorded (`mash gate what-if`, `mash replay`)."""
+    return rows_table(
+        title, ["message", "kind", "was", "would be", "recipients", "fields +", "fields -"],
+        [[c.message_id[:8], c.kind, c.was, c.would_be,
+          f"{', '.join(c.recipients_was) or '-'} -> {', '.join(c.recipients_would_be) or '-'}",
+          ", ".join(c.fields_added), ", ".join(c.fields_removed)] for c in changes])
 
 
 def _iso_local(value: str | None, tz: ZoneInfo) -> str:

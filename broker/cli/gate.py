@@ -93,8 +93,4 @@ def what_if_(
     out.print(f"replayed {total} recorded decisions under policy {policy.version}: {len(changes)} would change",
               markup=False)
     if changes:
-        out.print(views.rows_table(
-            "Decisions that would change", ["message", "kind", "was", "would be", "recipients", "fields +", "fields -"],
-            [[c.message_id[:8], c.kind, c.was, c.would_be,
-              f"{', '.join(c.recipients_was) or '-'} -> {', '.join(c.recipients_would_be) or '-'}",
-              ", ".join(c.fields_added), ", ".join(c.fields_removed)] for c in changes]))
+        out.print(views.changes_table("Decisions that would change", changes))
