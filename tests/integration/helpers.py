@@ -19,13 +19,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from broker.audit.keys import KeyStore
+from broker.audit.keys import Ed25519Signer, KeyStore
 from broker.embedded import pid_alive
 from broker.settings import Settings
 from broker.signing import ensure_key
@@ -296,22 +296,31 @@ def mash_session(base: Path, **env: str) -> Iterator[Mash]:
         mash.close()
 
 
+@contextlib.asynccontextmanager
+async def _from_the_beginning(bootstrap: str, topic: str) -> AsyncIterator[tuple[Any, list[Any]]]:
+    """An aiokafka consumer (no group) assigned every partition of ``topic``, at the beginning."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or {0}
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        yield consumer, tps
+    finally:
+        await consumer.stop()
+
+
 def consume_all(bootstrap: str, topic: str, *, until: Callable[[list[Any]], bool],
                 timeout_s: float = 30.0) -> list[Any]:
     """Read ``topic`` from the beginning with aiokafka (no group) until ``until(records)`` or timeout."""
     import asyncio
 
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
     async def main() -> list[Any]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
-        await consumer.start()
-        try:
-            partitions = consumer.partitions_for_topic(topic) or {0}
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
+        async with _from_the_beginning(bootstrap, topic) as (consumer, tps):
             records: list[Any] = []
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout_s
@@ -320,10 +329,57 @@ def consume_all(bootstrap: str, topic: str, *, until: Callable[[list[Any]], bool
                 for recs in batch.values():
                     records.extend(recs)
             return records
-        finally:
-            await consumer.stop()
 
     return asyncio.run(main())
+
+
+def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Any]:
+    """Every record on ``topic`` up to its end offsets when called: what has arrived, and nothing
+    that has not (unlike ``consume_all``, it need not wait out a timeout to show an absence)."""
+    import asyncio
+
+    async def main() -> list[Any]:
+        async with _from_the_beginning(bootstrap, topic) as (consumer, tps):
+            ends = await consumer.end_offsets(tps)
+            records: list[Any] = []
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+                if loop.time() > deadline:
+                    raise AssertionError(f"timed out after {timeout_s:g} s reading {topic} to offsets {ends}")
+                batch = await consumer.getmany(*tps, timeout_ms=500)
+                for recs in batch.values():
+                    records.extend(recs)
+            return records
+
+    return asyncio.run(main())
+
+
+def send_all(bootstrap: str, records: Iterable[tuple[str, bytes]]) -> None:
+    """Publish ``(topic, value)`` records with aiokafka, as an agency's system would, each one
+    acknowledged by the broker (acks=all) before this returns."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    from broker.kafka import producer_kwargs
+
+    async def main() -> None:
+        producer = AIOKafkaProducer(**producer_kwargs(bootstrap, embedded=True))
+        await producer.start()
+        try:
+            for topic, value in records:
+                await producer.send_and_wait(topic, value)
+        finally:
+            await producer.stop()
+
+    asyncio.run(main())
+
+
+def signing_key(mash: Mash, org: str) -> Ed25519Signer:
+    """``org``'s key in this data dir's key store, made and registered if it has none (`mash keys new`)."""
+    settings = Settings(data_dir=mash.data_dir)
+    return ensure_key(KeyStore(settings.keys_dir), settings.key_registry_file, org, datetime.now(UTC))
 
 
 # -- the demo flow (tests 1 and 3 share one run) -------------------------------------------------
