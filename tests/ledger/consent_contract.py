@@ -53,8 +53,11 @@ def wire(env: Envelope) -> bytes:
     return env.model_dump_json().encode()
 
 
-class ConsentServiceContract:
-    """Consent given, withdrawn, malformed, and rebuilt from the ledger. Subclasses provide ``ledger``."""
+class ConsentGate:
+    """The gate under the shipped policy with a test clock, holding consent-based shares ``settle``.
+    Subclasses provide ``ledger``."""
+
+    settle = SETTLE
 
     @pytest.fixture
     async def ledger(self) -> AsyncIterator[Ledger]:
@@ -68,7 +71,11 @@ class ConsentServiceContract:
     @pytest.fixture
     def gate(self, ledger: Ledger, clock: Clock) -> GateContext:
         return GateContext(ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
-                           school_day_starts=time(8, 30), clock=clock, consent_settle=SETTLE)
+                           school_day_starts=time(8, 30), clock=clock, consent_settle=self.settle)
+
+
+class ConsentServiceContract(ConsentGate):
+    """Consent given, withdrawn, malformed, and rebuilt from the ledger. Subclasses provide ``ledger``."""
 
     async def test_a_share_on_consent_is_held_for_the_settle_window_then_released(
             self, gate: GateContext, clock: Clock) -> None:

@@ -190,6 +190,48 @@ class LedgerContract:
                                                        headers={}, at=T0))
         assert [r.value for r in await ledger.pending_outbox()] == ["1"]
 
+    async def test_unpublished_gives_the_named_records_still_to_publish_even_while_held(
+            self, ledger: Ledger) -> None:
+        held, due, published, cancelled, other = (uuid.uuid4() for _ in range(5))
+        async with ledger.transaction() as tx:
+            for oid in (held, due, published, cancelled, other):
+                await tx.enqueue(outbox_id=oid, topic="t.x.v1", key=None, value=str(oid), headers={}, at=T0,
+                                 not_before=T2 if oid == held else None)
+            await tx.cancel_unpublished(cancelled, T1)
+        [done] = [r for r in await ledger.pending_outbox() if r.outbox_id == str(published)]
+        await ledger.mark_published([done.seq], T1)
+
+        rows = await ledger.unpublished([held, due, published, cancelled])
+
+        assert [r.outbox_id for r in rows] == [str(held), str(due)]
+        assert await ledger.unpublished([]) == []
+
+    # -- decided messages (what-if, replay) ------------------------------------------------------
+
+    async def test_decided_messages_are_selected_by_a_half_open_received_window_and_kind(
+            self, ledger: Ledger) -> None:
+        async with ledger.transaction() as tx:
+            at_t0, at_t1, at_t2 = [await insert_message(tx, at) for at in (T0, T1, T2)]
+            undecided = await insert_message(tx, T1)
+            contact = uuid.uuid4()
+            await tx.insert_message(message_id=contact, kind="contact", sender_org="school:900001",
+                                    correlation_id=uuid.uuid4(), topic="education.inbound.v1",
+                                    content_hash="0" * 64, received_at=T1, envelope="{}")
+            for mid in (at_t0, at_t1, at_t2, contact):
+                await tx.insert_decision(message_id=mid, verdict="share", reasons=[], policy_version="test-1",
+                                         decided_at=T2, refer_to=None, trace=[])
+
+        def ids(rows: list[dict[str, object]]) -> set[str]:
+            return {str(r["message_id"]) for r in rows}
+
+        assert ids(await ledger.decided_messages()) == {str(m) for m in (at_t0, at_t1, at_t2, contact)}
+        assert str(undecided) not in ids(await ledger.decided_messages())
+        window = await ledger.decided_messages(received_from=T0 + timedelta(seconds=1), received_to=T2)
+        assert ids(window) == {str(at_t1), str(contact)}, "from is inclusive, to exclusive"
+        assert ids(await ledger.decided_messages(received_from=T1, received_to=T2)) == {str(at_t1), str(contact)}
+        [only] = await ledger.decided_messages(received_from=T0, received_to=T2, kind="contact")
+        assert (only["message_id"], only["kind"], only["verdict"]) == (str(contact), "contact", "share")
+
     # -- quarantine ----------------------------------------------------------------------------
 
     async def test_quarantine_keeps_any_text_and_stores_nul_as_a_replacement_character(

@@ -20,6 +20,7 @@ from .audit_contract import AuditContract
 from .consent_contract import ConsentServiceContract
 from .contract import LedgerContract
 from .gate_contract import GateServiceContract
+from .replay_contract import ReplayContract
 
 POSTGRES_URL = os.environ.get("MASH_TEST_POSTGRES_URL",
                               "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -75,3 +76,7 @@ class TestPostgresAuditedLog(PostgresBackend, AuditContract):
 
 class TestPostgresConsentService(PostgresBackend, ConsentServiceContract):
     """Consent records through the gate on PostgreSQL."""
+
+
+class TestPostgresReplay(PostgresBackend, ReplayContract):
+    """`mash replay` (re-decide, withhold, re-send, dry run) on PostgreSQL."""

@@ -13,6 +13,7 @@ from .audit_contract import AuditContract
 from .consent_contract import ConsentServiceContract
 from .contract import LedgerContract
 from .gate_contract import GateServiceContract
+from .replay_contract import ReplayContract
 
 
 class SqliteBackend:
@@ -41,3 +42,7 @@ class TestSqliteAuditedLog(SqliteBackend, AuditContract):
 
 class TestSqliteConsentService(SqliteBackend, ConsentServiceContract):
     """Consent records through the gate on SQLite."""
+
+
+class TestSqliteReplay(SqliteBackend, ReplayContract):
+    """`mash replay` (re-decide, withhold, re-send, dry run) on SQLite."""
