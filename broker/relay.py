@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -26,12 +27,14 @@ class Relay:
                  interval_s: float = 0.2, batch: int = 500) -> None:
         self.ledger, self.publish, self.clock = ledger, publish, clock
         self.interval_s, self.batch = interval_s, batch
+        self.relay_id = str(uuid.uuid4())  # whose claims on the outbox are whose
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
     async def drain_once(self) -> int:
-        """Publish one batch of pending records; returns how many were published."""
-        rows = await self.ledger.pending_outbox(self.batch, now=self.clock())
+        """Publish one batch of due records; returns how many were published. Records are claimed
+        first, so a consent withdrawal can no longer cancel one that is on its way out."""
+        rows = await self.ledger.claim_outbox(self.relay_id, self.clock(), self.batch)
         if not rows:
             return 0
         await asyncio.gather(*(self.publish(r) for r in rows))

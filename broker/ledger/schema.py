@@ -100,6 +100,10 @@ outbox = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("not_before", UtcDateTime),  # held until then (a consent-based share's settle window)
     Column("cancelled_at", UtcDateTime),  # never to be published (consent withdrawn meanwhile)
+    # Taken by a relay about to publish it: from then on it can no longer be cancelled, so the
+    # ledger never says "withdrawn" about a record that went out.
+    Column("claimed_at", UtcDateTime),
+    Column("claimed_by", String(36)),
     Column("published_at", UtcDateTime, index=True),
 )
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event, func, or_, select, text, update
@@ -95,7 +95,7 @@ class Tx:
         """Stop an outbox record that has not been published yet; False if it already went."""
         res = await self.conn.execute(update(t.outbox).where(
             t.outbox.c.outbox_id == str(outbox_id), t.outbox.c.published_at.is_(None),
-            t.outbox.c.cancelled_at.is_(None)).values(cancelled_at=at))
+            t.outbox.c.claimed_at.is_(None), t.outbox.c.cancelled_at.is_(None)).values(cancelled_at=at))
         return bool(res.rowcount)
 
     async def mark_withdrawn(self, delivery_id: uuid.UUID, at: datetime) -> None:
@@ -364,6 +364,32 @@ class Ledger:
                 t.outbox.c.outbox_id.in_(ids[i:i + 500]), t.outbox.c.published_at.is_(None),
                 t.outbox.c.cancelled_at.is_(None)))
         return [_outbox_row(r) for r in sorted(rows, key=lambda r: r["seq"])]
+
+    async def claim_outbox(self, relay_id: str, now: datetime, limit: int = 500,
+                           reclaim_after: timedelta = timedelta(seconds=10)) -> list[OutboxRow]:
+        """Take the due records for one relay to publish, atomically against cancellation: a record
+        claimed here is published (at least once) and can no longer be withdrawn. The relay's own
+        earlier claims come again (a failed publish is retried), and another relay's after
+        ``reclaim_after`` (it died between claiming and publishing)."""
+        c = t.outbox.c
+        claimable = or_(c.claimed_at.is_(None), c.claimed_by == relay_id, c.claimed_at <= now - reclaim_after)
+        async with self.transaction() as tx:
+            q = (select(c.seq).where(c.published_at.is_(None), c.cancelled_at.is_(None), claimable,
+                                     or_(c.not_before.is_(None), c.not_before <= now))
+                 .order_by(c.seq).limit(limit))
+            seqs = [r[0] for r in (await tx.conn.execute(q)).all()]
+            if not seqs:
+                return []
+            # The same conditions again in the UPDATE: on PostgreSQL a cancellation committed since the
+            # SELECT is re-checked here (READ COMMITTED), and a row it cancelled is not claimed.
+            await tx.conn.execute(update(t.outbox).where(c.seq.in_(seqs), c.published_at.is_(None),
+                                                         c.cancelled_at.is_(None), claimable)
+                                  .values(claimed_at=now, claimed_by=relay_id))
+            rows = (await tx.conn.execute(select(t.outbox).where(c.seq.in_(seqs), c.claimed_by == relay_id,
+                                                                 c.claimed_at == now, c.cancelled_at.is_(None),
+                                                                 c.published_at.is_(None))
+                                          .order_by(c.seq))).mappings().all()
+        return [_outbox_row(r) for r in rows]
 
     async def mark_published(self, seqs: list[int], at: datetime) -> None:
         async with self.transaction() as tx:

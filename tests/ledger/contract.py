@@ -190,6 +190,27 @@ class LedgerContract:
                                                        headers={}, at=T0))
         assert [r.value for r in await ledger.pending_outbox()] == ["1"]
 
+    async def test_a_claimed_record_cannot_be_cancelled_and_a_cancelled_one_is_not_claimed(
+            self, ledger: Ledger) -> None:
+        first, second, held = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        async with ledger.transaction() as tx:
+            for oid in (first, second, held):
+                await tx.enqueue(outbox_id=oid, topic="t.x.v1", key=None, value=str(oid), headers={}, at=T0,
+                                 not_before=T2 if oid == held else None)
+            assert await tx.cancel_unpublished(second, T0) is True
+
+        claimed = await ledger.claim_outbox("relay-a", T1)
+        assert [r.outbox_id for r in claimed] == [str(first)], "the cancelled and the held are not claimed"
+        async with ledger.transaction() as tx:
+            assert await tx.cancel_unpublished(first, T1) is False, "on its way out: too late to withdraw"
+            assert await tx.cancel_unpublished(held, T1) is True, "still held: it can be stopped"
+        assert await ledger.claim_outbox("relay-a", T2) != [], "a relay retries its own unpublished claims"
+        assert await ledger.claim_outbox("relay-b", T2) == [], "another relay's claim is left alone..."
+        [again] = await ledger.claim_outbox("relay-b", T2 + timedelta(minutes=5))
+        assert again.outbox_id == str(first), "...until it is old enough that its relay must have died"
+        await ledger.mark_published([again.seq], T2)
+        assert await ledger.claim_outbox("relay-b", T2 + timedelta(hours=1)) == []
+
     async def test_unpublished_gives_the_named_records_still_to_publish_even_while_held(
             self, ledger: Ledger) -> None:
         held, due, published, cancelled, other = (uuid.uuid4() for _ in range(5))
