@@ -18,19 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
-import io
-import os
-import platform
-import pstats
 import statistics
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,23 +32,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import func, select
 
+from bench._common import machine, postgres_ledger, print_profile, sqlite_ledger
 from bench._kafka import CountingConsumer, send_all, start_producer
 from bench._synthetic import Record, envelopes, records, school_directory, school_urns
 from broker.app import build_broker, build_services
+from broker.audit.keys import Ed25519Signer, KeyStore
 from broker.embedded import EmbeddedBroker
 from broker.kafka import ensure_topics
 from broker.ledger import Ledger
 from broker.ledger import schema as t
 from broker.logging import configure_logging
 from broker.settings import Settings
+from broker.signing import ensure_gate_key, ensure_key, sign
 from contracts import topics
 
 DEFAULT_MESSAGES = 400
 DEFAULT_SCHOOLS = 300  # a large local authority's directory; every notification names one of them
 LEDGER_POLL_S = 0.02
+POLICE_ORG = "police:benchpolice"  # the force bench._synthetic's export names
 
 
 @dataclass
@@ -177,70 +174,33 @@ async def bench_gate(bootstrap: str, data_dir: Path, ledger: Ledger, label: str,
         await prod.stop()
 
 
-@contextlib.asynccontextmanager
-async def sqlite_ledger(data_dir: Path) -> AsyncIterator[Ledger]:
-    ledger = await Ledger.open(f"sqlite+aiosqlite:///{data_dir / 'ledger.sqlite3'}")
-    try:
-        yield ledger
-    finally:
-        await ledger.close()
-
-
-@contextlib.asynccontextmanager
-async def postgres_ledger(url: str) -> AsyncIterator[Ledger]:
-    """A ledger in a fresh schema of ``url``'s database; the schema is dropped afterwards."""
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(url)
-    try:
-        async with admin.begin() as conn:
-            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        ledger = await Ledger.open(url, connect_args={"server_settings": {"search_path": schema}})
-        try:
-            yield ledger
-        finally:
-            await ledger.close()
-            async with admin.begin() as conn:
-                await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        await admin.dispose()
-
-
 # -- the run ----------------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{os.cpu_count()} CPUs{f' ({model})' if model else ''}, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.machine()}, load average {load}")
-
-
-def print_profile(profile: cProfile.Profile, path: str) -> None:
-    profile.dump_stats(path)
-    for key in ("tottime", "cumulative"):
-        buf = io.StringIO()
-        pstats.Stats(profile, stream=buf).sort_stats(key).print_stats(25)
-        print(f"\n-- profile of the gate run (SQLite), top 25 by {key}; full stats in {path}")
-        print("\n".join(buf.getvalue().splitlines()[6:]))
+def police_key(data_dir: Path, now: datetime) -> Ed25519Signer:
+    """The gate's key and the bench force's, in the registry the gate verifies with, as `mash keys new`
+    makes them: the gate refuses unsigned envelopes, so the bench signs them as police ingest does."""
+    settings, since = Settings(data_dir=data_dir), now - timedelta(hours=1)
+    ensure_gate_key(settings, since)
+    return ensure_key(KeyStore(settings.keys_dir), settings.key_registry_file, POLICE_ORG, since)
 
 
 async def main_async(args: argparse.Namespace) -> None:
     n, now = args.messages, datetime.now(UTC)
     urns = school_urns(args.schools)
-    warm = records(envelopes(1, "warm-a", now, urns))[0]
-    recs = records(envelopes(n, "a", now, urns))
-    sizes = [len(r.value) for r in recs]
-    print(f"N = {n} messages; envelope JSON {statistics.mean(sizes):.0f} B mean ({min(sizes)}-{max(sizes)} B); "
-          f"{args.schools} schools in the directory", flush=True)
-    print(f"machine: {machine()}", flush=True)
     profile = cProfile.Profile() if args.profile else None
     with tempfile.TemporaryDirectory(prefix="mash-bench-") as tmp:
         data_dir = Path(tmp)
+        key = police_key(data_dir, now)
+
+        def signed(count: int, tag: str) -> list[Record]:
+            return records([sign(e, key) for e in envelopes(count, tag, now, urns)])
+
+        warm, recs = signed(1, "warm-a")[0], signed(n, "a")
+        sizes = [len(r.value) for r in recs]
+        print(f"N = {n} messages; signed envelope JSON {statistics.mean(sizes):.0f} B mean "
+              f"({min(sizes)}-{max(sizes)} B); {args.schools} schools in the directory", flush=True)
+        print(f"machine: {machine()}", flush=True)
         if args.log_level.upper() in ("DEBUG", "INFO"):  # count the logging cost, keep the terminal clear
             log_file = (data_dir / "bench.log").open("w")
             configure_logging(args.log_level, json=True, stream=log_file)
@@ -261,8 +221,7 @@ async def main_async(args: argparse.Namespace) -> None:
             print(out.line(), led.line(), sep="\n", flush=True)
             results += [out, led]
             if args.postgres:
-                pg_warm = records(envelopes(1, "warm-pg", now, urns))[0]
-                pg_recs = records(envelopes(n, "pg", now, urns))
+                pg_warm, pg_recs = signed(1, "warm-pg")[0], signed(n, "pg")
                 async with postgres_ledger(args.postgres) as ledger:
                     pg_out, pg_led = await bench_gate(bootstrap, data_dir, ledger, "PostgreSQL",
                                                       args.schools, pg_warm, pg_recs)
@@ -270,7 +229,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 results += [pg_out, pg_led]
         print("ratio gate/bare:", "; ".join(f"{r.short} {r.per_s / bare.per_s:.3f}" for r in results[1:]))
     if profile:
-        print_profile(profile, args.profile)
+        print_profile(profile, args.profile, "the gate run (SQLite)")
 
 
 def main() -> None:
