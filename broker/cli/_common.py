@@ -7,7 +7,9 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import ValidationError
@@ -95,3 +97,15 @@ def safe_url(cfg: Settings) -> str:
     """The ledger URL without credentials."""
     url = cfg.ledger_url
     return url.split("@")[-1] if "@" in url else url
+
+
+def moment(option: str, text: str, tz: ZoneInfo) -> datetime:
+    """An ISO 8601 date or date-time from an option; without an offset it is local time in ``tz``.
+    Unusable: exit 2 naming the option and what was given."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        err.print(f"unusable: {option}: {text!r} is not a date or time (ISO 8601, e.g. 2026-11-17, "
+                  "2026-11-17T07:00 or 2026-11-17T07:00Z)", markup=False)
+        raise typer.Exit(EXIT_UNUSABLE) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=tz)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -18,7 +17,7 @@ from broker.audit.checkpoints import Checkpointer, gate_signer
 from broker.audit.log import Checkpoint
 from broker.audit.proof_file import ProofFile, check_proof
 from broker.audit.verify import Report, verify_log
-from broker.cli._common import EXIT_UNUSABLE, err, out, print_json, settings, with_ledger
+from broker.cli._common import EXIT_UNUSABLE, err, moment, out, print_json, settings, with_ledger
 from broker.ledger import Ledger
 from broker.messages import GATE_ORG
 from broker.settings import Settings
@@ -130,7 +129,7 @@ def export(
     """A period's entries (one agency's, with --org), each with an inclusion proof against one checkpoint."""
     cfg = settings()
     tz = ZoneInfo(cfg.timezone)
-    since, until = _moment(start, tz, "--from"), _moment(end, tz, "--to")
+    since, until = moment("--from", start, tz), moment("--to", end, tz)
     signer, public = gate_signer(cfg), _gate_keys_b64(cfg)
     proof = with_ledger(cfg, lambda ledger: proofs.export(Checkpointer(ledger, signer, utc_now), public,
                                                           since, until, org))
@@ -170,13 +169,3 @@ def public_key(pem: Annotated[bool, typer.Option("--pem", help="PEM instead of r
     """Print the gate's checkpoint-signing public key (made on first use), to hand to whoever checks proofs."""
     key = _gate_key(settings())
     sys.stdout.write(keys.public_key_pem(key) if pem else keys.public_key_b64(key) + "\n")
-
-
-def _moment(text: str, tz: ZoneInfo, option: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text) if "T" in text or " " in text else datetime.combine(
-            date.fromisoformat(text), datetime.min.time())
-    except ValueError as exc:
-        err.print(f"unusable: {option} {text!r} is not an ISO date or date-time", markup=False, soft_wrap=True)
-        raise typer.Exit(EXIT_UNUSABLE) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=tz)

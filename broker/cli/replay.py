@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated, NoReturn
 from zoneinfo import ZoneInfo
 
@@ -12,7 +11,7 @@ import typer
 from broker import views
 from broker.app import utc_now
 from broker.audit.keys import KeyStore
-from broker.cli._common import EXIT_UNUSABLE, err, out, print_json, run, settings
+from broker.cli._common import EXIT_UNUSABLE, err, moment, out, print_json, run, settings
 from broker.embedded import resolve_bootstrap
 from broker.explain import reason_line
 from broker.ledger import OutboxRow
@@ -63,7 +62,7 @@ def replay_(
     """Re-send recorded messages; each passes the gate again under the policy and consent in force now."""
     cfg = settings()
     tz = ZoneInfo(cfg.timezone)
-    start, end = _moment("--from", from_, tz), _moment("--to", to, tz)
+    start, end = moment("--from", from_, tz), moment("--to", to, tz)
     if end <= start:
         _unusable("--to", f"must be after --from ({end.isoformat()} is not after {start.isoformat()})")
     if kind is not None and not _KIND.fullmatch(kind):
@@ -130,14 +129,6 @@ def _print(plan: ReplayPlan, tz: ZoneInfo) -> None:
              for i in plan.withheld]))
     if plan.changes:
         out.print(views.changes_table("Decisions that differ from the original", plan.changes))
-
-
-def _moment(option: str, text: str, tz: ZoneInfo) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        _unusable(option, f"{text!r} is not a date or time (ISO 8601, e.g. 2026-11-17T07:00 or 2026-11-17T07:00Z)")
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
 
 
 def _unusable(option: str, problem: str) -> NoReturn:
