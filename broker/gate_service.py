@@ -47,6 +47,7 @@ from contracts import (
     deterministic_id,
     topics,
 )
+from contracts.quality import CONTACT_INCOMPLETE, Missing, contact_quality, quality_detail
 
 log = get_logger("mash.gate")
 
@@ -182,6 +183,17 @@ async def _record(ctx: GateContext, tx: Tx, message: Envelope, topic: str, diges
         await tx.event("share.referred", mid, now, queue=decision.refer_to, reason=why.value)
     status = RECEIPT_STATUS[decision.verdict]
     await _receipt(ctx, tx, message, status, now, decision.primary_reason.value)
+    if gaps := contact_quality(message):
+        await _quality_receipt(ctx, tx, message, gaps, now)
+
+
+async def _quality_receipt(ctx: GateContext, tx: Tx, message: Envelope, gaps: tuple[Missing, ...],
+                           now: datetime) -> None:
+    """A contact screening cannot fully use: accepted as decided, and the referrer told what is missing."""
+    await _receipt(ctx, tx, message, ReceiptStatus.ACCEPTED, now, CONTACT_INCOMPLETE, salt="quality",
+                   detail=quality_detail(gaps))
+    await tx.event("contact.flagged", message.message_id, now, reason=CONTACT_INCOMPLETE,
+                   fields=[g.field for g in gaps])
 
 
 def _referral_reason(decision: Decision) -> Reason:
@@ -205,9 +217,9 @@ async def _enqueue(tx: Tx, env: Envelope, topic: str, key: str | None, now: date
 
 
 async def _receipt(ctx: GateContext, tx: Tx, message: Envelope, status: ReceiptStatus, now: datetime, reason: str,
-                   salt: str = "") -> None:
+                   salt: str = "", detail: str | None = None) -> None:
     receipt = reply(message, SystemReceipt(receipted_message_id=message.message_id, status=status,
-                                           reason_code=reason, received_at=now),
+                                           reason_code=reason, detail=detail, received_at=now),
                     sender_org=GATE_ORG, now=now, salt=salt)
     receipt = _signed(ctx, receipt)
     await _enqueue(tx, receipt, topics.receipts_topic(message.sender_org), message.sender_org, now)

@@ -19,6 +19,7 @@ from broker.ledger import Ledger
 from .audit_contract import AuditContract
 from .consent_contract import ConsentServiceContract
 from .contract import LedgerContract
+from .front_door_contract import FrontDoorContract
 from .gate_contract import GateServiceContract
 from .replay_contract import ReplayContract
 
@@ -80,3 +81,7 @@ class TestPostgresConsentService(PostgresBackend, ConsentServiceContract):
 
 class TestPostgresReplay(PostgresBackend, ReplayContract):
     """`mash replay` (re-decide, withhold, re-send, dry run) on PostgreSQL."""
+
+
+class TestPostgresFrontDoor(PostgresBackend, FrontDoorContract):
+    """Contacts checked for quality and outcomes fed back to referrers on PostgreSQL."""

@@ -12,6 +12,7 @@ from broker.ledger import Ledger
 from .audit_contract import AuditContract
 from .consent_contract import ConsentServiceContract
 from .contract import LedgerContract
+from .front_door_contract import FrontDoorContract
 from .gate_contract import GateServiceContract
 from .replay_contract import ReplayContract
 
@@ -46,3 +47,7 @@ class TestSqliteConsentService(SqliteBackend, ConsentServiceContract):
 
 class TestSqliteReplay(SqliteBackend, ReplayContract):
     """`mash replay` (re-decide, withhold, re-send, dry run) on SQLite."""
+
+
+class TestSqliteFrontDoor(SqliteBackend, FrontDoorContract):
+    """Contacts checked for quality and outcomes fed back to referrers on SQLite."""
