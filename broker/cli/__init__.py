@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from broker.cli import audit, contracts, gate, keys, police, queue, replay, school, stack
+from broker.cli import audit, contracts, gate, keys, police, queue, replay, report, school, stack
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="MASH Broker: lawful, provable multi-agency safeguarding information sharing.")
@@ -17,6 +17,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(gate.app, name="gate")
 app.command("replay", help=replay.HELP)(replay.replay_)
+app.command("report")(report.report)
 
 
 def main() -> None:

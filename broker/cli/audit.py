@@ -38,7 +38,7 @@ def _gate_keys_b64(cfg: Settings) -> dict[str, str]:
     return {kid: keys.public_key_b64(k) for kid, k in keys.KeyStore(cfg.keys_dir).public_keys(GATE_ORG).items()}
 
 
-def _key_from(value: str) -> Ed25519PublicKey:
+def key_from(value: str) -> Ed25519PublicKey:
     path = Path(value)
     try:
         return keys.load_public_key(path.read_text() if path.is_file() else value)
@@ -55,7 +55,7 @@ def verify(
 ) -> None:
     """Recompute every entry and checkpoint; print OK, or FAILS naming the first place that does not match."""
     cfg = settings()
-    trusted = ({keys.key_id(k): k for k in map(_key_from, key)} if key
+    trusted = ({keys.key_id(k): k for k in map(key_from, key)} if key
                else keys.KeyStore(cfg.keys_dir).public_keys(GATE_ORG))
     report: Report = with_ledger(cfg, lambda ledger: verify_log(ledger, trusted))
     if as_json:
@@ -142,7 +142,7 @@ def check_proof_(
     key: KeyOption,
 ) -> None:
     """Check a proof offline, as a third party: needs only the file and the gate's public key."""
-    public = _key_from(key)
+    public = key_from(key)
     try:
         raw = file.read_bytes()
     except OSError as exc:

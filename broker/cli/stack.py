@@ -55,12 +55,20 @@ def demo(
     data_dir: Annotated[
         Path | None, typer.Option(help="Where to keep the demo's ledger (default: a new temporary folder).")
     ] = None,
+    week: Annotated[bool, typer.Option(
+        "--week", help="Instead: a synthetic week of front-door traffic through the gate (no broker), "
+        "then `mash report` for it.")] = False,
 ) -> None:
     """The main job in one command: an overnight Encompass export, end to end, on the embedded broker."""
-    from broker.demo import run_demo
-
     cfg = settings()
-    code = run(lambda: run_demo(cfg, out, data_dir))
+    if week:
+        from broker.week import run_week_demo
+
+        code = run(lambda: run_week_demo(cfg, out, data_dir))
+    else:
+        from broker.demo import run_demo
+
+        code = run(lambda: run_demo(cfg, out, data_dir))
     raise typer.Exit(code)
 
 

@@ -22,6 +22,7 @@ from .contract import LedgerContract
 from .front_door_contract import FrontDoorContract
 from .gate_contract import GateServiceContract
 from .replay_contract import ReplayContract
+from .report_contract import ReportContract
 
 POSTGRES_URL = os.environ.get("MASH_TEST_POSTGRES_URL",
                               "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -85,3 +86,7 @@ class TestPostgresReplay(PostgresBackend, ReplayContract):
 
 class TestPostgresFrontDoor(PostgresBackend, FrontDoorContract):
     """Contacts checked for quality and outcomes fed back to referrers on PostgreSQL."""
+
+
+class TestPostgresReport(PostgresBackend, ReportContract):
+    """`mash report`'s figures for a synthetic week on PostgreSQL."""

@@ -15,6 +15,7 @@ from .contract import LedgerContract
 from .front_door_contract import FrontDoorContract
 from .gate_contract import GateServiceContract
 from .replay_contract import ReplayContract
+from .report_contract import ReportContract
 
 
 class SqliteBackend:
@@ -51,3 +52,7 @@ class TestSqliteReplay(SqliteBackend, ReplayContract):
 
 class TestSqliteFrontDoor(SqliteBackend, FrontDoorContract):
     """Contacts checked for quality and outcomes fed back to referrers on SQLite."""
+
+
+class TestSqliteReport(SqliteBackend, ReportContract):
+    """`mash report`'s figures for a synthetic week on SQLite."""
