@@ -14,6 +14,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.specification import AsyncAPI
 
 from adapters.education.inbox import receive_delivery
+from adapters.health.teams import load_teams
 from broker.clocks import load_calendar
 from broker.gate_service import GateContext, process_inbound
 from broker.ledger import Ledger, OutboxRow
@@ -85,7 +86,8 @@ def build_services(settings: Settings, ledger: Ledger, broker: KafkaBroker,
     policy = load_policy(settings.policy_file)
     gate = GateContext(ledger=ledger, policy=policy.policy, calendar=calendar,
                        notify_by=settings.notify_by, school_day_starts=settings.school_day_starts, clock=clock,
-                       consent_settle=timedelta(seconds=settings.consent_settle_s))
+                       consent_settle=timedelta(seconds=settings.consent_settle_s),
+                       health_teams=load_teams(settings.health_teams))
     signing = StackSigning.from_settings(settings.keys_dir, settings.key_registry_file,
                                          required=settings.require_signatures)
     gate.verifier, gate.signer = signing.verifier, signing.gate

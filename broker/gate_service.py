@@ -30,9 +30,11 @@ from broker.messages import (
 from broker.signing import Signer, Verifier, sign
 from consent_gate import (
     MASH_QUEUE,
+    NO_HEALTH_TEAMS,
     REASON_TEXT,
     RECORD_ONLY_KINDS,
     Decision,
+    HealthTeams,
     Policy,
     Reason,
     Verdict,
@@ -77,6 +79,8 @@ class GateContext:
     # what the gate publishes as mash:gate (None: unsigned).
     verifier: Verifier | None = None
     signer: Signer | None = None
+    # Health visitor and school nurse teams a domestic abuse notification is also routed to (by age).
+    health_teams: HealthTeams = NO_HEALTH_TEAMS
 
 
 def contract_problems(err: ValidationError) -> str:
@@ -124,7 +128,8 @@ async def process_inbound(ctx: GateContext, raw: bytes, topic: str) -> str:
         else:
             schools = await tx.known_school_urns()
             facts = await facts_for(tx, message)
-            decision = decide(message, known_schools=schools, policy=ctx.policy, now=now, facts=facts)
+            decision = decide(message, known_schools=schools, policy=ctx.policy, now=now, facts=facts,
+                              health_teams=ctx.health_teams)
             await _record(ctx, tx, message, topic, digest, decision, now)
             outcome = decision.verdict.value
     log.info("message.decided", message_id=str(message.message_id),

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     policy_file: Path | None = Field(
         default=None, description="Sharing policy TOML; default: deploy/policy.toml shipped with the broker."
     )
+    health_teams: Path | None = Field(
+        default=None, description="Health visitor and school nurse teams CSV (deploy/demo/health-teams.csv); "
+        "unset: domestic abuse notifications are not routed to health."
+    )
     consent_settle_s: float = Field(
         default=3.0, ge=0, description="How long a consent-based share waits before it is published."
     )

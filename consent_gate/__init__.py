@@ -13,6 +13,7 @@ from consent_gate.decision import (
 )
 from consent_gate.facts import ConsentFacts, ConsentState, child_keys
 from consent_gate.gate import decide, project
+from consent_gate.health import NO_HEALTH_TEAMS, HealthTeams
 from consent_gate.policy import RECORD_ONLY_KINDS, parse_policy
 
 __all__ = [
@@ -20,11 +21,13 @@ __all__ = [
     "BUILTIN_POLICY",
     "ENCOMPASS_AGREEMENT",
     "MASH_QUEUE",
+    "NO_HEALTH_TEAMS",
     "REASON_TEXT",
     "RECORD_ONLY_KINDS",
     "ConsentFacts",
     "ConsentState",
     "Decision",
+    "HealthTeams",
     "Policy",
     "Reason",
     "Refusal",

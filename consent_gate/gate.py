@@ -12,6 +12,7 @@ from pydantic import JsonValue
 from consent_gate.agreements import Policy, SharingAgreement
 from consent_gate.decision import ADVICE_QUEUE, MASH_QUEUE, Decision, Reason, Refusal, Release, Verdict
 from consent_gate.facts import ConsentFacts, ConsentState, age_on
+from consent_gate.health import NO_HEALTH_TEAMS, HealthTeams
 from contracts import Article6Basis, Article9Condition, EncompassNotification, Envelope, StatutoryPower
 
 NO_FACTS = ConsentFacts()
@@ -24,7 +25,7 @@ _STATE_REASON = {
 
 
 def decide(message: Envelope, *, known_schools: Container[str], policy: Policy, now: datetime,
-           facts: ConsentFacts = NO_FACTS) -> Decision:
+           facts: ConsentFacts = NO_FACTS, health_teams: HealthTeams = NO_HEALTH_TEAMS) -> Decision:
     """Decide who, if anyone, receives ``message`` and exactly which fields."""
     trace: list[str] = [f"policy {policy.version}; message kind {message.kind}"]
 
@@ -65,6 +66,10 @@ def decide(message: Envelope, *, known_schools: Container[str], policy: Policy, 
             recipients.insert(0, f"school:{urn}")
         if routing:
             trace.append(f"recipient: {routing[0].value}; referred to the {MASH_QUEUE} queue")
+        team = health_teams.for_child(age, urn, message.payload.home_postcode)
+        if team is not None:  # the health visitor (under five) or school nurse team, by age
+            recipients.append(team)
+            trace.append(f"recipient: {team} from the health directory (child aged {age})")
     if not recipients and not routing:
         trace.append("recipient: none named and none derived")
         return done(Verdict.WITHHOLD, Reason.NO_RECIPIENT)
