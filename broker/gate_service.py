@@ -40,6 +40,7 @@ from consent_gate import (
     Verdict,
     decide,
 )
+from consent_gate.outcomes import decide_outcome, from_the_mash
 from contracts import (
     EncompassNotification,
     Envelope,
@@ -49,6 +50,7 @@ from contracts import (
     deterministic_id,
     topics,
 )
+from contracts.payloads import Outcome
 from contracts.quality import CONTACT_INCOMPLETE, Missing, contact_quality, quality_detail
 
 log = get_logger("mash.gate")
@@ -125,6 +127,8 @@ async def process_inbound(ctx: GateContext, raw: bytes, topic: str) -> str:
                                      reasons=["consent_recorded"], policy_version=ctx.policy.version,
                                      decided_at=now, refer_to=None, trace=[f"consent record: {outcome}"])
             await _receipt(ctx, tx, message, ReceiptStatus.ACCEPTED, now, "consent_recorded")
+        elif isinstance(message.payload, Outcome):
+            outcome = await _outcome(ctx, tx, message, message.payload, topic, digest, now)
         else:
             schools = await tx.known_school_urns()
             facts = await facts_for(tx, message)
@@ -136,6 +140,33 @@ async def process_inbound(ctx: GateContext, raw: bytes, topic: str) -> str:
              correlation_id=str(message.correlation_id), agency=message.sender_org, topic=topic,
              kind=message.kind, outcome=outcome)
     return outcome
+
+
+async def _outcome(ctx: GateContext, tx: Tx, message: Envelope, payload: Outcome, topic: str, digest: str,
+                   now: datetime) -> str:
+    """The MASH's decision on a contact: decided for its referrer (and any recipients it names)."""
+    if not from_the_mash(message):
+        return await _refuse(ctx, tx, message, topic, digest, now, "outcome_not_from_mash",
+                             "sender_org: only the MASH (la:<code> or mash:<hub>) records outcomes on contacts")
+    contact = await tx.message_sender(payload.contact_message_id)
+    if contact is None or contact[0] != "contact":
+        return await _refuse(ctx, tx, message, topic, digest, now, "contact_unknown",
+                             "payload.contact_message_id: no contact with this message id has been received")
+    decision = decide_outcome(message, referrer=contact[1], known_schools=await tx.known_school_urns(),
+                              policy=ctx.policy, now=now, facts=await facts_for(tx, message))
+    await _record(ctx, tx, message, topic, digest, decision, now)
+    return decision.verdict.value
+
+
+async def _refuse(ctx: GateContext, tx: Tx, message: Envelope, topic: str, digest: str, now: datetime,
+                  reason: str, detail: str) -> str:
+    """A valid message the gate cannot act on: quarantined, its sender told the field and the reason. Not
+    recorded as received, so the same message sent again once it can be acted on is decided afresh."""
+    if not await _quarantine(tx, message.message_id, message.sender_org, topic, encode(message), now, reason,
+                             detail, record=digest):
+        return "duplicate"
+    await _receipt(ctx, tx, message, ReceiptStatus.REJECTED, now, reason, salt=f"refused:{digest}", detail=detail)
+    return "rejected"
 
 
 async def _record_message(tx: Tx, message: Envelope, topic: str, digest: str, now: datetime) -> None:

@@ -41,6 +41,8 @@ def receipts_topic(sender_org: str) -> str:
 # Which delivery topic serves each recipient class; anything else goes to the MASH's.
 _DELIVERY_TOPIC = {
     "school": EDUCATION_DELIVERIES,
+    "education": EDUCATION_DELIVERIES,
+    "health": HEALTH_DELIVERIES,
     "health_visitor": HEALTH_DELIVERIES,
     "school_nurse": HEALTH_DELIVERIES,
     "gp": HEALTH_DELIVERIES,

@@ -45,6 +45,12 @@ class Tx:
         q = select(t.messages.c.content_hash).where(t.messages.c.message_id == str(message_id))
         return (await self.conn.execute(q)).scalar_one_or_none()
 
+    async def message_sender(self, message_id: uuid.UUID) -> tuple[str, str] | None:
+        """A received message's kind and sender, or None if the ledger has no such message."""
+        q = select(t.messages.c.kind, t.messages.c.sender_org).where(t.messages.c.message_id == str(message_id))
+        row = (await self.conn.execute(q)).first()
+        return (row[0], row[1]) if row else None
+
     async def insert_message(self, *, message_id: uuid.UUID, kind: str, sender_org: str,
                              correlation_id: uuid.UUID, topic: str, content_hash: str,
                              received_at: datetime, envelope: str, sender_local_id: str | None = None) -> None:

@@ -13,12 +13,12 @@ from datetime import time, timedelta
 from typing import Any
 
 import pytest
-from consent_builders import CHILD, NOW, POLICY, contact
+from consent_builders import CHILD, NOW, POLICY, contact, outcome
 
 from broker.clocks import load_calendar
 from broker.gate_service import GateContext, process_inbound
 from broker.ledger import Ledger
-from contracts import Envelope, ReceiptStatus, SystemReceipt, topics
+from contracts import Delivery, Envelope, ReceiptStatus, SystemReceipt, topics
 
 REFERRER = "school:900001"
 S47 = {"article6": "public_task", "statutory_power": "children_act_1989_s47"}
@@ -33,6 +33,22 @@ def referral(*, subject: dict[str, Any] = IDENTIFIED, sender: str = REFERRER, **
     doc["subject"] = subject
     doc["payload"].update(payload)
     return Envelope.model_validate(doc)
+
+
+def decision_on(contact_env: Envelope, *, sender: str = "la:999",
+                recipients: tuple[str, ...] = ()) -> Envelope:
+    """The MASH's outcome on ``contact_env``: a strategy discussion under s47."""
+    doc = outcome(recipients=recipients).model_dump(mode="json")
+    doc["sender_org"] = sender
+    doc["payload"]["contact_message_id"] = str(contact_env.message_id)
+    return Envelope.model_validate(doc)
+
+
+async def sent_to(ledger: Ledger, topic: str, recipient: str) -> Delivery:
+    (row,) = [r for r in await ledger.pending_outbox() if r.topic == topic and r.key == recipient]
+    payload = Envelope.model_validate_json(row.value).payload
+    assert isinstance(payload, Delivery)
+    return payload
 
 
 def wire(env: Envelope) -> bytes:
@@ -112,3 +128,76 @@ class FrontDoorContract:
         assert receipt.detail is not None
         assert "payload.contact.referrer_role" in receipt.detail
         assert "Field required" in receipt.detail
+
+    # -- outcomes back to the referrer (item 2) --------------------------------------------------
+
+    async def received(self, gate: GateContext, sender: str) -> Envelope:
+        env = referral(sender=sender)
+        assert await process_inbound(gate, wire(env), topics.EDUCATION_INBOUND) == "share"
+        return env
+
+    async def test_a_school_referrer_gets_the_decision_only(self, gate: GateContext) -> None:
+        contact_env = await self.received(gate, REFERRER)
+        out = decision_on(contact_env)
+        assert await process_inbound(gate, wire(out), topics.EDUCATION_INBOUND) == "share"
+
+        sent = await sent_to(gate.ledger, topics.EDUCATION_DELIVERIES, REFERRER)
+        assert (sent.purpose, sent.content_level) == ("referrer_feedback", "summary")
+        assert sent.released == {"payload.contact_message_id": str(contact_env.message_id),
+                                 "payload.decision": "strategy_discussion_s47",
+                                 "payload.decided_at": NOW.isoformat().replace("+00:00", "Z")}
+        (receipt,) = await receipts(gate.ledger, "la:999")
+        assert (receipt.receipted_message_id, receipt.status) == (out.message_id, ReceiptStatus.ACCEPTED)
+        recorded = await gate.ledger.message(str(out.message_id))
+        assert recorded is not None
+        assert recorded["verdict"] == "share"
+        assert any(REFERRER in line and str(contact_env.message_id) in line for line in recorded["trace"])
+        deliveries = {d["recipient"] for d in await gate.ledger.all_deliveries()}
+        assert deliveries == {"mash:hub", REFERRER}
+
+    async def test_a_police_referrer_gets_the_rationale_and_a_named_gp_its_own_fields(
+            self, gate: GateContext) -> None:
+        police = "police:examplepolice"
+        contact_env = await self.received(gate, police)
+        out = decision_on(contact_env, recipients=("gp:A12345",))
+        assert await process_inbound(gate, wire(out), topics.EDUCATION_INBOUND) == "share"
+
+        to_police = await sent_to(gate.ledger, topics.MASH_DELIVERIES, police)
+        assert to_police.content_level == "full"
+        assert set(to_police.released) == {"payload.contact_message_id", "payload.decision",
+                                           "payload.decided_at", "payload.rationale"}
+        to_gp = await sent_to(gate.ledger, topics.HEALTH_DELIVERIES, "gp:A12345")
+        assert to_gp.purpose == "safeguarding_health"
+        assert "subject.given_name" in to_gp.released
+        assert "payload.rationale" not in to_gp.released
+
+    async def test_an_outcome_for_an_unknown_contact_is_refused_with_the_reason(self, gate: GateContext) -> None:
+        unknown = referral()  # never sent
+        out = decision_on(unknown)
+        assert await process_inbound(gate, wire(out), topics.EDUCATION_INBOUND) == "rejected"
+        assert await process_inbound(gate, wire(out), topics.EDUCATION_INBOUND) == "duplicate"
+
+        (receipt,) = await receipts(gate.ledger, "la:999")
+        assert (receipt.status, receipt.reason_code) == (ReceiptStatus.REJECTED, "contact_unknown")
+        assert receipt.detail is not None
+        assert receipt.detail.startswith("payload.contact_message_id:")
+        assert await gate.ledger.message(str(out.message_id)) is None
+        assert await gate.ledger.all_deliveries() == []
+        (q,) = await gate.ledger.quarantined()
+        assert q["reason_code"] == "contact_unknown"
+
+        # Once the contact has arrived, the same outcome sent again is decided and fed back.
+        assert await process_inbound(gate, wire(unknown), topics.EDUCATION_INBOUND) == "share"
+        assert await process_inbound(gate, wire(out), topics.EDUCATION_INBOUND) == "share"
+        await sent_to(gate.ledger, topics.EDUCATION_DELIVERIES, REFERRER)
+
+    async def test_an_outcome_not_from_the_mash_is_refused(self, gate: GateContext) -> None:
+        contact_env = await self.received(gate, REFERRER)
+        out = decision_on(contact_env, sender="school:900002")
+        assert await process_inbound(gate, wire(out), topics.EDUCATION_INBOUND) == "rejected"
+
+        (receipt,) = [r for r in await receipts(gate.ledger, "school:900002")
+                      if r.receipted_message_id == out.message_id]
+        assert (receipt.status, receipt.reason_code) == (ReceiptStatus.REJECTED, "outcome_not_from_mash")
+        assert receipt.detail is not None
+        assert receipt.detail.startswith("sender_org:")

@@ -15,14 +15,16 @@ def test_the_shipped_policy_has_the_four_agreements_the_area_needs() -> None:
     policy = parse_policy(SHIPPED, source="deploy/policy.toml")
     classes = {a.recipient_class for a in policy.agreements}
     assert {"school", "health_visitor", "school_nurse", "gp", "mash"} <= classes
-    [encompass] = [a for a in policy.agreements if a.recipient_class == "school"]
+    [encompass] = [a for a in policy.agreements if a.name == "operation-encompass-school-key-adults"]
     assert "payload.home_postcode" not in encompass.released_fields
+    feedback = {a.recipient_class for a in policy.agreements if a.purpose == "referrer_feedback"}
+    assert feedback == {"police", "health", "school", "education", "la"}  # every referrer is told the outcome
 
 
 @pytest.mark.parametrize(
     ("edit", "field", "why"),
     [
-        (('version = "example-area-2026.11-1"', 'version = "has spaces"'), "version", "pattern"),
+        (('version = "example-area-2026.11-2"', 'version = "has spaces"'), "version", "pattern"),
         (('content_level = "full"\nmax_age = 17', 'content_level = "everything"\nmax_age = 17'),
          "agreement[0].content_level", "full"),
         (('"payload.summary_for_school",\n]\ncontent_level = "full"',
