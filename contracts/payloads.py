@@ -69,7 +69,7 @@ class Outcome(Contract):
     kind: Literal["outcome"] = "outcome"
     contact_message_id: UUID
     decision: OutcomeDecision
-    rationale: FreeText
+    rationale: Annotated[FreeText, Field(min_length=1)]  # every decision says why
     decided_at: Timestamp
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from consent_builders import CHILD, contact, outcome
+from pydantic import ValidationError
 
 from contracts import Envelope
 from contracts.quality import Missing, contact_quality, quality_detail
@@ -69,3 +70,12 @@ def test_every_gap_at_once_and_the_detail_quotes_no_values() -> None:
 def test_other_kinds_are_not_checked() -> None:
     assert contact_quality(outcome()) == ()
     assert str(Missing("payload.x", "why")) == "payload.x: why"
+
+
+def test_an_outcome_without_a_rationale_fails_its_contract_naming_the_field() -> None:
+    doc = outcome().model_dump(mode="json")
+    doc["payload"]["rationale"] = "  "
+    with pytest.raises(ValidationError) as err:
+        Envelope.model_validate(doc)
+    (problem,) = err.value.errors()
+    assert problem["loc"] == ("payload", "outcome", "rationale")
