@@ -7,14 +7,16 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.specification import AsyncAPI
 
 from adapters.education.inbox import receive_delivery
+from adapters.health import inbox as health_inbox
 from adapters.health.teams import load_teams
+from adapters.inbox import Sign
 from broker.clocks import load_calendar
 from broker.gate_service import GateContext, process_inbound
 from broker.ledger import Ledger, OutboxRow
@@ -29,9 +31,16 @@ log = get_logger("mash.app")
 
 GATE_GROUP = "mash-gate"
 EDUCATION_GROUP = "mash-education"
+HEALTH_GROUP = "mash-health"
 OUTBOUND = (topics.EDUCATION_DELIVERIES, topics.HEALTH_DELIVERIES, topics.MASH_DELIVERIES, topics.POLICE_RECEIPTS,
             topics.POLICE_ACKNOWLEDGEMENTS, topics.MASH_QUEUE, topics.GATE_QUARANTINE)
 INFRA_RETRY_PAUSE_S = 1.0
+
+
+class ReceiveDelivery(Protocol):
+    """An agency inbox's receive function (adapters.education.inbox, adapters.health.inbox)."""
+
+    async def __call__(self, ledger: Ledger, raw: bytes, now: datetime, *, sign: Sign | None = None) -> str: ...
 
 
 def utc_now() -> datetime:
@@ -118,17 +127,22 @@ def build_services(settings: Settings, ledger: Ledger, broker: KafkaBroker,
             raise
         relay.poke()
 
-    @broker.subscriber(topics.EDUCATION_DELIVERIES, group_id=EDUCATION_GROUP, auto_offset_reset="earliest",
-                       ack_policy=AckPolicy.NACK_ON_ERROR, decoder=_raw_body, title="school-inbox",
-                       description="Gated notifications land in each school's inbox.")
-    async def inbox_handler(body: bytes) -> None:
-        try:
-            await receive_delivery(ledger, body, clock(), sign=signing.acks)
-        except Exception:
-            log.exception("inbox.infra_error")
-            await asyncio.sleep(INFRA_RETRY_PAUSE_S)
-            raise
-        relay.poke()
+    def inbox(topic: str, group: str, title: str, description: str, receive: ReceiveDelivery) -> None:
+        @broker.subscriber(topic, group_id=group, auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR,
+                           decoder=_raw_body, title=title, description=description)
+        async def inbox_handler(body: bytes) -> None:
+            try:
+                await receive(ledger, body, clock(), sign=signing.acks)
+            except Exception:
+                log.exception("inbox.infra_error", topic=topic)
+                await asyncio.sleep(INFRA_RETRY_PAUSE_S)
+                raise
+            relay.poke()
+
+    inbox(topics.EDUCATION_DELIVERIES, EDUCATION_GROUP, "school-inbox",
+          "Gated notifications land in each school's inbox.", receive_delivery)
+    inbox(topics.HEALTH_DELIVERIES, HEALTH_GROUP, "health-inbox",
+          "Gated deliveries land in health teams' and GP practices' inboxes.", health_inbox.receive_delivery)
 
     app = FastStream(broker, specification=AsyncAPI(title="MASH Broker", version="1.0.0",
                                                      description="Multi-agency safeguarding broker"))

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from adapters.health.deadlines import due_by
+from adapters.health.tracking import answer_problem, record_health_events
 from broker.clocks import SchoolCalendar, encompass_deadline
 from broker.consent_service import facts_for, record_consent
 from broker.ledger import Ledger, Tx
@@ -129,6 +131,8 @@ async def process_inbound(ctx: GateContext, raw: bytes, topic: str) -> str:
             await _receipt(ctx, tx, message, ReceiptStatus.ACCEPTED, now, "consent_recorded")
         elif isinstance(message.payload, Outcome):
             outcome = await _outcome(ctx, tx, message, message.payload, topic, digest, now)
+        elif (problem := await answer_problem(tx, message)) is not None:
+            outcome = await _refuse(ctx, tx, message, topic, digest, now, "answer_unmatched", ": ".join(problem))
         else:
             schools = await tx.known_school_urns()
             facts = await facts_for(tx, message)
@@ -189,7 +193,7 @@ async def _record(ctx: GateContext, tx: Tx, message: Envelope, topic: str, diges
     await tx.event("decision.recorded", mid, now, verdict=decision.verdict.value, reasons=reasons,
                    policy_version=decision.policy_version)
     for release in decision.releases:
-        notify_by = _notify_by(ctx, message) if release.recipient.startswith("school:") else None
+        notify_by = _notify_by(ctx, message, release.recipient)
         env = _signed(ctx, delivery_envelope(message, release, decision, notify_by=notify_by, now=now))
         await tx.insert_delivery(delivery_id=env.message_id, message_id=mid, recipient=release.recipient,
                                  purpose=release.purpose, notify_by=notify_by, created_at=now,
@@ -221,6 +225,7 @@ async def _record(ctx: GateContext, tx: Tx, message: Envelope, topic: str, diges
     await _receipt(ctx, tx, message, status, now, decision.primary_reason.value)
     if gaps := contact_quality(message):
         await _quality_receipt(ctx, tx, message, gaps, now)
+    await record_health_events(tx, message, decision, now, ctx.calendar.tz)
 
 
 async def _quality_receipt(ctx: GateContext, tx: Tx, message: Envelope, gaps: tuple[Missing, ...],
@@ -240,11 +245,14 @@ def _referral_reason(decision: Decision) -> Reason:
     return asked[0] if asked else decision.reasons[-1]
 
 
-def _notify_by(ctx: GateContext, message: Envelope) -> datetime | None:
+def _notify_by(ctx: GateContext, message: Envelope, recipient: str) -> datetime | None:
+    """The recipient's deadline: the Encompass notify-by for a school, a health request's due time."""
     if isinstance(message.payload, EncompassNotification):
+        if not recipient.startswith("school:"):
+            return None
         return encompass_deadline(message.payload.occurred_at, ctx.calendar, notify_by=ctx.notify_by,
                                   school_day_starts=ctx.school_day_starts)
-    return None
+    return due_by(message, ctx.calendar.tz)
 
 
 async def _enqueue(tx: Tx, env: Envelope, topic: str, key: str | None, now: datetime) -> None:

@@ -50,6 +50,7 @@ class Reason(StrEnum):
     CHILD_VIEW_RECORDED = "child_view_recorded"
     CHILD_OBJECTS = "child_objects"
     DO_NOT_NOTIFY_SUBJECT = "do_not_notify_subject"
+    CONSENT_FORM_MISSING = "consent_form_missing"
 
 
 # Plain English for each reason, for explanations, tables and the advice queue.
@@ -87,6 +88,9 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.CHILD_VIEW_RECORDED: "the child's own view is recorded; child protection duties override a refusal",
     Reason.CHILD_OBJECTS: "a child of sufficient understanding objects: a person must weigh their view",
     Reason.DO_NOT_NOTIFY_SUBJECT: "the record says do not notify the subject or their family",
+    Reason.CONSENT_FORM_MISSING:
+        "an initial health assessment request needs the signed consent form (payload.consent_form): consent "
+        "form missing",
 }
 
 ADVICE_QUEUE = "advice"

@@ -13,7 +13,14 @@ from consent_gate.agreements import Policy, SharingAgreement
 from consent_gate.decision import ADVICE_QUEUE, MASH_QUEUE, Decision, Reason, Refusal, Release, Verdict
 from consent_gate.facts import ConsentFacts, ConsentState, age_on
 from consent_gate.health import NO_HEALTH_TEAMS, HealthTeams
-from contracts import Article6Basis, Article9Condition, EncompassNotification, Envelope, StatutoryPower
+from contracts import (
+    Article6Basis,
+    Article9Condition,
+    EncompassNotification,
+    Envelope,
+    HealthAssessmentRequest,
+    StatutoryPower,
+)
 
 NO_FACTS = ConsentFacts()
 _STATE_REASON = {
@@ -38,6 +45,9 @@ def decide(message: Envelope, *, known_schools: Container[str], policy: Policy, 
         trace.append("rule 1 (a lawful basis is recorded): failed; nothing is shared")
         return done(Verdict.WITHHOLD, Reason.NO_LAWFUL_BASIS)
     trace.append(f"rule 1 (a lawful basis is recorded): held, Article 6 {basis.article6.value}")
+    if isinstance(message.payload, HealthAssessmentRequest) and message.payload.consent_form is None:
+        trace.append("initial health assessment: no consent form attached; refused to the sender")
+        return done(Verdict.WITHHOLD, Reason.CONSENT_FORM_MISSING)
     agreements = policy.for_kind(message.kind)
     if not agreements:
         trace.append("agreements: none covers this kind of message")

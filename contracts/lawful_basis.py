@@ -21,6 +21,7 @@ class StatutoryPower(StrEnum):
 
     CHILDREN_ACT_1989_S47 = "children_act_1989_s47"
     CHILDREN_ACT_1989_S17 = "children_act_1989_s17"
+    CHILDREN_ACT_1989_S22 = "children_act_1989_s22"  # duties to looked-after children (and Care Planning Regs 2010)
     CHILDREN_ACT_2004_S10 = "children_act_2004_s10"
     CHILDREN_ACT_2004_S11 = "children_act_2004_s11"
     ENCOMPASS_DUTY = "encompass_duty_vpa_2024"

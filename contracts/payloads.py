@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import Field, JsonValue, model_validator
 
 from contracts._base import Contract, FreeText, OrgId, RecipientRef, SchoolUrn, ShortText, Timestamp
+from contracts.health import GpReport, HealthAssessmentRequest, LookedAfterChange, S47InfoRequest
 from contracts.lawful_basis import ConsentNotUsedBecause
 
 
@@ -194,6 +195,10 @@ Payload = Annotated[
     | SystemReceipt
     | PersonRead
     | Delivery
-    | Quarantined,
+    | Quarantined
+    | LookedAfterChange
+    | HealthAssessmentRequest
+    | S47InfoRequest
+    | GpReport,
     Field(discriminator="kind"),
 ]

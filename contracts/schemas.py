@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from contracts.envelope import Envelope
+from contracts.health import GpReport, HealthAssessmentRequest, LookedAfterChange, S47InfoRequest
 from contracts.payloads import (
     ConsentDispensation,
     ConsentRecord,
@@ -31,6 +32,10 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "ack.person_read": PersonRead,
     "delivery": Delivery,
     "quarantined": Quarantined,
+    "care.looked_after_change": LookedAfterChange,
+    "health.assessment_request": HealthAssessmentRequest,
+    "s47.info_request": S47InfoRequest,
+    "s47.gp_report": GpReport,
 }
 
 COMMITTED = Path(__file__).parent / "jsonschema"

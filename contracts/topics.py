@@ -49,6 +49,11 @@ _DELIVERY_TOPIC = {
 }
 
 
+def acknowledgements_topic(sender_org: str) -> str:
+    """Where recipients' receipts and reads of a sender's message go: ``<area>.acknowledgement.v1``."""
+    return f"{sender_org.split(':', 1)[0]}.acknowledgement.v1"
+
+
 def delivery_topic(recipient: str) -> str:
     """The topic a gated delivery to ``recipient`` (``<class>:<id>``) is published on."""
     return _DELIVERY_TOPIC.get(recipient.split(":", 1)[0], MASH_DELIVERIES)

@@ -112,6 +112,31 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         "policy_version": "builtin-2026.11-1",
         "decision_reasons": ["statutory_duty", "minimum_fields_released"],
     },
+    "care.looked_after_change": {
+        "kind": "care.looked_after_change",
+        "change": "became_looked_after",
+        "effective_on": "2026-11-16",
+        "legal_status": "s20_accommodated",
+    },
+    "health.assessment_request": {
+        "kind": "health.assessment_request",
+        "looked_after_since": "2026-11-16",
+        "consent_form": {"document_id": "la-999/forms/0001", "sha256": "0" * 64},
+        "requested_by": "Synthetic Social Worker",
+    },
+    "s47.info_request": {
+        "kind": "s47.info_request",
+        "questions": "Is the child registered? Any concerns recorded?",
+        "answer_by": "2026-11-20T17:00:00+00:00",
+        "requested_by": "Synthetic Social Worker",
+    },
+    "s47.gp_report": {
+        "kind": "s47.gp_report",
+        "request_message_id": str(MID),
+        "known_to_practice": True,
+        "report": "Synthetic report.",
+        "author": "Dr Example",
+    },
     "quarantined": {
         "kind": "quarantined",
         "source_message_id": None,

@@ -1,0 +1,102 @@
+"""The health adapter's records in the gate's transaction: the audited events the health clocks key on,
+and a GP report checked against the request it answers. Thin I/O over ``adapters.health.deadlines``.
+
+Audited events (each in the same ledger transaction as the message and its decision, only when the
+gate shares the message):
+
+- ``health.iha_requested`` (the request): ``due_by``, the end of the 20th working day after the
+  child became looked after; the delivery carries the same time as ``notify_by``.
+- ``s47.gp_report_requested`` (the request): ``answer_by`` and the practices asked.
+- ``s47.gp_report_received`` (recorded against the request, ``request_message_id`` in the detail):
+  the report's id, when it was received, and ``status`` (answered on time or late); only the first
+  report for a request (``first_answer``) sets the request's answer, so "was it answered on time" has
+  one recorded answer. ``s47_status`` reads it back.
+- ``care.looked_after_changed`` (the notification to the GP): became or ceased looked after.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from adapters.health.deadlines import AnswerStatus, answer_status, due_by
+from broker.ledger import Ledger, Tx
+from broker.ledger import schema as t
+from consent_gate import Decision, Verdict
+from contracts import Envelope, GpReport, HealthAssessmentRequest, LookedAfterChange, S47InfoRequest
+
+NOT_A_REQUEST = ("payload.request_message_id",
+                 "no s47 information request with this id was sent to this practice")
+
+
+async def answer_problem(tx: Tx, message: Envelope) -> tuple[str, str] | None:
+    """For a GP report, the field and reason it cannot be taken as an answer; None if it can (or another kind).
+
+    The same reason whether the request does not exist or went to another practice: a practice learns
+    nothing about other practices' requests."""
+    if not isinstance(message.payload, GpReport):
+        return None
+    request = await _request(tx, str(message.payload.request_message_id))
+    if request is None or message.sender_org not in request.recipients:
+        return NOT_A_REQUEST
+    return None
+
+
+async def record_health_events(tx: Tx, message: Envelope, decision: Decision, now: datetime,
+                               tz: ZoneInfo) -> None:
+    """The audited events of a shared health message (see the module docstring)."""
+    if decision.verdict is not Verdict.SHARE:
+        return
+    payload, mid = message.payload, message.message_id
+    recipients = sorted(r.recipient for r in decision.releases)
+    if isinstance(payload, HealthAssessmentRequest):
+        due = due_by(message, tz)
+        assert due is not None
+        await tx.event("health.iha_requested", mid, now, due_by=due.isoformat(), recipients=recipients,
+                       looked_after_since=payload.looked_after_since.isoformat())
+    elif isinstance(payload, S47InfoRequest):
+        await tx.event("s47.gp_report_requested", mid, now, answer_by=payload.answer_by.isoformat(),
+                       recipients=recipients)
+    elif isinstance(payload, LookedAfterChange):
+        await tx.event("care.looked_after_changed", mid, now, change=payload.change, recipients=recipients)
+    elif isinstance(payload, GpReport):
+        request_id = str(payload.request_message_id)
+        request = await _request(tx, request_id)
+        assert request is not None
+        assert isinstance(request.payload, S47InfoRequest)
+        first = not await _answered(tx, request_id)
+        status = answer_status(request.payload.answer_by, now, now)
+        await tx.event("s47.gp_report_received", request_id, now, request_message_id=request_id,
+                       report_message_id=str(mid), gp_practice=message.sender_org, first_answer=first,
+                       answer_by=request.payload.answer_by.isoformat(), status=status.value)
+
+
+async def s47_status(ledger: Ledger, request_id: str, now: datetime) -> dict[str, Any] | None:
+    """The one recorded answer to "was this s47 request answered on time"; None if no such request was shared."""
+    events = await ledger.events_of(request_id)
+    requested = next((e for e in events if e["event_type"] == "s47.gp_report_requested"), None)
+    if requested is None:
+        return None
+    answer_by = datetime.fromisoformat(requested["detail"]["answer_by"])
+    answer = next((e for e in events if e["event_type"] == "s47.gp_report_received"
+                   and e["detail"]["first_answer"]), None)
+    answered_at = answer["at"] if answer else None
+    status: AnswerStatus = answer_status(answer_by, answered_at, now)
+    return {"request_message_id": request_id, "answer_by": answer_by, "answered_at": answered_at,
+            "report_message_id": answer["detail"]["report_message_id"] if answer else None,
+            "status": status.value}
+
+
+async def _request(tx: Tx, request_id: str) -> Envelope | None:
+    row = (await tx.conn.execute(select(t.messages.c.envelope).where(
+        t.messages.c.message_id == request_id, t.messages.c.kind == "s47.info_request"))).first()
+    return Envelope.model_validate_json(row[0]) if row else None
+
+
+async def _answered(tx: Tx, request_id: str) -> bool:
+    row = (await tx.conn.execute(select(t.events.c.seq).where(
+        t.events.c.message_id == request_id, t.events.c.event_type == "s47.gp_report_received"))).first()
+    return row is not None
