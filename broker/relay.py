@@ -14,6 +14,7 @@ from datetime import datetime
 
 from broker.ledger import Ledger, OutboxRow
 from broker.logging import get_logger
+from broker.tasks import cancel
 
 log = get_logger("mash.relay")
 
@@ -70,11 +71,8 @@ class Relay:
         self._task = asyncio.create_task(self.run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         try:
             await self.drain()
         except Exception as exc:  # the ledger keeps it; the next start publishes it

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from broker.app import Services, build_broker, build_services, utc_now
 from broker.audit.checkpoints import start_checkpointer
+from broker.clocks.keeper import start_clock_keeper
 from broker.embedded import EmbeddedBroker, resolve_bootstrap
 from broker.kafka import ensure_topics, producer_kwargs
 from broker.ledger import Ledger
@@ -65,6 +66,8 @@ async def running(settings: Settings, *, start_broker: bool = True, services: bo
             ensure_gate_key(settings, clock())
             # Stopped after the services (exit runs in reverse): the last checkpoint covers their last events.
             stack.push_async_callback(start_checkpointer(settings, ledger, clock).stop)
+            # Hooked into the ledger before the gate starts: clocks start and stop with their events.
+            stack.push_async_callback(start_clock_keeper(settings, ledger, clock).stop)
             svc = build_services(settings, ledger, build_broker(bootstrap, embedded=embedded), clock)
             await svc.start()
             stack.push_async_callback(svc.stop)

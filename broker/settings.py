@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     checkpoint_interval_s: float = Field(
         default=60.0, gt=0, description="How often the running stack signs a checkpoint of the audited log."
     )
+    clocks_file: Path | None = Field(
+        default=None, description="Declared clocks TOML; default: deploy/clocks.toml shipped with the broker."
+    )
+    clock_tick_s: float = Field(
+        default=30.0, gt=0, description="How often the running stack checks clocks for warnings and breaches."
+    )
     log_level: str = Field(default="INFO")
     log_json: bool | None = Field(default=None, description="JSON logs; default: JSON unless on a terminal.")
 

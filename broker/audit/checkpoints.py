@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 from collections.abc import Callable
 from datetime import datetime
 
@@ -18,6 +17,7 @@ from broker.ledger import Ledger
 from broker.logging import get_logger
 from broker.messages import GATE_ORG
 from broker.settings import Settings
+from broker.tasks import cancel
 
 log = get_logger("mash.audit")
 
@@ -79,11 +79,8 @@ class Checkpointer:
 
     async def stop(self) -> None:
         """Stop the interval and write a last checkpoint, so a clean shutdown leaves the whole log signed."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         await self._checkpoint_logged("shutdown")
 
     async def _every_interval(self) -> None:

@@ -20,7 +20,7 @@ DEFAULT_AREA = "default"
 
 
 @lru_cache(maxsize=32)
-def _bank_holidays(year: int) -> frozenset[date]:
+def bank_holidays(year: int) -> frozenset[date]:
     """England bank holidays for one year, substitute days included."""
     return frozenset(holidays.country_holidays("GB", subdiv="ENG", years=year))
 
@@ -37,7 +37,7 @@ class SchoolCalendar:
         """Monday to Friday, not an England bank holiday, not a local closure."""
         if isinstance(d, datetime):
             raise TypeError("is_school_day takes a date, not a datetime")
-        return d.weekday() < 5 and d not in _bank_holidays(d.year) and d not in self.closures
+        return d.weekday() < 5 and d not in bank_holidays(d.year) and d not in self.closures
 
 
 class _Closure(BaseModel, frozen=True, extra="forbid"):

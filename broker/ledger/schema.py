@@ -176,6 +176,24 @@ policies = Table(
     Column("text", Text, nullable=False),
 )
 
+# Declared clocks (deploy/clocks.toml) running for a subject; one row per clock and subject, so a
+# redelivered start never doubles it. warned_at / breached_at are set once, with their events.
+clocks = Table(
+    "clocks",
+    metadata,
+    Column("clock_id", String(36), primary_key=True),  # deterministic from name and subject
+    Column("name", String(64), nullable=False),
+    Column("subject_id", String(36), nullable=False, index=True),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("warn_at", UtcDateTime, nullable=False),
+    Column("escalate_to", String(80), nullable=False),
+    Column("stopped_at", UtcDateTime),
+    Column("warned_at", UtcDateTime),
+    Column("breached_at", UtcDateTime),
+    UniqueConstraint("name", "subject_id"),
+)
+
 # Every ledger event, in order: the audited log (issue 4 builds the Merkle tree over it).
 events = Table(
     "events",

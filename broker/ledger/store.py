@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,9 +34,11 @@ class OutboxRow:
 class Tx:
     """Writes inside one ledger transaction: all of them land, or none."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, hooks: Sequence[EventHook] = ()) -> None:
         self.conn = conn
         self._log_locked = False
+        self._hooks = hooks
+        self._in_hook = False
 
     async def known_school_urns(self) -> frozenset[str]:
         return frozenset((await self.conn.execute(select(t.schools.c.urn))).scalars())
@@ -168,6 +170,13 @@ class Tx:
         await self.conn.execute(t.events.insert().values(
             seq=(last or 0) + 1, at=at, event_type=event_type, message_id=mid, detail=stored,
             leaf_hash=entry_leaf_hash(at, event_type, mid, stored)))
+        if self._hooks and not self._in_hook:  # events a hook writes do not call hooks again
+            self._in_hook = True
+            try:
+                for hook in self._hooks:
+                    await hook(self, event_type, mid, at, stored)
+            finally:
+                self._in_hook = False
 
     async def lock_event_log(self) -> None:
         """Order event appends by commit (the Merkle tree's order is seq order, gap-free): on PostgreSQL
@@ -184,6 +193,42 @@ class Tx:
             tree_size=tree_size, root_hash=root_hash, at=at, key_id=key_id, signature=signature,
         ).returning(t.checkpoints.c.checkpoint_id))
         return int(res.scalar_one())
+
+    async def start_clock(self, *, clock_id: uuid.UUID, name: str, subject_id: str, started_at: datetime,
+                          due_at: datetime, warn_at: datetime, escalate_to: str) -> bool:
+        """Start a declared clock for a subject; False if that clock already exists (a redelivered start)."""
+        q = select(t.clocks.c.clock_id).where(t.clocks.c.clock_id == str(clock_id))
+        if (await self.conn.execute(q)).first():
+            return False
+        await self.conn.execute(t.clocks.insert().values(
+            clock_id=str(clock_id), name=name, subject_id=subject_id, started_at=started_at, due_at=due_at,
+            warn_at=warn_at, escalate_to=escalate_to))
+        return True
+
+    async def stop_clock(self, clock_id: uuid.UUID, at: datetime) -> datetime | None:
+        """Stop a running clock; its deadline, or None if it was not running (never started, or stopped)."""
+        res = await self.conn.execute(update(t.clocks).where(
+            t.clocks.c.clock_id == str(clock_id), t.clocks.c.stopped_at.is_(None),
+        ).values(stopped_at=at).returning(t.clocks.c.due_at))
+        due: datetime | None = res.scalar_one_or_none()
+        return due
+
+    async def clocks_to_flag(self, now: datetime) -> list[dict[str, Any]]:
+        """Running clocks with a warning or breach due and not yet recorded, soonest deadline first."""
+        c = t.clocks.c
+        q = select(t.clocks).where(c.stopped_at.is_(None), or_(
+            c.warned_at.is_(None) & (c.warn_at <= now), c.breached_at.is_(None) & (c.due_at <= now),
+        )).order_by(c.due_at, c.clock_id)
+        return [dict(r) for r in (await self.conn.execute(q)).mappings()]
+
+    async def flag_clock(self, clock_id: str, flag: str, at: datetime) -> bool:
+        """Set ``warned_at`` or ``breached_at`` once; False if it was already set (by any keeper)."""
+        if flag not in ("warned_at", "breached_at"):
+            raise ValueError(f"not a clock flag: {flag}")
+        column = t.clocks.c[flag]
+        res = await self.conn.execute(update(t.clocks).where(
+            t.clocks.c.clock_id == clock_id, column.is_(None)).values({flag: at}))
+        return bool(res.rowcount)
 
     async def mark_delivered(self, delivery_id: uuid.UUID, at: datetime) -> bool:
         """Record a recipient system's receipt; False if it was already recorded (a redelivery)."""
@@ -215,11 +260,21 @@ class Tx:
         return n
 
 
+# Called inside the transaction after each audited event is appended (e.g. the clock keeper starting
+# and stopping clocks), so what it writes is exactly as durable as the event.
+EventHook = Callable[["Tx", str, "str | None", datetime, dict[str, Any]], Awaitable[None]]
+
+
 class Ledger:
     """The durable record. SQLite file by default, PostgreSQL when configured."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._hooks: list[EventHook] = []
+
+    def on_event(self, hook: EventHook) -> None:
+        """Run ``hook`` in every write transaction after each event it appends."""
+        self._hooks.append(hook)
 
     @classmethod
     async def open(cls, url: str, *, create: bool = True, **engine_kw: Any) -> Ledger:
@@ -285,7 +340,7 @@ class Ledger:
             conn.sync_connection.info["write"] = True  # type: ignore[union-attr]
             try:
                 async with conn.begin():
-                    yield Tx(conn)
+                    yield Tx(conn, tuple(self._hooks))
             finally:
                 conn.sync_connection.info.pop("write", None)  # type: ignore[union-attr]
 

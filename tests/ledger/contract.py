@@ -77,6 +77,8 @@ async def write_one_of_everything(tx: Tx, at: datetime = T0) -> uuid.UUID:
     await tx.record_consent(message_id=mid, child_keys=["person:x"], record_kind="consent",
                             record_id=uuid.uuid4(), status="given", received_at=at, payload="{}")
     await tx.record_policy(version="test-1", sha256="0" * 64, source="test", text="", at=at)
+    await tx.start_clock(clock_id=uuid.uuid4(), name="contact_decision", subject_id=str(mid), started_at=at,
+                         due_at=at, warn_at=at, escalate_to="mash:team-manager")
     return mid
 
 

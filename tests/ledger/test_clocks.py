@@ -1,0 +1,173 @@
+"""Declared clocks run from the ledger, on SQLite and PostgreSQL: started and stopped with their events,
+never doubled by a redelivery, warned and breached exactly once, and carried on by a restarted keeper.
+
+Time is a controllable clock passed in; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import pytest
+from consent_builders import POLICY, contact, outcome
+
+from broker.clocks import load_calendar
+from broker.clocks.declared import ClockSpec, load_clocks
+from broker.clocks.keeper import ClockKeeper, clock_id
+from broker.gate_service import GateContext, process_inbound
+from broker.ledger import Ledger
+from broker.ledger import schema as t
+from broker.messages import encode
+from contracts import Envelope, topics
+
+from .test_postgres import PostgresBackend
+from .test_sqlite import SqliteBackend
+
+CLOCKS = load_clocks(None).clocks  # the shipped deploy/clocks.toml
+START = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # a Friday afternoon (GMT)
+
+
+class Time:
+    """A controllable clock."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def keeper(ledger: Ledger, at: Time, clocks: tuple[ClockSpec, ...] = CLOCKS) -> ClockKeeper:
+    return ClockKeeper(ledger, clocks, load_calendar(None), at).install()
+
+
+async def receive(ledger: Ledger, message: Envelope, at: datetime) -> None:
+    """What the gate does for a new message: the row, then its audited event, in one transaction."""
+    async with ledger.transaction() as tx:
+        await tx.insert_message(message_id=message.message_id, kind=message.kind, sender_org=message.sender_org,
+                                 correlation_id=message.correlation_id, topic="t", content_hash="h",
+                                 received_at=at, envelope=encode(message))
+        await tx.event("message.received", message.message_id, at, kind=message.kind)
+
+
+def outcome_for(contact_id: uuid.UUID) -> Envelope:
+    o = outcome()
+    return o.model_copy(update={"payload": o.payload.model_copy(update={"contact_message_id": contact_id})})
+
+
+async def clocks_of(ledger: Ledger) -> list[dict[str, Any]]:
+    async with ledger.reader() as tx:
+        return [dict(r) for r in (await tx.conn.execute(t.clocks.select())).mappings()]
+
+
+async def kinds(ledger: Ledger) -> list[str]:
+    return [e["event_type"] for e in await ledger.events() if e["event_type"].startswith("clock.")]
+
+
+class ClockContract:
+    """Subclasses provide ``ledger``."""
+
+    async def test_contact_starts_and_outcome_stops_the_decision_clock(self, ledger: Ledger) -> None:
+        keeper(ledger, Time(START))
+        c = contact()
+        await receive(ledger, c, START)
+        (row,) = await clocks_of(ledger)
+        assert row["name"] == "contact_decision"
+        assert row["subject_id"] == str(c.message_id)
+        assert row["clock_id"] == str(clock_id("contact_decision", str(c.message_id)))
+        assert row["due_at"] == START + timedelta(hours=24)
+        assert row["warn_at"] == START + timedelta(hours=20)
+        await receive(ledger, outcome_for(c.message_id), START + timedelta(hours=3))
+        (row,) = await clocks_of(ledger)
+        assert row["stopped_at"] == START + timedelta(hours=3)
+        stopped = (await ledger.events("clock.stopped"))[0]
+        assert stopped["message_id"] == str(c.message_id)
+        assert stopped["detail"]["on_time"] is True
+        assert await keeper(ledger, Time(START)).tick(START + timedelta(days=3)) == 0  # stopped: never breached
+
+    async def test_redelivered_start_never_doubles_and_stray_stop_does_nothing(self, ledger: Ledger) -> None:
+        k = keeper(ledger, Time(START))
+        c = contact()
+        await receive(ledger, c, START)
+        async with ledger.transaction() as tx:  # the same start event again, an hour later
+            await tx.event("message.received", c.message_id, START + timedelta(hours=1), kind="contact")
+        await receive(ledger, outcome_for(uuid.uuid4()), START)  # an outcome for a contact never seen
+        (row,) = await clocks_of(ledger)
+        assert row["started_at"] == START
+        assert row["stopped_at"] is None
+        assert await kinds(ledger) == ["clock.started"]
+        assert k.clocks == CLOCKS
+
+    async def test_warning_and_breach_are_emitted_once_each(self, ledger: Ledger) -> None:
+        at = Time(START)
+        k = keeper(ledger, at)
+        c = contact()
+        await receive(ledger, c, START)
+        assert await k.tick(START + timedelta(hours=19)) == 0
+        assert await k.tick(START + timedelta(hours=20)) == 1
+        assert await k.tick(START + timedelta(hours=21)) == 0
+        assert await k.tick(START + timedelta(hours=24)) == 1
+        assert await k.tick(START + timedelta(hours=30)) == 0
+        assert await kinds(ledger) == ["clock.started", "clock.warning", "clock.breached"]
+        breach = (await ledger.events("clock.breached"))[0]
+        assert breach["message_id"] == str(c.message_id)
+        assert breach["detail"]["escalate_to"] == "mash:team-manager"
+        await receive(ledger, outcome_for(c.message_id), START + timedelta(hours=31))
+        assert (await ledger.events("clock.stopped"))[0]["detail"]["on_time"] is False
+
+    async def test_a_restarted_keeper_carries_on_from_the_ledger(self, ledger: Ledger) -> None:
+        first = keeper(ledger, Time(START))
+        c = contact()
+        await receive(ledger, c, START)
+        assert await first.tick(START + timedelta(hours=21)) == 1  # warned before the "crash"
+        await ledger.engine.dispose()  # the process's connections are gone
+        restarted = ClockKeeper(ledger, CLOCKS, load_calendar(None), Time(START))
+        assert await restarted.tick(START + timedelta(hours=22)) == 0  # the warning is not repeated
+        assert await restarted.tick(START + timedelta(hours=25)) == 1  # the breach is not lost
+        assert await first.tick(START + timedelta(hours=26)) == 0  # nor doubled by a second keeper
+        assert await kinds(ledger) == ["clock.started", "clock.warning", "clock.breached"]
+
+    async def test_a_keeper_down_through_both_emits_both_once(self, ledger: Ledger) -> None:
+        keeper(ledger, Time(START))
+        await receive(ledger, contact(), START)
+        restarted = ClockKeeper(ledger, CLOCKS, load_calendar(None), Time(START))
+        assert await restarted.tick(START + timedelta(days=2)) == 2
+        assert await restarted.tick(START + timedelta(days=3)) == 0
+
+    async def test_working_day_clock_from_event_detail(self, ledger: Ledger) -> None:
+        keeper(ledger, Time(START))
+        strategy = uuid.uuid4()
+        async with ledger.transaction() as tx:
+            await tx.event("strategy_discussion.held", strategy, START)  # initial_child_protection_conference
+        (row,) = await clocks_of(ledger)
+        assert row["due_at"] == datetime(2026, 12, 11, 15, 0, tzinfo=UTC)  # 15 working days: three weeks
+        assert row["warn_at"] == datetime(2026, 12, 8, 15, 0, tzinfo=UTC)  # 72 hours before
+        async with ledger.transaction() as tx:
+            await tx.event("conference.held", uuid.uuid4(), START + timedelta(days=10),
+                           strategy_message_id=str(strategy))
+        assert (await clocks_of(ledger))[0]["stopped_at"] == START + timedelta(days=10)
+
+    async def test_through_the_gate(self, ledger: Ledger) -> None:
+        at = Time(START)
+        keeper(ledger, at)
+        ctx = GateContext(ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
+                          school_day_starts=time(8, 30), clock=at, consent_settle=timedelta(0))
+        c = contact()
+        await process_inbound(ctx, encode(c).encode(), topics.EDUCATION_INBOUND)
+        await process_inbound(ctx, encode(c).encode(), topics.EDUCATION_INBOUND)  # redelivered
+        at.now = START + timedelta(hours=2)
+        await process_inbound(ctx, encode(outcome_for(c.message_id)).encode(), topics.EDUCATION_INBOUND)
+        (row,) = await clocks_of(ledger)
+        assert row["stopped_at"] == START + timedelta(hours=2)
+        assert await kinds(ledger) == ["clock.started", "clock.stopped"]
+
+
+class TestSqliteClocks(SqliteBackend, ClockContract):
+    """Declared clocks on SQLite."""
+
+
+@pytest.mark.postgres
+class TestPostgresClocks(PostgresBackend, ClockContract):
+    """Declared clocks on PostgreSQL."""

@@ -1,0 +1,63 @@
+"""deploy/clocks.toml: the shipped file is valid, and a bad file is refused naming the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.clocks.declared import CalendarKind, load_clocks, parse_clocks
+from contracts import PolicyError
+
+GOOD = """
+[[clock]]
+name = "contact_decision"
+start = { event = "message.received", kind = "contact" }
+stop = { event = "message.received", kind = "outcome", subject = "payload.contact_message_id" }
+hours = 24
+warn_before_hours = 4
+escalate_to = "mash:team-manager"
+"""
+
+
+def test_shipped_file_declares_every_front_door_clock() -> None:
+    declared = load_clocks(None)
+    names = {c.name for c in declared.clocks}
+    assert names == {"contact_decision", "initial_health_assessment", "s47_gp_report",
+                     "child_and_family_assessment", "initial_child_protection_conference"}
+    by_name = {c.name: c for c in declared.clocks}
+    assert by_name["child_and_family_assessment"].working_days == 45
+    assert by_name["initial_child_protection_conference"].working_days == 15
+    assert by_name["contact_decision"].stop.payload_field == "contact_message_id"
+
+
+def test_a_clock_parses() -> None:
+    (clock,) = parse_clocks(GOOD, source="t.toml").clocks
+    assert clock.hours == 24
+    assert clock.calendar is CalendarKind.WORKING_DAYS
+    assert clock.start.matches("message.received", {"kind": "contact"})
+    assert not clock.start.matches("message.received", {"kind": "outcome"})
+    assert clock.start.subject_of("m-1", {}) == "m-1"
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        (GOOD.replace("hours = 24", ""), "clock[0]"),
+        (GOOD.replace("hours = 24", "hours = 24\nworking_days = 1"), "clock[0]"),
+        (GOOD.replace("hours = 24", "hours = -1"), "clock[0].hours"),
+        (GOOD.replace('escalate_to = "mash:team-manager"', ""), "clock[0].escalate_to"),
+        (GOOD.replace('event = "message.received", kind = "contact"', 'event = "Received"'), "clock[0].start.event"),
+        (GOOD + '\ncalendar = "lunar"', "clock[0].calendar"),
+        (GOOD.replace("hours = 24", "hours = 24\nwarn = 3"), "clock[0].warn"),
+        (GOOD + GOOD, "clock[1].name"),
+    ],
+)
+def test_bad_file_names_the_field(text: str, field: str) -> None:
+    with pytest.raises(PolicyError) as err:
+        parse_clocks(text, source="t.toml")
+    assert err.value.field == field
+    assert "t.toml" in str(err.value)
+
+
+def test_not_toml() -> None:
+    with pytest.raises(PolicyError, match="not valid TOML"):
+        parse_clocks("[[clock", source="t.toml")
