@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from broker.cli import audit, contracts, gate, keys, police, queue, replay, report, school, stack
+from broker.cli import audit, contact, contracts, gate, keys, police, queue, replay, report, school, stack
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="MASH Broker: lawful, provable multi-agency safeguarding information sharing.")
@@ -16,6 +16,7 @@ app.add_typer(contracts.app, name="contracts")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(gate.app, name="gate")
+app.add_typer(contact.app, name="contact")
 app.command("replay", help=replay.HELP)(replay.replay_)
 app.command("report")(report.report)
 
