@@ -17,14 +17,18 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from broker.clocks.calendar import bank_holidays
+from broker.clocks import SchoolCalendar
 from contracts import Envelope, HealthAssessmentRequest, S47InfoRequest
 
 IHA_WORKING_DAYS = 20
 
 
+# Working days are school days without local closures: Monday to Friday, not an England bank holiday.
+_WORKING_DAYS = SchoolCalendar(tz=ZoneInfo("Europe/London"), closures=frozenset(), area="working_days")
+
+
 def is_working_day(d: date) -> bool:
-    return d.weekday() < 5 and d not in bank_holidays(d.year)
+    return _WORKING_DAYS.is_school_day(d)
 
 
 def iha_due(looked_after_since: date, tz: ZoneInfo, days: int = IHA_WORKING_DAYS) -> datetime:
