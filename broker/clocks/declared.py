@@ -64,6 +64,9 @@ class ClockSpec(BaseModel, frozen=True, extra="forbid"):
     stop: Trigger
     hours: float | None = Field(default=None, gt=0, le=24 * 400)
     working_days: int | None = Field(default=None, gt=0, le=260)
+    # The start event's detail key holding the deadline (an ISO time), when the deadline is set per
+    # case (a s47 request's own answer_by) or computed where the event is written.
+    due_field: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,63}$")
     calendar: CalendarKind = CalendarKind.WORKING_DAYS
     warn_before_hours: float = Field(default=0, ge=0)
     escalate_to: str = Field(min_length=1, max_length=80)
@@ -71,8 +74,8 @@ class ClockSpec(BaseModel, frozen=True, extra="forbid"):
 
     @model_validator(mode="after")
     def _one_duration(self) -> ClockSpec:
-        if (self.hours is None) == (self.working_days is None):
-            raise ValueError("give exactly one of 'hours' or 'working_days'")
+        if sum(d is not None for d in (self.hours, self.working_days, self.due_field)) != 1:
+            raise ValueError("give exactly one of 'hours', 'working_days' or 'due_field'")
         return self
 
 

@@ -49,7 +49,10 @@ class ClockKeeper:
         self.ledger.on_event(self.on_event)
         return self
 
-    def due_at(self, spec: ClockSpec, started_at: datetime) -> datetime:
+    def due_at(self, spec: ClockSpec, started_at: datetime, detail: dict[str, Any] | None = None) -> datetime | None:
+        """The deadline, or None if the start event does not carry the one the clock reads from it."""
+        if spec.due_field is not None:
+            return _moment((detail or {}).get(spec.due_field))
         if spec.hours is not None:
             return due_after_hours(started_at, spec.hours)
         is_open = (is_working_day if spec.calendar is CalendarKind.WORKING_DAYS
@@ -62,15 +65,19 @@ class ClockKeeper:
             if spec.start.matches(event_type, detail):
                 subject = await _subject(tx, spec.start, message_id, detail)
                 if subject:
-                    await self._start(tx, spec, subject, at)
+                    await self._start(tx, spec, subject, at, detail)
             if spec.stop.matches(event_type, detail):
                 subject = await _subject(tx, spec.stop, message_id, detail)
                 if subject:
                     await self._stop(tx, spec, subject, at)
 
-    async def _start(self, tx: Tx, spec: ClockSpec, subject: str, at: datetime) -> None:
+    async def _start(self, tx: Tx, spec: ClockSpec, subject: str, at: datetime, detail: dict[str, Any]) -> None:
         cid = clock_id(spec.name, subject)
-        due = self.due_at(spec, at)
+        due = self.due_at(spec, at, detail)
+        if due is None:
+            log.warning("clock.not_started", message_id=subject, clock=spec.name, reason="no_deadline",
+                        field=spec.due_field)
+            return
         warn = max(due - timedelta(hours=spec.warn_before_hours), at)
         if await tx.start_clock(clock_id=cid, name=spec.name, subject_id=subject, started_at=at, due_at=due,
                                 warn_at=warn, escalate_to=spec.escalate_to):
@@ -130,6 +137,15 @@ def start_clock_keeper(settings: Settings, ledger: Ledger, clock: Callable[[], d
     keeper.start()
     log.info("clocks.started", clocks=len(declared.clocks), source=declared.source)
     return keeper
+
+
+def _moment(value: object) -> datetime | None:
+    """An aware time from an event detail (ISO 8601), or None."""
+    try:
+        moment = datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.utcoffset() is not None else None
 
 
 async def _subject(tx: Tx, trigger: Trigger, message_id: str | None, detail: dict[str, Any]) -> str | None:

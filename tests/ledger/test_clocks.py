@@ -149,6 +149,20 @@ class ClockContract:
                            strategy_message_id=str(strategy))
         assert (await clocks_of(ledger))[0]["stopped_at"] == START + timedelta(days=10)
 
+    async def test_deadline_carried_by_the_start_event(self, ledger: Ledger) -> None:
+        keeper(ledger, Time(START))
+        request, answer_by = uuid.uuid4(), START + timedelta(days=5)
+        async with ledger.transaction() as tx:  # as adapters/health writes it
+            await tx.event("s47.gp_report_requested", request, START, answer_by=answer_by.isoformat())
+            await tx.event("s47.gp_report_requested", uuid.uuid4(), START)  # no deadline: not started
+        (row,) = await clocks_of(ledger)
+        assert (row["name"], row["due_at"]) == ("s47_gp_report", answer_by)
+        assert row["warn_at"] == answer_by - timedelta(hours=24)
+        async with ledger.transaction() as tx:
+            await tx.event("s47.gp_report_received", request, START + timedelta(days=6),
+                           request_message_id=str(request))
+        assert (await ledger.events("clock.stopped"))[0]["detail"]["on_time"] is False
+
     async def test_through_the_gate(self, ledger: Ledger) -> None:
         at = Time(START)
         keeper(ledger, at)

@@ -27,6 +27,7 @@ def test_shipped_file_declares_every_front_door_clock() -> None:
     assert by_name["child_and_family_assessment"].working_days == 45
     assert by_name["initial_child_protection_conference"].working_days == 15
     assert by_name["contact_decision"].stop.payload_field == "contact_message_id"
+    assert by_name["s47_gp_report"].due_field == "answer_by"
 
 
 def test_a_clock_parses() -> None:
@@ -44,6 +45,8 @@ def test_a_clock_parses() -> None:
         (GOOD.replace("hours = 24", ""), "clock[0]"),
         (GOOD.replace("hours = 24", "hours = 24\nworking_days = 1"), "clock[0]"),
         (GOOD.replace("hours = 24", "hours = -1"), "clock[0].hours"),
+        (GOOD.replace("hours = 24", 'hours = 24\ndue_field = "answer_by"'), "clock[0]"),
+        (GOOD.replace("hours = 24", 'due_field = "Answer By"'), "clock[0].due_field"),
         (GOOD.replace('escalate_to = "mash:team-manager"', ""), "clock[0].escalate_to"),
         (GOOD.replace('event = "message.received", kind = "contact"', 'event = "Received"'), "clock[0].start.event"),
         (GOOD + '\ncalendar = "lunar"', "clock[0].calendar"),
