@@ -8,9 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from broker.consent_service import facts_for
-from broker.ledger import Ledger
+from broker.ledger import Ledger, Tx
 from consent_gate import REASON_TEXT, Decision, Policy, Reason, decide
-from contracts import Delivery, Envelope, NotFound
+from consent_gate.outcomes import decide_outcome
+from contracts import Delivery, Envelope, NotFound, Outcome
 
 
 def reason_line(code: str) -> str:
@@ -117,7 +118,19 @@ async def redecide(ledger: Ledger, message: Envelope, *, policy: Policy, known_s
     all it holds now). Nothing is recorded."""
     async with ledger.reader() as tx:
         facts = await facts_for(tx, message, as_of=as_of)
+        referrer = await _referrer(tx, message)
+    if referrer is not None:  # an outcome goes back to its contact's referrer, as at the gate
+        return decide_outcome(message, referrer=referrer, known_schools=known_schools, policy=policy, now=now,
+                              facts=facts)
     return decide(message, known_schools=known_schools, policy=policy, now=now, facts=facts)
+
+
+async def _referrer(tx: Tx, message: Envelope) -> str | None:
+    """Who raised the contact an outcome is about (None: not an outcome, or its contact is not recorded)."""
+    if not isinstance(message.payload, Outcome):
+        return None
+    found = await tx.message_sender(message.payload.contact_message_id)
+    return found[1] if found is not None and found[0] == "contact" else None
 
 
 async def compare(ledger: Ledger, row: dict[str, Any], new: Decision) -> Change | None:

@@ -11,12 +11,11 @@ from pydantic import ValidationError
 from broker import views
 from broker.app import utc_now
 from broker.cli._common import EXIT_UNUSABLE, err, out, print_json, settings, with_ledger
-from broker.consent_service import facts_for
-from broker.explain import Change, describe_decision, explain, what_if
+from broker.explain import Change, describe_decision, explain, redecide, what_if
 from broker.gate_service import contract_problems
 from broker.ledger import Ledger
 from broker.policy import load_policy
-from consent_gate import Decision, decide
+from consent_gate import Decision
 from contracts import Envelope, MashError
 
 app = typer.Typer(no_args_is_help=True, help="The consent gate: explain, check, what-if.")
@@ -53,9 +52,8 @@ def check(
 
     async def work(ledger: Ledger) -> Decision:
         async with ledger.reader() as tx:
-            facts = await facts_for(tx, message)
             schools = await tx.known_school_urns()
-        return decide(message, known_schools=schools, policy=policy, now=utc_now(), facts=facts)
+        return await redecide(ledger, message, policy=policy, known_schools=schools, now=utc_now())
 
     decision = with_ledger(cfg, work)
     if as_json:

@@ -16,6 +16,7 @@ import pytest
 from consent_builders import CHILD, NOW, POLICY, contact, outcome
 
 from broker.clocks import load_calendar
+from broker.explain import compare, redecide
 from broker.gate_service import GateContext, process_inbound
 from broker.ledger import Ledger
 from contracts import Delivery, Envelope, ReceiptStatus, SystemReceipt, topics
@@ -201,3 +202,14 @@ class FrontDoorContract:
         assert (receipt.status, receipt.reason_code) == (ReceiptStatus.REJECTED, "outcome_not_from_mash")
         assert receipt.detail is not None
         assert receipt.detail.startswith("sender_org:")
+
+    async def test_an_outcome_decided_again_goes_to_the_same_referrer(self, gate: GateContext) -> None:
+        """what-if, replay and `mash gate check` re-decide through the same referrer lookup."""
+        contact_env = await self.received(gate, REFERRER)
+        out = decision_on(contact_env)
+        assert await process_inbound(gate, wire(out), topics.EDUCATION_INBOUND) == "share"
+
+        again = await redecide(gate.ledger, out, policy=POLICY, known_schools=frozenset(), now=NOW)
+        assert [r.recipient for r in again.releases] == [REFERRER]
+        (row,) = [r for r in await gate.ledger.decided_messages(kind="outcome")]
+        assert await compare(gate.ledger, row, again) is None
