@@ -11,7 +11,11 @@ gate shares the message):
   the report's id, when it was received, and ``status`` (answered on time or late); only the first
   report for a request (``first_answer``) sets the request's answer, so "was it answered on time" has
   one recorded answer. ``s47_status`` reads it back.
-- ``care.looked_after_changed`` (the notification to the GP): became or ceased looked after.
+- ``care.child_looked_after`` / ``care.child_ceased_looked_after`` (the notification to the GP).
+
+Clocks (``deploy/clocks.toml``): ``s47_gp_report`` runs from ``s47.gp_report_requested`` to
+``s47.gp_report_received``, due at ``answer_by``; ``initial_health_assessment`` from
+``health.iha_requested``, due at ``due_by``: the same due times as the statuses recorded here.
 """
 
 from __future__ import annotations
@@ -61,7 +65,9 @@ async def record_health_events(tx: Tx, message: Envelope, decision: Decision, no
         await tx.event("s47.gp_report_requested", mid, now, answer_by=payload.answer_by.isoformat(),
                        recipients=recipients)
     elif isinstance(payload, LookedAfterChange):
-        await tx.event("care.looked_after_changed", mid, now, change=payload.change, recipients=recipients)
+        event = "care.child_looked_after" if payload.change == "became_looked_after" \
+            else "care.child_ceased_looked_after"
+        await tx.event(event, mid, now, effective_on=payload.effective_on.isoformat(), recipients=recipients)
     elif isinstance(payload, GpReport):
         request_id = str(payload.request_message_id)
         request = await _request(tx, request_id)

@@ -147,8 +147,9 @@ class HealthContract:
         changes = [Envelope.model_validate_json(r.value).payload for r in rows]
         assert [c.released["payload.change"] for c in changes if isinstance(c, Delivery)] == [
             "became_looked_after", "ceased_looked_after"]
-        assert [e["detail"]["change"] for e in await gate.ledger.events("care.looked_after_changed")] == [
-            "became_looked_after", "ceased_looked_after"]
+        events = [e["event_type"] for e in await gate.ledger.events()]
+        assert [e for e in events if e.startswith("care.")] == [
+            "care.child_looked_after", "care.child_ceased_looked_after"]
         msg_row = rows[0]
         assert await health_inbox.receive_delivery(gate.ledger, msg_row.value.encode(), NOW) == "delivered"
         delivered = Envelope.model_validate_json(msg_row.value)
