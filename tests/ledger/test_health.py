@@ -21,6 +21,8 @@ from adapters.health import inbox as health_inbox
 from adapters.health.deadlines import iha_due
 from adapters.health.tracking import s47_status
 from broker.clocks import load_calendar
+from broker.clocks.declared import load_clocks
+from broker.clocks.keeper import ClockKeeper
 from broker.gate_service import GateContext, process_inbound
 from broker.ledger import Ledger
 from consent_gate import HealthTeams, parse_policy
@@ -210,6 +212,21 @@ class HealthContract:
         la_acks = await outbox(gate.ledger, "la.acknowledgement.v1")  # the GP's receipt and read of the request
         gp_acks = await outbox(gate.ledger, "gp.acknowledgement.v1")  # the LA's receipt and read of the report
         assert (len(la_acks), len(gp_acks)) == (2, 2)
+
+    async def test_the_declared_clocks_start_and_stop_on_the_health_events(self, gate: GateContext) -> None:
+        ClockKeeper(gate.ledger, load_clocks(None).clocks, load_calendar(None), self.now).install()
+        iha, request = iha_request(consent_form=FORM), s47_request()
+        for msg in (iha, request):
+            assert await process_inbound(gate, wire(msg), topics.HEALTH_INBOUND) == "share"
+        self.moment = NOW + timedelta(days=1)
+        assert await process_inbound(gate, wire(gp_report(request.message_id)), topics.HEALTH_INBOUND) == "share"
+        started = {(e["detail"]["clock"], e["message_id"]) for e in await gate.ledger.events("clock.started")}
+        assert started == {("initial_health_assessment", str(iha.message_id)),
+                           ("s47_gp_report", str(request.message_id))}
+        (stopped,) = await gate.ledger.events("clock.stopped")
+        assert (stopped["detail"]["clock"], stopped["message_id"], stopped["detail"]["on_time"]) == (
+            "s47_gp_report", str(request.message_id), True)
+        assert stopped["detail"]["due_at"] == DUE.isoformat()  # the request's answer_by: one due time
 
     async def test_a_late_report_is_answered_late_and_a_second_report_does_not_change_it(
             self, gate: GateContext) -> None:
