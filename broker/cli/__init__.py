@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from broker.cli import audit, contact, contracts, gate, keys, police, queue, replay, report, school, stack
+from broker.cli import audit, contact, contracts, gate, health, keys, police, queue, replay, report, school, stack
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="MASH Broker: lawful, provable multi-agency safeguarding information sharing.")
 stack.register(app)
 app.add_typer(police.app, name="police")
 app.add_typer(school.app, name="school")
+app.add_typer(health.app, name="health")
 app.add_typer(queue.app, name="queue")
 app.add_typer(contracts.app, name="contracts")
 app.add_typer(keys.app, name="keys")

@@ -14,15 +14,6 @@ runner = CliRunner()
 WINDOW = ["--from", "2026-11-17T07:00", "--to", "2026-11-17T08:00Z"]
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("MASH_KAFKA_BOOTSTRAP", "MASH_DATABASE_URL", "MASH_POLICY_FILE", "MASH_TIMEZONE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MASH_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("MASH_LOG_JSON", "true")
-    return tmp_path
-
-
 @pytest.mark.parametrize(("args", "named"), [
     pytest.param(["--from", "yesterday", "--to", "2026-11-17"], "--from", id="from-not-a-time"),
     pytest.param(["--from", "2026-11-17", "--to", "2026-13-01"], "--to", id="to-not-a-date"),
