@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -180,6 +181,21 @@ class ClockContract:
 
 class TestSqliteClocks(SqliteBackend, ClockContract):
     """Declared clocks on SQLite."""
+
+    async def test_clocks_survive_a_reopened_ledger_file(self, ledger: Ledger, tmp_path: Path) -> None:
+        keeper(ledger, Time(START))
+        c = contact()
+        await receive(ledger, c, START)
+        await ledger.close()  # the process stops
+        reopened = await Ledger.open(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
+        try:
+            restarted = keeper(reopened, Time(START))
+            assert await restarted.tick(START + timedelta(hours=25)) == 2  # warning and breach, once
+            assert await restarted.tick(START + timedelta(hours=26)) == 0
+            await receive(reopened, outcome_for(c.message_id), START + timedelta(hours=27))
+            assert await kinds(reopened) == ["clock.started", "clock.warning", "clock.breached", "clock.stopped"]
+        finally:
+            await reopened.close()
 
 
 @pytest.mark.postgres
