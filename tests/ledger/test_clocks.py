@@ -6,6 +6,7 @@ Time is a controllable clock passed in; nothing sleeps.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -16,11 +17,12 @@ from consent_builders import POLICY, contact, outcome
 
 from broker.clocks import load_calendar
 from broker.clocks.declared import ClockSpec, load_clocks
-from broker.clocks.keeper import ClockKeeper, clock_id
+from broker.clocks.keeper import ClockKeeper, clock_id, start_clock_keeper
 from broker.gate_service import GateContext, process_inbound
 from broker.ledger import Ledger
 from broker.ledger import schema as t
 from broker.messages import encode
+from broker.settings import Settings
 from contracts import Envelope, topics
 
 from .test_postgres import PostgresBackend
@@ -181,6 +183,21 @@ class ClockContract:
 
 class TestSqliteClocks(SqliteBackend, ClockContract):
     """Declared clocks on SQLite."""
+
+    async def test_the_running_stack_keeper_ticks_by_itself(self, ledger: Ledger, tmp_path: Path) -> None:
+        at = Time(START)
+        settings = Settings(data_dir=tmp_path, clock_tick_s=0.01)
+        running = start_clock_keeper(settings, ledger, at)  # hooked in, and ticking every 10 ms
+        try:
+            await receive(ledger, contact(), START)
+            at.now = START + timedelta(hours=25)
+            for _ in range(200):
+                if "clock.breached" in await kinds(ledger):
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await running.stop()
+        assert await kinds(ledger) == ["clock.started", "clock.warning", "clock.breached"]
 
     async def test_clocks_survive_a_reopened_ledger_file(self, ledger: Ledger, tmp_path: Path) -> None:
         keeper(ledger, Time(START))
