@@ -10,7 +10,13 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from consent_gate.agreements import Policy, SharingAgreement
 from contracts import Article6Basis, Article9Condition, ContentLevel, PolicyError, StatutoryPower
 from contracts.envelope import ChildSubject, Envelope
-from contracts.health import GpReport, HealthAssessmentRequest, LookedAfterChange, S47InfoRequest
+from contracts.health import (
+    GpReport,
+    HealthAssessmentCompleted,
+    HealthAssessmentRequest,
+    LookedAfterChange,
+    S47InfoRequest,
+)
 from contracts.payloads import (
     ConsentDispensation,
     ConsentRecord,
@@ -28,6 +34,7 @@ SHAREABLE_KINDS: dict[str, type[BaseModel]] = {
     "health.assessment_request": HealthAssessmentRequest,
     "s47.info_request": S47InfoRequest,
     "s47.gp_report": GpReport,
+    "health.assessment_completed": HealthAssessmentCompleted,
 }
 _NEVER_RELEASED = {"signature", "payload", "subject", "lawful_basis"}
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{1,63}$")]

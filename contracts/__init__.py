@@ -21,6 +21,7 @@ from contracts.errors import (
 from contracts.health import (
     DocumentRef,
     GpReport,
+    HealthAssessmentCompleted,
     HealthAssessmentRequest,
     LegalStatus,
     LookedAfterChange,
@@ -69,6 +70,7 @@ __all__ = [
     "EncompassNotification",
     "Envelope",
     "GpReport",
+    "HealthAssessmentCompleted",
     "HealthAssessmentRequest",
     "Identifier",
     "InputFileError",

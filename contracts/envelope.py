@@ -18,7 +18,8 @@ MESSAGE_ID_NAMESPACE = uuid.UUID("7b0c3c8e-2f4e-5d8a-9a57-4d2b6f1e9c11")
 
 KINDS_WITH_SUBJECT = frozenset(
     {"notification.encompass", "contact", "outcome", "consent", "consent.dispensation",
-     "care.looked_after_change", "health.assessment_request", "s47.info_request", "s47.gp_report"}
+     "care.looked_after_change", "health.assessment_request", "s47.info_request", "s47.gp_report",
+     "health.assessment_completed"}
 )
 
 

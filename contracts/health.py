@@ -76,3 +76,12 @@ class GpReport(Contract):
     known_to_practice: bool
     report: FreeText = Field(min_length=1)
     author: ShortText
+
+
+class HealthAssessmentCompleted(Contract):
+    """Health tells the local authority the initial health assessment it asked for was done."""
+
+    kind: Literal["health.assessment_completed"] = "health.assessment_completed"
+    request_message_id: UUID
+    completed_on: date
+    health_plan_ref: DocumentRef | None = None

@@ -9,7 +9,13 @@ from uuid import UUID
 from pydantic import Field, JsonValue, model_validator
 
 from contracts._base import Contract, FreeText, OrgId, RecipientRef, SchoolUrn, ShortText, Timestamp
-from contracts.health import GpReport, HealthAssessmentRequest, LookedAfterChange, S47InfoRequest
+from contracts.health import (
+    GpReport,
+    HealthAssessmentCompleted,
+    HealthAssessmentRequest,
+    LookedAfterChange,
+    S47InfoRequest,
+)
 from contracts.lawful_basis import ConsentNotUsedBecause
 
 
@@ -199,6 +205,7 @@ Payload = Annotated[
     | LookedAfterChange
     | HealthAssessmentRequest
     | S47InfoRequest
-    | GpReport,
+    | GpReport
+    | HealthAssessmentCompleted,
     Field(discriminator="kind"),
 ]

@@ -8,7 +8,13 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from contracts.envelope import Envelope
-from contracts.health import GpReport, HealthAssessmentRequest, LookedAfterChange, S47InfoRequest
+from contracts.health import (
+    GpReport,
+    HealthAssessmentCompleted,
+    HealthAssessmentRequest,
+    LookedAfterChange,
+    S47InfoRequest,
+)
 from contracts.payloads import (
     ConsentDispensation,
     ConsentRecord,
@@ -36,6 +42,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "health.assessment_request": HealthAssessmentRequest,
     "s47.info_request": S47InfoRequest,
     "s47.gp_report": GpReport,
+    "health.assessment_completed": HealthAssessmentCompleted,
 }
 
 COMMITTED = Path(__file__).parent / "jsonschema"

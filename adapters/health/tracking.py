@@ -12,6 +12,9 @@ gate shares the message):
   report for a request (``first_answer``) sets the request's answer, so "was it answered on time" has
   one recorded answer. ``s47_status`` reads it back.
 - ``care.child_looked_after`` / ``care.child_ceased_looked_after`` (the notification to the GP).
+- ``health.initial_assessment_completed`` (recorded against the IHA request, ``request_message_id`` in
+  the detail): health says the assessment was done; a completion that answers no request sent to that
+  team is refused like an unmatched GP report.
 
 Clocks (``deploy/clocks.toml``): ``s47_gp_report`` runs from ``s47.gp_report_requested`` to
 ``s47.gp_report_received``, due at ``answer_by``; ``initial_health_assessment`` from
@@ -30,22 +33,36 @@ from adapters.health.deadlines import AnswerStatus, answer_status, due_by
 from broker.ledger import Ledger, Tx
 from broker.ledger import schema as t
 from consent_gate import Decision, Verdict
-from contracts import Envelope, GpReport, HealthAssessmentRequest, LookedAfterChange, S47InfoRequest
+from contracts import (
+    Envelope,
+    GpReport,
+    HealthAssessmentCompleted,
+    HealthAssessmentRequest,
+    LookedAfterChange,
+    S47InfoRequest,
+)
 
-NOT_A_REQUEST = ("payload.request_message_id",
-                 "no s47 information request with this id was sent to this practice")
+# An answer's kind -> the kind of request it must answer, and the reason when it does not.
+ANSWERS = {
+    "s47.gp_report": ("s47.info_request", "no s47 information request with this id was sent to this practice"),
+    "health.assessment_completed": ("health.assessment_request",
+                                    "no initial health assessment request with this id was sent to this team"),
+}
 
 
 async def answer_problem(tx: Tx, message: Envelope) -> tuple[str, str] | None:
-    """For a GP report, the field and reason it cannot be taken as an answer; None if it can (or another kind).
+    """For an answer (a GP report, a completed assessment), the field and reason it cannot be taken as one;
+    None if it can, or for another kind.
 
-    The same reason whether the request does not exist or went to another practice: a practice learns
-    nothing about other practices' requests."""
-    if not isinstance(message.payload, GpReport):
+    The same reason whether the request does not exist or went to someone else: a practice or team learns
+    nothing about others' requests."""
+    payload = message.payload
+    if not isinstance(payload, GpReport | HealthAssessmentCompleted):
         return None
-    request = await _request(tx, str(message.payload.request_message_id))
+    request_kind, reason = ANSWERS[payload.kind]
+    request = await _request(tx, str(payload.request_message_id), request_kind)
     if request is None or message.sender_org not in request.recipients:
-        return NOT_A_REQUEST
+        return "payload.request_message_id", reason
     return None
 
 
@@ -68,9 +85,13 @@ async def record_health_events(tx: Tx, message: Envelope, decision: Decision, no
         event = "care.child_looked_after" if payload.change == "became_looked_after" \
             else "care.child_ceased_looked_after"
         await tx.event(event, mid, now, effective_on=payload.effective_on.isoformat(), recipients=recipients)
+    elif isinstance(payload, HealthAssessmentCompleted):
+        request_id = str(payload.request_message_id)
+        await tx.event("health.initial_assessment_completed", request_id, now, request_message_id=request_id,
+                       completed_message_id=str(mid), completed_on=payload.completed_on.isoformat())
     elif isinstance(payload, GpReport):
         request_id = str(payload.request_message_id)
-        request = await _request(tx, request_id)
+        request = await _request(tx, request_id, "s47.info_request")
         assert request is not None
         assert isinstance(request.payload, S47InfoRequest)
         first = not await _answered(tx, request_id)
@@ -96,9 +117,9 @@ async def s47_status(ledger: Ledger, request_id: str, now: datetime) -> dict[str
             "status": status.value}
 
 
-async def _request(tx: Tx, request_id: str) -> Envelope | None:
+async def _request(tx: Tx, request_id: str, kind: str) -> Envelope | None:
     row = (await tx.conn.execute(select(t.messages.c.envelope).where(
-        t.messages.c.message_id == request_id, t.messages.c.kind == "s47.info_request"))).first()
+        t.messages.c.message_id == request_id, t.messages.c.kind == kind))).first()
     return Envelope.model_validate_json(row[0]) if row else None
 
 

@@ -64,6 +64,11 @@ def s47_request() -> Envelope:
                       basis=S47, purpose="child_protection_enquiry")
 
 
+def iha_completed(request_id: uuid.UUID, sender: str = "health:lac-team") -> Envelope:
+    return la_message({"kind": "health.assessment_completed", "request_message_id": str(request_id),
+                       "completed_on": "2026-12-01"}, recipients=("la:999",), sender=sender)
+
+
 def gp_report(request_id: uuid.UUID, sender: str = GP) -> Envelope:
     return la_message({"kind": "s47.gp_report", "request_message_id": str(request_id), "known_to_practice": True,
                        "report": "Synthetic report: registered, seen twice this year.", "author": "Dr Example"},
@@ -223,10 +228,25 @@ class HealthContract:
         started = {(e["detail"]["clock"], e["message_id"]) for e in await gate.ledger.events("clock.started")}
         assert started == {("initial_health_assessment", str(iha.message_id)),
                            ("s47_gp_report", str(request.message_id))}
-        (stopped,) = await gate.ledger.events("clock.stopped")
-        assert (stopped["detail"]["clock"], stopped["message_id"], stopped["detail"]["on_time"]) == (
-            "s47_gp_report", str(request.message_id), True)
-        assert stopped["detail"]["due_at"] == DUE.isoformat()  # the request's answer_by: one due time
+        assert await process_inbound(gate, wire(iha_completed(iha.message_id)), topics.HEALTH_INBOUND) == "share"
+        stopped = {e["detail"]["clock"]: e for e in await gate.ledger.events("clock.stopped")}
+        assert (stopped["s47_gp_report"]["message_id"], stopped["s47_gp_report"]["detail"]["on_time"]) == (
+            str(request.message_id), True)
+        assert stopped["s47_gp_report"]["detail"]["due_at"] == DUE.isoformat()  # the request's answer_by
+        assert (stopped["initial_health_assessment"]["message_id"],
+                stopped["initial_health_assessment"]["detail"]["on_time"]) == (str(iha.message_id), True)
+
+    async def test_a_completed_assessment_from_another_team_is_refused_with_field_and_reason(
+            self, gate: GateContext) -> None:
+        iha = iha_request(consent_form=FORM)
+        assert await process_inbound(gate, wire(iha), topics.HEALTH_INBOUND) == "share"
+        other = iha_completed(iha.message_id, sender="health:other-team")
+        assert await process_inbound(gate, wire(other), topics.HEALTH_INBOUND) == "rejected"
+        (refused,) = await receipts(gate.ledger, "health.receipt.v1")
+        assert (refused.reason_code, refused.detail) == (
+            "answer_unmatched",
+            "payload.request_message_id: no initial health assessment request with this id was sent to this team")
+        assert await gate.ledger.events("health.initial_assessment_completed") == []
 
     async def test_a_late_report_is_answered_late_and_a_second_report_does_not_change_it(
             self, gate: GateContext) -> None:

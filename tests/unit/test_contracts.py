@@ -130,6 +130,11 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         "answer_by": "2026-11-20T17:00:00+00:00",
         "requested_by": "Synthetic Social Worker",
     },
+    "health.assessment_completed": {
+        "kind": "health.assessment_completed",
+        "request_message_id": str(MID),
+        "completed_on": "2026-12-01",
+    },
     "s47.gp_report": {
         "kind": "s47.gp_report",
         "request_message_id": str(MID),

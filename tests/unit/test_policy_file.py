@@ -24,7 +24,7 @@ def test_the_shipped_policy_has_the_four_agreements_the_area_needs() -> None:
 @pytest.mark.parametrize(
     ("edit", "field", "why"),
     [
-        (('version = "example-area-2026.11-3"', 'version = "has spaces"'), "version", "pattern"),
+        (('version = "example-area-2026.11-4"', 'version = "has spaces"'), "version", "pattern"),
         (('content_level = "full"\nmax_age = 17', 'content_level = "everything"\nmax_age = 17'),
          "agreement[0].content_level", "full"),
         (('"payload.summary_for_school",\n]\ncontent_level = "full"',
