@@ -11,6 +11,15 @@ export of the log can recompute it. Sections:
   ``share.not_released``, ``share.withdrawn``, ``message.quarantined``; the decisive reason, which
   is the last of a refusal's reasons).
 - ``referred``: messages sent to a person, by queue and reason (``share.referred``).
+- ``contacts``: per day received, contacts, flagged incomplete, decided within 24 hours, decided
+  late, not decided (``message.received`` of kind contact, ``contact.flagged``, the
+  ``contact_decision`` clock's ``clock.stopped``).
+- ``outcomes``: per day recorded, the MASH's outcomes, fed back to the referrer, and received by
+  the referrer's system (``message.received`` of kind outcome, ``delivery.queued`` under a
+  ``referrer-outcome-*`` agreement, ``delivery.received``).
+- ``s47_gp_reports``: per GP practice, s47 report requests made in the period and whether each was
+  answered on time, late, or not yet (``s47.gp_report_requested``, the first
+  ``s47.gp_report_received``).
 
 The period is half-open, ``[start, end)``: Encompass rows by their deadline, the others by when
 the event happened. Days are local days in the deployment's time zone.
@@ -84,6 +93,9 @@ def report_from_events(events: Iterable[dict[str, Any]], start: datetime, end: d
     events = list(events)
     return Report(start, end, (
         encompass_section(events, start, end, tz),
+        contacts_section(events, start, end, tz),
+        outcomes_section(events, start, end, tz),
+        s47_section(events, start, end),
         not_shared_section(events, start, end),
         referred_section(events, start, end),
     ))
@@ -151,3 +163,86 @@ def referred_section(events: Iterable[dict[str, Any]], start: datetime, end: dat
             counts[(str(e["detail"].get("queue")), str(e["detail"].get("reason")))] += 1
     return Section("referred", "Referred to a person, by queue and reason", ("queue", "reason", "count"),
                    [(queue, why, n) for (queue, why), n in sorted(counts.items())])
+
+
+CONTACT_COLUMNS = ("day", "contacts", "flagged_incomplete", "decided_within_24h", "decided_late", "not_decided")
+
+
+def contacts_section(events: Iterable[dict[str, Any]], start: datetime, end: datetime, tz: ZoneInfo) -> Section:
+    received: dict[str, datetime] = {}
+    flagged: set[str] = set()
+    decided: dict[str, bool] = {}  # contact id -> on time
+    for e in events:
+        kind, d = e["event_type"], e["detail"]
+        if kind == "message.received" and d.get("kind") == "contact":
+            received.setdefault(str(e["message_id"]), _at(e["at"]))
+        elif kind == "contact.flagged":
+            flagged.add(str(e["message_id"]))
+        elif kind == "clock.stopped" and d.get("clock") == "contact_decision":
+            decided.setdefault(str(e["message_id"]), bool(d.get("on_time")))
+    counts: dict[date, Counter[str]] = defaultdict(Counter)
+    for contact, at in received.items():
+        if not start <= at < end:
+            continue
+        c = counts[at.astimezone(tz).date()]
+        c["contacts"] += 1
+        c["flagged_incomplete"] += contact in flagged
+        on_time = decided.get(contact)
+        c["not_decided" if on_time is None else "decided_within_24h" if on_time else "decided_late"] += 1
+    return Section("contacts", "Contacts to the MASH: decided within 24 hours, per day received", CONTACT_COLUMNS,
+                   [(day.isoformat(), *(counts[day][col] for col in CONTACT_COLUMNS[1:])) for day in sorted(counts)])
+
+
+OUTCOME_COLUMNS = ("day", "outcomes", "fed_back_to_referrer", "received_by_referrer")
+REFERRER_AGREEMENT = "referrer-outcome-"
+
+
+def outcomes_section(events: Iterable[dict[str, Any]], start: datetime, end: datetime, tz: ZoneInfo) -> Section:
+    recorded: dict[str, datetime] = {}
+    fed_back: dict[str, str] = {}  # outcome id -> delivery id to the referrer
+    received: set[str] = set()
+    for e in events:
+        kind, d = e["event_type"], e["detail"]
+        if kind == "message.received" and d.get("kind") == "outcome":
+            recorded.setdefault(str(e["message_id"]), _at(e["at"]))
+        elif kind == "delivery.queued" and str(d.get("agreement") or "").startswith(REFERRER_AGREEMENT):
+            fed_back.setdefault(str(e["message_id"]), str(d["delivery_id"]))
+        elif kind == "delivery.received":
+            received.add(str(d["delivery_id"]))
+    counts: dict[date, Counter[str]] = defaultdict(Counter)
+    for outcome, at in recorded.items():
+        if not start <= at < end:
+            continue
+        c = counts[at.astimezone(tz).date()]
+        c["outcomes"] += 1
+        delivery = fed_back.get(outcome)
+        c["fed_back_to_referrer"] += delivery is not None
+        c["received_by_referrer"] += delivery in received
+    return Section("outcomes", "Outcomes fed back to the referrer, per day recorded", OUTCOME_COLUMNS,
+                   [(day.isoformat(), *(counts[day][col] for col in OUTCOME_COLUMNS[1:])) for day in sorted(counts)])
+
+
+S47_COLUMNS = ("gp_practice", "requests", "answered_on_time", "answered_late", "overdue", "awaiting")
+
+
+def s47_section(events: Iterable[dict[str, Any]], start: datetime, end: datetime) -> Section:
+    """Requests made in the period, by practice; each request's status as at the end of the period."""
+    requested: dict[str, tuple[str, datetime]] = {}  # request id -> (practice, answer by)
+    answered: dict[str, datetime] = {}  # request id -> first answer
+    for e in events:
+        kind, d = e["event_type"], e["detail"]
+        if kind == "s47.gp_report_requested" and start <= _at(e["at"]) < end:
+            practices = [r for r in d.get("recipients", []) if str(r).startswith("gp:")]
+            for practice in practices[:1]:
+                requested[str(e["message_id"])] = (practice, _at(d["answer_by"]))
+        elif kind == "s47.gp_report_received" and d.get("first_answer") and _at(e["at"]) < end:
+            answered.setdefault(str(d["request_message_id"]), _at(e["at"]))
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for request, (practice, answer_by) in requested.items():
+        c = counts[practice]
+        c["requests"] += 1
+        got = answered.get(request)
+        c["answered_on_time" if got is not None and got <= answer_by else "answered_late" if got is not None
+          else "overdue" if answer_by < end else "awaiting"] += 1
+    return Section("s47_gp_reports", "s47 report requests to GP practices: answered on time, per practice",
+                   S47_COLUMNS, [(p, *(counts[p][col] for col in S47_COLUMNS[1:])) for p in sorted(counts)])

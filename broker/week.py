@@ -32,6 +32,8 @@ from adapters.education.inbox import receive_delivery, record_read
 from adapters.police.export import EXPORT_COLUMNS, parse_export
 from broker import commands, views
 from broker.clocks import SchoolCalendar, encompass_deadline, load_calendar
+from broker.clocks.declared import load_clocks
+from broker.clocks.keeper import ClockKeeper
 from broker.gate_service import GateContext, process_inbound
 from broker.ledger import Ledger
 from broker.messages import delivery_id, encode
@@ -63,6 +65,26 @@ class Planned:
 
 
 @dataclass
+class PlannedContact:
+    """A contact to the MASH, whether it is complete, and when (if ever) the MASH decides it."""
+
+    sent_at: datetime
+    complete: bool
+    decided_at: datetime | None
+    outcome_received_at: datetime | None = None  # when the referrer's system took the outcome
+
+
+@dataclass
+class PlannedS47:
+    """A s47 report request to a GP practice and when (if ever) the practice answers it."""
+
+    practice: str
+    sent_at: datetime
+    answer_by: datetime
+    answered_at: datetime | None
+
+
+@dataclass
 class Truth:
     """What the week was planned to contain, for the report to be checked against."""
 
@@ -71,6 +93,8 @@ class Truth:
     notifications: list[Planned] = field(default_factory=list)
     malformed: list[datetime] = field(default_factory=list)  # when each was sent
     unconsented_referrals: list[datetime] = field(default_factory=list)
+    contacts: list[PlannedContact] = field(default_factory=list)
+    s47_requests: list[PlannedS47] = field(default_factory=list)
 
     def within(self, moments: list[datetime]) -> int:
         return sum(self.start <= m < self.end for m in moments)
@@ -91,6 +115,46 @@ class Truth:
             row["not_read" if seen is None else "read_on_time" if seen <= p.deadline else "read_late"] += 1
         return out
 
+    def contact_figures(self, tz: ZoneInfo) -> dict[str, dict[str, int]]:
+        """Per day received: the report's contact counts, from the plan alone."""
+        out: dict[str, dict[str, int]] = {}
+        for c in self.contacts:
+            if not self.start <= c.sent_at < self.end:
+                continue
+            row = out.setdefault(c.sent_at.astimezone(tz).date().isoformat(), dict.fromkeys(
+                ("contacts", "flagged_incomplete", "decided_within_24h", "decided_late", "not_decided"), 0))
+            row["contacts"] += 1
+            row["flagged_incomplete"] += not c.complete
+            row["not_decided" if c.decided_at is None else "decided_within_24h"
+                if c.decided_at - c.sent_at <= timedelta(hours=24) else "decided_late"] += 1
+        return out
+
+    def outcome_figures(self, tz: ZoneInfo) -> dict[str, dict[str, int]]:
+        """Per day recorded: outcomes, fed back to the referrer (every one), received by its system."""
+        out: dict[str, dict[str, int]] = {}
+        for c in self.contacts:
+            if c.decided_at is not None and self.start <= c.decided_at < self.end:
+                row = out.setdefault(c.decided_at.astimezone(tz).date().isoformat(), dict.fromkeys(
+                    ("outcomes", "fed_back_to_referrer", "received_by_referrer"), 0))
+                row["outcomes"] += 1
+                row["fed_back_to_referrer"] += 1
+                row["received_by_referrer"] += c.outcome_received_at is not None
+        return out
+
+    def s47_figures(self) -> dict[str, dict[str, int]]:
+        """Per practice, requests made in the week and their status at its end."""
+        out: dict[str, dict[str, int]] = {}
+        for r in self.s47_requests:
+            if not self.start <= r.sent_at < self.end:
+                continue
+            row = out.setdefault(r.practice, dict.fromkeys(
+                ("requests", "answered_on_time", "answered_late", "overdue", "awaiting"), 0))
+            row["requests"] += 1
+            got = r.answered_at if r.answered_at is not None and r.answered_at < self.end else None
+            row["answered_on_time" if got is not None and got <= r.answer_by else "answered_late" if got is not None
+                else "overdue" if r.answer_by < self.end else "awaiting"] += 1
+        return out
+
     def referred(self) -> dict[str, int]:
         """Referrals to the MASH queue sent within the week, by reason."""
         sent = [p for p in self.notifications if p.sent_at and self.start <= p.sent_at < self.end]
@@ -99,6 +163,10 @@ class Truth:
 
 
 Action = tuple[datetime, int, Callable[[], Awaitable[object]]]
+At = Callable[[datetime, Callable[[], Awaitable[object]]], None]
+S47_BASIS = {"article6": "public_task", "statutory_power": "children_act_1989_s47",
+             "article9": "dpa2018_sch1_para18", "consent_not_used_because": "would_put_child_at_risk"}
+PRACTICES = ("gp:A12345", "gp:B67890")
 
 
 async def synthetic_week(ledger: Ledger, *, monday: date, tz: ZoneInfo, calendar: SchoolCalendar, policy: Policy,
@@ -111,6 +179,7 @@ async def synthetic_week(ledger: Ledger, *, monday: date, tz: ZoneInfo, calendar
     clock = [start]
     gate = GateContext(ledger=ledger, policy=policy, calendar=calendar, notify_by=notify_by,
                        school_day_starts=school_day_starts, clock=lambda: clock[0], consent_settle=timedelta(0))
+    ClockKeeper(ledger, load_clocks(None).clocks, calendar, lambda: clock[0], tz=tz).install()
     loaded = await commands.load_schools(ledger, DEMO_DIR / "schools.csv", start - timedelta(days=1))
     assert loaded.schools, "the demo school directory loads"
     adults: dict[str, list[str]] = {}
@@ -150,7 +219,16 @@ async def synthetic_week(ledger: Ledger, *, monday: date, tz: ZoneInfo, calendar
         if rng.random() < 0.5:
             sent = datetime.combine(monday + timedelta(days=day), time(11, 0), tz)
             truth.unconsented_referrals.append(sent)
-            at(sent, _send_unconsented_referral(gate, sent, rng))
+            # A contact too (to early help, with no identifier for the child): flagged, never decided.
+            truth.contacts.append(PlannedContact(sent_at=sent, complete=False, decided_at=None))
+            at(sent, _send(gate, _unconsented_referral(sent, rng), topics.EDUCATION_INBOUND))
+
+    for weekday in range(5):
+        morning = datetime.combine(monday + timedelta(days=weekday), time(9, 0), tz)
+        for _ in range(rng.randint(2, 5)):
+            _plan_contact(rng, truth, gate, morning + timedelta(minutes=rng.randint(0, 7 * 60)), at)
+        for _ in range(rng.randint(1, 2)):
+            _plan_s47(rng, truth, gate, morning + timedelta(minutes=rng.randint(0, 6 * 60)), at)
 
     for plan in truth.notifications:
         if plan.received_at is not None:
@@ -220,33 +298,25 @@ def _send_malformed(gate: GateContext, day: int) -> Callable[[], Awaitable[objec
     return act
 
 
-def _send_unconsented_referral(gate: GateContext, now: datetime,
-                               rng: random.Random) -> Callable[[], Awaitable[object]]:
-    message = Envelope.model_validate({
-        "message_id": uuid.UUID(int=rng.getrandbits(128)), "kind": "contact", "sender_org": "school:900001",
-        "correlation_id": uuid.UUID(int=rng.getrandbits(128)), "produced_at": now,
-        "subject": {"given_name": rng.choice(GIVEN), "family_name": rng.choice(FAMILY), "date_of_birth": "2017-02-03"},
-        "lawful_basis": {"article6": "consent"}, "purpose": "early_help", "recipients": ["early_help:team-north"],
-        "payload": {"kind": "contact", "referrer_name": "Ms Example", "referrer_role": "DSL",
-                    "what_happened": "Synthetic concern.", "worried_about": "Synthetic worry.",
-                    "consent_sought": True, "consent_given": True},
-    })
-
+def _send(gate: GateContext, message: Envelope, topic: str) -> Callable[[], Awaitable[object]]:
     async def act() -> None:
-        await process_inbound(gate, encode(message).encode(), topics.EDUCATION_INBOUND)
+        await process_inbound(gate, encode(message).encode(), topic)
     return act
 
 
-async def _delivery(ledger: Ledger, plan: Planned) -> dict[str, object]:
-    [delivery] = [d for d in await ledger.all_deliveries() if d["delivery_id"] == plan.delivery_id]
-    return delivery
+def _unconsented_referral(now: datetime, rng: random.Random) -> Envelope:
+    """A school's early-help referral resting on consent, with no consent on record: withheld."""
+    return _message(rng, now, "school:900001", {
+        "kind": "contact", "referrer_name": "Ms Example", "referrer_role": "DSL",
+        "what_happened": "Synthetic concern.", "worried_about": "Synthetic worry.",
+        "consent_sought": True, "consent_given": True}, subject=_child(rng), lawful_basis={"article6": "consent"},
+        purpose="early_help", recipients=["early_help:team-north"])
 
 
 def _receive(ledger: Ledger, clock: list[datetime], plan: Planned) -> Callable[[], Awaitable[object]]:
-    async def act() -> None:
-        delivery = await _delivery(ledger, plan)
-        await receive_delivery(ledger, str(delivery["envelope"]).encode(), clock[0])
-    return act
+    assert plan.delivery_id is not None
+    assert plan.received_at is not None
+    return _take(ledger, plan.delivery_id, plan.received_at)
 
 
 def _read(ledger: Ledger, clock: list[datetime], plan: Planned) -> Callable[[], Awaitable[object]]:
@@ -282,3 +352,82 @@ async def run_week_demo(settings: Settings, out: Console, data_dir: Path | None)
     for section in figures.sections:
         out.print(views.rows_table(section.title, list(section.columns), [list(r) for r in section.rows]))
     return 0
+
+
+def _child(rng: random.Random) -> dict[str, str]:
+    return {"given_name": rng.choice(GIVEN), "family_name": rng.choice(FAMILY),
+            "date_of_birth": date(2026 - rng.randint(2, 15), rng.randint(1, 12), 14).isoformat()}
+
+
+def _message(rng: random.Random, sent: datetime, sender: str, payload: dict[str, object],
+             **envelope: object) -> Envelope:
+    return Envelope.model_validate({
+        "message_id": uuid.UUID(int=rng.getrandbits(128)), "kind": payload["kind"], "sender_org": sender,
+        "correlation_id": uuid.UUID(int=rng.getrandbits(128)), "produced_at": sent, "payload": payload,
+        **envelope,
+    })
+
+
+def _plan_contact(rng: random.Random, truth: Truth, gate: GateContext, sent: datetime, at: At) -> None:
+    """A contact to the hub from the police or a school; most complete, some without what the referrer is
+    worried about; the MASH decides most within 24 hours, some later, a few not this week. A school's
+    system takes the outcome minutes later; the police have no receiving system here yet."""
+    complete = rng.random() < 0.75
+    roll = rng.random()
+    decided = (None if roll < 0.1 else sent + timedelta(hours=rng.randint(25, 40)) if roll < 0.3
+               else sent + timedelta(minutes=rng.randint(30, 23 * 60)))
+    school = rng.random() < 0.5
+    referrer = "school:900002" if school else "police:examplepolice"
+    taken = decided + timedelta(minutes=rng.randint(1, 15)) if decided is not None and school else None
+    truth.contacts.append(PlannedContact(sent_at=sent, complete=complete, decided_at=decided,
+                                         outcome_received_at=taken))
+    child = _child(rng)
+    contact = _message(rng, sent, referrer, {
+        "kind": "contact", "referrer_name": "Synthetic Referrer", "referrer_role": "DSL" if school else "Officer",
+        "what_happened": "Synthetic incident.", "worried_about": "Synthetic worry." if complete else "",
+        "consent_sought": False}, subject={**child, "identifiers": [{"scheme": "nhs_number", "value": "9990000018"}]},
+        lawful_basis=S47_BASIS, recipients=["mash:hub"])
+    inbound = topics.EDUCATION_INBOUND if school else topics.POLICE_NOTIFICATIONS
+    at(sent, _send(gate, contact, inbound))
+    if decided is None:
+        return
+    outcome = _message(rng, decided, "la:999", {
+        "kind": "outcome", "contact_message_id": str(contact.message_id),
+        "decision": rng.choice(("no_further_action", "information_and_advice", "early_help", "child_in_need_s17")),
+        "rationale": "Synthetic rationale.", "decided_at": decided.isoformat()},
+        subject=child, lawful_basis=S47_BASIS, correlation_id=str(contact.correlation_id))
+    at(decided, _send(gate, outcome, topics.EDUCATION_INBOUND))
+    if taken is not None:
+        at(taken, _take(gate.ledger, str(delivery_id(outcome.message_id, referrer)), taken))
+
+
+def _take(ledger: Ledger, delivery: str, now: datetime) -> Callable[[], Awaitable[object]]:
+    """The school's system takes a delivery (its system receipt, as from the delivery topic)."""
+    async def act() -> None:
+        [row] = [d for d in await ledger.all_deliveries() if d["delivery_id"] == delivery]
+        await receive_delivery(ledger, str(row["envelope"]).encode(), now)
+    return act
+
+
+def _plan_s47(rng: random.Random, truth: Truth, gate: GateContext, sent: datetime, at: At) -> None:
+    """A s47 report request to a practice, due in three days; answered on time, late, or not at all."""
+    practice = rng.choice(PRACTICES)
+    answer_by = sent + timedelta(days=3)
+    roll = rng.random()
+    answered = (None if roll < 0.15 else answer_by + timedelta(hours=rng.randint(2, 48)) if roll < 0.4
+                else sent + timedelta(hours=rng.randint(2, 60)))
+    truth.s47_requests.append(PlannedS47(practice=practice, sent_at=sent, answer_by=answer_by, answered_at=answered))
+    child = _child(rng)
+    request = _message(rng, sent, "la:999", {
+        "kind": "s47.info_request", "questions": "Is the child known to the practice?",
+        "answer_by": answer_by.isoformat(), "requested_by": "Synthetic Social Worker"},
+        subject=child, lawful_basis=S47_BASIS, purpose="child_protection_enquiry", recipients=[practice],
+        special_category=True)
+    at(sent, _send(gate, request, topics.HEALTH_INBOUND))
+    if answered is not None:
+        report = _message(rng, answered, practice, {
+            "kind": "s47.gp_report", "request_message_id": str(request.message_id), "known_to_practice": True,
+            "report": "Synthetic report.", "author": "Dr Example"},
+            subject=child, lawful_basis=S47_BASIS, purpose="child_protection_enquiry", recipients=["la:999"],
+            special_category=True)
+        at(answered, _send(gate, report, topics.HEALTH_INBOUND))

@@ -36,7 +36,8 @@ def report(
         "--key", help="With --log: the gate's public key the export is checked against.")] = None,
 ) -> None:
     """Front-door performance for [--from, --to): Encompass notifications delivered and read before the
-    deadline per school and day, shares that did not happen by reason, referrals to a person.
+    deadline per school and day, contacts decided within 24 hours, outcomes fed back to referrers,
+    s47 GP reports answered on time per practice, shares that did not happen by reason, referrals.
     Every figure is a count over the audited log (`mash audit verify` checks it); with --log and
     --key, over a verified export of it, so anyone with the export and the key gets the same figures."""
     cfg = settings()

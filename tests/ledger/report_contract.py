@@ -67,6 +67,18 @@ class ReportContract:
             ("recipient refused", "no_consent_recorded"): unconsented,
         }
 
+        # Contacts decided within 24 hours, outcomes fed back, s47 reports answered on time.
+        rows = {r["day"]: {k: v for k, v in r.items() if k != "day"} for r in report.section("contacts").records()}
+        assert rows == truth.contact_figures(TZ)
+        assert all(sum(row[k] for row in rows.values()) for k in ("flagged_incomplete", "decided_within_24h",
+                                                                  "decided_late", "not_decided")), rows
+        rows = {r["day"]: {k: v for k, v in r.items() if k != "day"} for r in report.section("outcomes").records()}
+        assert rows == truth.outcome_figures(TZ)
+        rows = {r["gp_practice"]: {k: v for k, v in r.items() if k != "gp_practice"}
+                for r in report.section("s47_gp_reports").records()}
+        assert rows == truth.s47_figures()
+        assert all(sum(row[k] for row in rows.values()) for k in ("answered_on_time", "answered_late", "overdue"))
+
         # Referrals to a person, by reason.
         got = {r["reason"]: r["count"] for r in report.section("referred").records() if r["queue"] == "mash"}
         assert got == {k: v for k, v in truth.referred().items() if v}
