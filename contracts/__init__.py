@@ -1,5 +1,6 @@
 """Event contracts v1: the envelope and its payloads. Pure: no I/O, no imports from broker or adapters."""
 
+from contracts.clocks import AlertState, ClockAlert
 from contracts.envelope import (
     ChildSubject,
     Classification,
@@ -52,12 +53,14 @@ from contracts.payloads import (
 )
 
 __all__ = [
+    "AlertState",
     "Article6Basis",
     "Article9Condition",
     "BrokerUnavailable",
     "ChildPresent",
     "ChildSubject",
     "Classification",
+    "ClockAlert",
     "ConsentDispensation",
     "ConsentNotUsedBecause",
     "ConsentRecord",

@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import Field, JsonValue, model_validator
 
 from contracts._base import Contract, FreeText, OrgId, RecipientRef, SchoolUrn, ShortText, Timestamp
+from contracts.clocks import ClockAlert
 from contracts.health import (
     GpReport,
     HealthAssessmentCompleted,
@@ -136,6 +137,9 @@ class ReceiptStatus(StrEnum):
     QUARANTINED = "quarantined"
     REFERRED = "referred"
     DELIVERED = "delivered"
+    # A delivery its recipient's system did not acknowledge in time (a declared delivery clock breached):
+    # the non-delivery report to the original sender. A later receipt is still recorded.
+    NOT_DELIVERED = "not_delivered"
 
 
 class SystemReceipt(Contract):
@@ -206,6 +210,7 @@ Payload = Annotated[
     | HealthAssessmentRequest
     | S47InfoRequest
     | GpReport
-    | HealthAssessmentCompleted,
+    | HealthAssessmentCompleted
+    | ClockAlert,
     Field(discriminator="kind"),
 ]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from contracts.clocks import ClockAlert
 from contracts.envelope import Envelope
 from contracts.health import (
     GpReport,
@@ -43,6 +44,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "s47.info_request": S47InfoRequest,
     "s47.gp_report": GpReport,
     "health.assessment_completed": HealthAssessmentCompleted,
+    "clock.alert": ClockAlert,
 }
 
 COMMITTED = Path(__file__).parent / "jsonschema"

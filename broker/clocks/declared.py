@@ -8,6 +8,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,12 @@ class Trigger(BaseModel, frozen=True, extra="forbid"):
     # Where the subject's message id is: unset, the event's own message id; "payload.<field>", that
     # field of the event's message; otherwise that key of the event's detail.
     subject: str | None = Field(default=None, pattern=r"^(payload\.)?[a-z][a-z0-9_]{0,63}$")
+    # Only events whose detail key matches one of these patterns (fnmatch), e.g. { recipient = ["school:*"] }.
+    where: dict[str, str | tuple[str, ...]] = Field(default_factory=dict)
 
     def matches(self, event_type: str, detail: dict[str, Any]) -> bool:
-        return event_type == self.event and (self.kind is None or detail.get("kind") == self.kind)
+        return (event_type == self.event and (self.kind is None or detail.get("kind") == self.kind)
+                and all(_matches_any(detail.get(key), patterns) for key, patterns in self.where.items()))
 
     @property
     def payload_field(self) -> str | None:
@@ -56,12 +60,22 @@ class Trigger(BaseModel, frozen=True, extra="forbid"):
         return str(value) if value else None
 
 
+class Report(StrEnum):
+    """What a warning or breach sends, beyond its audited event."""
+
+    ALERT = "alert"  # a ClockAlert to `escalate_to` (its queue or delivery topic), on warning and breach
+    NON_DELIVERY = "non_delivery"  # a delivery clock: on breach, a not_delivered receipt to the original sender
+
+
+SENDER = "sender"  # escalate_to: the organisation that sent the clock's subject (a delivery's source message)
+
+
 class ClockSpec(BaseModel, frozen=True, extra="forbid"):
     """One `[[clock]]` table."""
 
     name: str = Field(pattern=_NAME)
     start: Trigger
-    stop: Trigger
+    stop: Trigger | tuple[Trigger, ...]  # any of these stops it
     hours: float | None = Field(default=None, gt=0, le=24 * 400)
     working_days: int | None = Field(default=None, gt=0, le=260)
     # The start event's detail key holding the deadline (an ISO time), when the deadline is set per
@@ -69,14 +83,21 @@ class ClockSpec(BaseModel, frozen=True, extra="forbid"):
     due_field: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,63}$")
     calendar: CalendarKind = CalendarKind.WORKING_DAYS
     warn_before_hours: float = Field(default=0, ge=0)
-    escalate_to: str = Field(min_length=1, max_length=80)
+    escalate_to: str = Field(pattern=r"^([a-z][a-z0-9_-]*:[A-Za-z0-9_.-]{1,64}|sender)$")
+    report: Report = Report.ALERT
     note: str = ""
 
     @model_validator(mode="after")
     def _one_duration(self) -> ClockSpec:
         if sum(d is not None for d in (self.hours, self.working_days, self.due_field)) != 1:
             raise ValueError("give exactly one of 'hours', 'working_days' or 'due_field'")
+        if (self.report is Report.NON_DELIVERY) != (self.escalate_to == SENDER):
+            raise ValueError("a non_delivery report goes to escalate_to = 'sender', and only it does")
         return self
+
+    @property
+    def stops(self) -> tuple[Trigger, ...]:
+        return self.stop if isinstance(self.stop, tuple) else (self.stop,)
 
 
 class _ClocksFile(BaseModel, frozen=True, extra="forbid"):
@@ -117,6 +138,11 @@ def parse_clocks(text: str, *, source: str) -> DeclaredClocks:
                               record=source, field=f"clock[{i}].name")
         seen.add(clock.name)
     return DeclaredClocks(spec.clock, source)
+
+
+def _matches_any(value: object, patterns: str | tuple[str, ...]) -> bool:
+    options = (patterns,) if isinstance(patterns, str) else patterns
+    return value is not None and any(fnmatchcase(str(value), p) for p in options)
 
 
 def load_clocks(path: Path | None) -> DeclaredClocks:

@@ -15,15 +15,19 @@ from typing import Any
 
 from sqlalchemy import select
 
+from broker.audit.keys import KeyStore
 from broker.clocks.calendar import SchoolCalendar, load_calendar
 from broker.clocks.deadlines import due_after_days, due_after_hours, is_working_day
-from broker.clocks.declared import CalendarKind, ClockSpec, Trigger, load_clocks
+from broker.clocks.declared import CalendarKind, ClockSpec, Report, Trigger, load_clocks
+from broker.clocks.escalation import Sign, escalate
 from broker.ledger import Ledger, Tx
 from broker.ledger import schema as t
 from broker.logging import get_logger
+from broker.messages import GATE_ORG
 from broker.settings import Settings
+from broker.signing import existing_signer, sign
 from broker.tasks import cancel
-from contracts import deterministic_id
+from contracts import AlertState, deterministic_id
 
 log = get_logger("mash.clocks")
 
@@ -38,8 +42,10 @@ class ClockKeeper:
 
     def __init__(self, ledger: Ledger, clocks: tuple[ClockSpec, ...], school_calendar: SchoolCalendar,
                  clock: Callable[[], datetime], *, tz: zoneinfo.ZoneInfo | None = None,
-                 interval_s: float = 30.0) -> None:
+                 interval_s: float = 30.0, sign: Sign | None = None) -> None:
         self.ledger, self.clocks, self.school_calendar, self.clock = ledger, clocks, school_calendar, clock
+        self.sign = sign  # signs the alerts and non-delivery reports as mash:gate (None: unsigned)
+        self._reports = {spec.name: spec.report for spec in clocks}
         self.tz = tz or school_calendar.tz
         self.interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
@@ -66,10 +72,11 @@ class ClockKeeper:
                 subject = await _subject(tx, spec.start, message_id, detail)
                 if subject:
                     await self._start(tx, spec, subject, at, detail)
-            if spec.stop.matches(event_type, detail):
-                subject = await _subject(tx, spec.stop, message_id, detail)
-                if subject:
-                    await self._stop(tx, spec, subject, at)
+            for stop in spec.stops:
+                if stop.matches(event_type, detail):
+                    subject = await _subject(tx, stop, message_id, detail)
+                    if subject:
+                        await self._stop(tx, spec, subject, at)
 
     async def _start(self, tx: Tx, spec: ClockSpec, subject: str, at: datetime, detail: dict[str, Any]) -> None:
         cid = clock_id(spec.name, subject)
@@ -91,22 +98,27 @@ class ClockKeeper:
                            due_at=due.isoformat(), on_time=at <= due)
 
     async def tick(self, now: datetime | None = None) -> int:
-        """Emit each due warning and breach exactly once; returns how many events were emitted."""
+        """Emit each due warning and breach exactly once, with what it sends (an alert to `escalate_to`, or a
+        non-delivery report to the sender) in the same transaction; returns how many events were emitted."""
         now = now or self.clock()
         emitted = 0
         async with self.ledger.transaction() as tx:
             for row in await tx.clocks_to_flag(now):
-                for flag, when, event_type in (("warned_at", "warn_at", "clock.warning"),
-                                               ("breached_at", "due_at", "clock.breached")):
+                for flag, when, state in (("warned_at", "warn_at", AlertState.WARNING),
+                                          ("breached_at", "due_at", AlertState.BREACHED)):
                     if row[flag] is not None or row[when] > now:
                         continue
                     if not await tx.flag_clock(row["clock_id"], flag, now):
                         continue  # another keeper recorded it first
+                    # A clock no longer declared still alerts whoever it named when it started.
+                    report = self._reports.get(row["name"], Report.ALERT)
+                    sent_to = await escalate(tx, row, state, report, now, self.sign)
+                    event_type = f"clock.{state.value}"
                     await tx.event(event_type, row["subject_id"], now, clock=row["name"],
                                    clock_id=row["clock_id"], due_at=row["due_at"].isoformat(),
-                                   escalate_to=row["escalate_to"])
+                                   escalate_to=row["escalate_to"], sent_to=sent_to)
                     log.warning(event_type, message_id=row["subject_id"], clock=row["name"],
-                                escalate_to=row["escalate_to"])
+                                escalate_to=row["escalate_to"], topic=sent_to)
                     emitted += 1
         return emitted
 
@@ -133,7 +145,9 @@ def start_clock_keeper(settings: Settings, ledger: Ledger, clock: Callable[[], d
     every MASH_CLOCK_TICK_S. Install it before anything writes the events that start clocks."""
     declared = load_clocks(settings.clocks_file)
     calendar = load_calendar(settings.school_calendar, settings.timezone)
-    keeper = ClockKeeper(ledger, declared.clocks, calendar, clock, interval_s=settings.clock_tick_s).install()
+    signer = existing_signer(KeyStore(settings.keys_dir), GATE_ORG)  # `mash up` ensured it before
+    keeper = ClockKeeper(ledger, declared.clocks, calendar, clock, interval_s=settings.clock_tick_s,
+                         sign=(lambda env: sign(env, signer)) if signer is not None else None).install()
     keeper.start()
     log.info("clocks.started", clocks=len(declared.clocks), source=declared.source)
     return keeper

@@ -176,9 +176,14 @@ class ClockContract:
         await process_inbound(ctx, encode(c).encode(), topics.EDUCATION_INBOUND)  # redelivered
         at.now = START + timedelta(hours=2)
         await process_inbound(ctx, encode(outcome_for(c.message_id)).encode(), topics.EDUCATION_INBOUND)
-        (row,) = await clocks_of(ledger)
-        assert row["stopped_at"] == START + timedelta(hours=2)
-        assert await kinds(ledger) == ["clock.started", "clock.stopped"]
+        (decision,) = [r for r in await clocks_of(ledger) if r["name"] == "contact_decision"]
+        assert decision["stopped_at"] == START + timedelta(hours=2)
+        # The outcome's deliveries (the referring school, ...) run their acknowledgement clocks.
+        others = [r for r in await clocks_of(ledger) if r["name"] != "contact_decision"]
+        assert "delivery_ack_school" in {r["name"] for r in others}
+        assert {r["name"] for r in others} <= {"delivery_ack_school", "delivery_ack_health"}
+        assert all(r["stopped_at"] is None for r in others)
+        assert (await kinds(ledger))[:2] == ["clock.started", "clock.stopped"]
 
 
 class TestSqliteClocks(SqliteBackend, ClockContract):

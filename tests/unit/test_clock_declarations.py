@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from broker.clocks.declared import CalendarKind, load_clocks, parse_clocks
+from broker.clocks.declared import CalendarKind, Report, load_clocks, parse_clocks
 from contracts import PolicyError
 
 GOOD = """
@@ -22,7 +24,8 @@ def test_shipped_file_declares_every_front_door_clock() -> None:
     declared = load_clocks(None)
     names = {c.name for c in declared.clocks}
     assert names == {"contact_decision", "initial_health_assessment", "s47_gp_report",
-                     "child_and_family_assessment", "initial_child_protection_conference"}
+                     "child_and_family_assessment", "initial_child_protection_conference",
+                     "delivery_ack_school", "delivery_ack_health"}
     by_name = {c.name: c for c in declared.clocks}
     assert by_name["child_and_family_assessment"].working_days == 45
     assert by_name["initial_child_protection_conference"].working_days == 15
@@ -64,3 +67,28 @@ def test_bad_file_names_the_field(text: str, field: str) -> None:
 def test_not_toml() -> None:
     with pytest.raises(PolicyError, match="not valid TOML"):
         parse_clocks("[[clock", source="t.toml")
+
+
+def test_where_filters_on_detail_values_and_stop_may_list_triggers() -> None:
+    text = GOOD.replace('start = { event = "message.received", kind = "contact" }',
+                        'start = { event = "delivery.queued", subject = "delivery_id", '
+                        'where = { recipient = ["school:*", "gp:*"] } }')
+    text = text.replace('escalate_to = "mash:team-manager"', 'escalate_to = "sender"\nreport = "non_delivery"')
+    text = re.sub(r"stop = .*", 'stop = [{ event = "delivery.received", subject = "delivery_id" }, '
+                  '{ event = "share.withdrawn", subject = "delivery_id" }]', text)
+    (clock,) = parse_clocks(text, source="t.toml").clocks
+    assert clock.start.matches("delivery.queued", {"recipient": "gp:A81001"})
+    assert not clock.start.matches("delivery.queued", {"recipient": "la:999"})
+    assert not clock.start.matches("delivery.queued", {})
+    assert [s.event for s in clock.stops] == ["delivery.received", "share.withdrawn"]
+    assert clock.report is Report.NON_DELIVERY
+
+
+@pytest.mark.parametrize("text", [
+    GOOD.replace('escalate_to = "mash:team-manager"', 'escalate_to = "sender"'),
+    GOOD + 'report = "non_delivery"\n',
+    GOOD.replace('escalate_to = "mash:team-manager"', 'escalate_to = "the manager"'),
+])
+def test_non_delivery_reports_go_to_the_sender_and_only_they_do(text: str) -> None:
+    with pytest.raises(PolicyError):
+        parse_clocks(text, source="t.toml")

@@ -1,0 +1,144 @@
+"""What a clock's warning or breach sends, on SQLite and PostgreSQL: a signed ClockAlert to whoever the
+declaration escalates to, and a non-delivery report to the sender of a delivery nobody acknowledged.
+Each is sent once, also by a restarted keeper, and a late receipt is still recorded.
+
+Time is a controllable clock passed in; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+from datetime import time, timedelta
+from pathlib import Path
+
+import pytest
+from consent_builders import POLICY, contact
+from signing_helpers import Keyring
+
+from adapters.education.inbox import receive_delivery
+from broker.clocks import load_calendar
+from broker.clocks.escalation import NOT_ACKNOWLEDGED
+from broker.clocks.keeper import ClockKeeper
+from broker.gate_service import GateContext, process_inbound
+from broker.ledger import Ledger, OutboxRow
+from broker.messages import GATE_ORG, encode
+from broker.signing import sign
+from consent_gate import BUILTIN_POLICY
+from contracts import AlertState, ClockAlert, Envelope, ReceiptStatus, SystemReceipt, topics
+
+from .gate_contract import DIRECTORY, NOW, PERSONAL, outbox, police_envelope, wire
+from .test_clocks import CLOCKS, START, Time, kinds
+from .test_postgres import PostgresBackend
+from .test_sqlite import SqliteBackend
+
+
+def signed_keeper(ledger: Ledger, at: Time, keyring: Keyring) -> ClockKeeper:
+    gate = keyring.gate()
+    return ClockKeeper(ledger, CLOCKS, load_calendar(None), at, sign=lambda env: sign(env, gate)).install()
+
+
+async def alerts(ledger: Ledger) -> list[tuple[OutboxRow, Envelope]]:
+    rows = [r for r in await ledger.pending_outbox() if r.headers.get("kind") == "clock.alert"]
+    return [(r, Envelope.model_validate_json(r.value)) for r in rows]
+
+
+async def not_delivered(ledger: Ledger) -> list[Envelope]:
+    envs = [Envelope.model_validate_json(r.value) for r in await outbox(ledger, topics.POLICE_RECEIPTS)]
+    return [e for e in envs if isinstance(e.payload, SystemReceipt)
+            and e.payload.status is ReceiptStatus.NOT_DELIVERED]
+
+
+class EscalationContract:
+    """Subclasses provide ``ledger``."""
+
+    @pytest.fixture
+    def keyring(self, tmp_path: Path) -> Keyring:
+        return Keyring(tmp_path / "keys")
+
+    async def test_a_contact_with_no_decision_escalates_to_the_mash_manager(self, ledger: Ledger,
+                                                                             keyring: Keyring) -> None:
+        at = Time(START)
+        k = signed_keeper(ledger, at, keyring)
+        ctx = GateContext(ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
+                          school_day_starts=time(8, 30), clock=at, consent_settle=timedelta(0))
+        c = contact()
+        await process_inbound(ctx, encode(c).encode(), topics.EDUCATION_INBOUND)  # no outcome follows
+        assert await k.tick(START + timedelta(hours=20)) == 1
+        assert await k.tick(START + timedelta(hours=24, minutes=1)) == 1
+        assert await k.tick(START + timedelta(hours=30)) == 0
+        sent = await alerts(ledger)
+        assert [(r.topic, r.key) for r, _ in sent] == [(topics.MASH_QUEUE, "mash:team-manager")] * 2
+        states = []
+        for row, env in sent:
+            assert isinstance(env.payload, ClockAlert)
+            assert env.sender_org == GATE_ORG
+            assert env.correlation_id == c.correlation_id
+            assert env.payload.subject_message_id == c.message_id
+            assert env.payload.clock == "contact_decision"
+            assert env.payload.due_at == START + timedelta(hours=24)
+            assert keyring.verifier().check(env, START + timedelta(hours=25)).reason is None
+            assert not any(value in row.value for value in ("Zebedee", "Quillfeather", "2016-05-12"))
+            states.append(env.payload.state)
+        assert states == [AlertState.WARNING, AlertState.BREACHED]
+        breach = (await ledger.events("clock.breached"))[0]
+        assert breach["detail"]["sent_to"] == topics.MASH_QUEUE
+        restarted = ClockKeeper(ledger, CLOCKS, load_calendar(None), at)  # after a restart: nothing again
+        assert await restarted.tick(START + timedelta(hours=40)) == 0
+        assert len(await alerts(ledger)) == 2
+
+    async def test_an_unacknowledged_delivery_is_reported_to_its_sender(self, ledger: Ledger,
+                                                                        keyring: Keyring) -> None:
+        k, env, delivery_row = await self._shared(ledger, keyring)
+        delivery = Envelope.model_validate_json(delivery_row.value)
+        assert await k.tick(NOW + timedelta(minutes=29)) == 0
+        assert await k.tick(NOW + timedelta(minutes=31)) == 2  # warning and breach: one report
+        assert await k.tick(NOW + timedelta(hours=2)) == 0
+        restarted = ClockKeeper(ledger, CLOCKS, load_calendar(None), Time(NOW))
+        assert await restarted.tick(NOW + timedelta(hours=3)) == 0
+        (report,) = await not_delivered(ledger)
+        assert isinstance(report.payload, SystemReceipt)
+        assert report.payload.receipted_message_id == env.message_id
+        assert report.payload.reason_code == NOT_ACKNOWLEDGED
+        assert str(delivery.message_id) in (report.payload.detail or "")
+        assert "school:900001" in (report.payload.detail or "")
+        assert report.sender_org == GATE_ORG
+        assert keyring.verifier().check(report, NOW + timedelta(hours=1)).reason is None
+        assert not any(value in report.model_dump_json() for value in PERSONAL)
+        assert await alerts(ledger) == []  # a delivery clock sends no alert
+        # The school's system comes back late: recorded as any receipt, and the clock stops late.
+        assert await receive_delivery(ledger, delivery_row.value.encode(), NOW + timedelta(hours=4)) == "delivered"
+        assert len(await ledger.events("delivery.received")) == 1
+        (stopped,) = await ledger.events("clock.stopped")
+        assert stopped["detail"]["clock"] == "delivery_ack_school"
+        assert stopped["detail"]["on_time"] is False
+        assert len(await not_delivered(ledger)) == 1
+
+    async def test_a_delivery_acknowledged_in_time_is_not_reported(self, ledger: Ledger,
+                                                                   keyring: Keyring) -> None:
+        k, _, delivery_row = await self._shared(ledger, keyring)
+        assert await receive_delivery(ledger, delivery_row.value.encode(), NOW + timedelta(minutes=5)) == "delivered"
+        assert await k.tick(NOW + timedelta(hours=1)) == 0
+        assert await not_delivered(ledger) == []
+        assert "clock.stopped" in await kinds(ledger)
+
+    @staticmethod
+    async def _shared(ledger: Ledger, keyring: Keyring) -> tuple[ClockKeeper, Envelope, OutboxRow]:
+        """A police notification shared with its school at NOW (the keeper installed first)."""
+        at = Time(NOW)
+        k = signed_keeper(ledger, at, keyring)
+        async with ledger.transaction() as tx:
+            await tx.replace_directory(DIRECTORY, NOW - timedelta(days=1))
+        gate = GateContext(ledger=ledger, policy=BUILTIN_POLICY, calendar=load_calendar(None),
+                           notify_by=time(10, 0), school_day_starts=time(8, 30), clock=at)
+        env = police_envelope()
+        assert await process_inbound(gate, wire(env), topics.POLICE_NOTIFICATIONS) == "share"
+        (delivery_row,) = await outbox(ledger, topics.EDUCATION_DELIVERIES)
+        return k, env, delivery_row
+
+
+class TestSqliteEscalation(SqliteBackend, EscalationContract):
+    """Escalations and non-delivery reports on SQLite."""
+
+
+@pytest.mark.postgres
+class TestPostgresEscalation(PostgresBackend, EscalationContract):
+    """Escalations and non-delivery reports on PostgreSQL."""
