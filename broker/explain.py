@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from broker.clocks.status import list_clocks
 from broker.consent_service import facts_for
 from broker.ledger import Ledger, Tx
 from consent_gate import REASON_TEXT, Decision, Policy, Reason, decide
@@ -54,7 +55,8 @@ async def explain(ledger: Ledger, message_ref: str) -> list[str]:
     lines += [f"decision: {row['verdict'].upper()} under policy {row['policy_version']} at {_at(row['decided_at'])}",
               "reasons:", *[f"  - {reason_line(r)}" for r in row["reasons"]],
               "rules tried:", *[f"  - {line}" for line in row["trace"]]]
-    for d in await ledger.deliveries_of(mid):
+    deliveries = await ledger.deliveries_of(mid)
+    for d in deliveries:
         delivery = Envelope.model_validate_json(d["envelope"]).payload
         fields = ", ".join(delivery.released) if isinstance(delivery, Delivery) else ""
         state = ("withdrawn before it was sent (consent withdrawn)" if d["withdrawn_at"]
@@ -80,7 +82,19 @@ async def explain(ledger: Ledger, message_ref: str) -> list[str]:
             why = "; ".join(reason_line(r) for r in detail.get("reasons", [])[-1:])
             lines.append(f"withheld from {detail.get('recipient')} by replay {detail.get('replay_id')} "
                          f"at {_at(e['at'])}: {why}")
+    for subject in (mid, *(d["delivery_id"] for d in deliveries)):
+        lines += [_clock_line(c) for c in await list_clocks(ledger, subject_id=subject)]
     return lines
+
+
+def _clock_line(c: dict[str, Any]) -> str:
+    """One declared clock on the message (or one of its deliveries): where it stands, and who it alerts."""
+    if c["stopped_at"] is not None:
+        state = f"stopped {_at(c['stopped_at'])} ({'on time' if c['stopped_at'] <= c['due_at'] else 'late'})"
+    else:
+        state = c["state"] + (f" {_at(c['breached_at'])}" if c["breached_at"] else "")
+    return (f"clock {c['name']} ({c['subject_id'][:8]}): started {_at(c['started_at'])}, due {_at(c['due_at'])}, "
+            f"{state}; escalates to {c['escalate_to']}")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from adapters.education.inbox import receive_delivery
 from broker.clocks import load_calendar
 from broker.clocks.escalation import NOT_ACKNOWLEDGED
 from broker.clocks.keeper import ClockKeeper
+from broker.explain import explain
 from broker.gate_service import GateContext, process_inbound
 from broker.ledger import Ledger, OutboxRow
 from broker.messages import GATE_ORG, encode
@@ -84,6 +85,10 @@ class EscalationContract:
         restarted = ClockKeeper(ledger, CLOCKS, load_calendar(None), at)  # after a restart: nothing again
         assert await restarted.tick(START + timedelta(hours=40)) == 0
         assert len(await alerts(ledger)) == 2
+        (line,) = [x for x in await explain(ledger, str(c.message_id)) if x.startswith("clock ")]
+        assert line.startswith("clock contact_decision")
+        assert "breached" in line
+        assert line.endswith("escalates to mash:team-manager")
 
     async def test_an_unacknowledged_delivery_is_reported_to_its_sender(self, ledger: Ledger,
                                                                         keyring: Keyring) -> None:
@@ -111,6 +116,9 @@ class EscalationContract:
         assert stopped["detail"]["clock"] == "delivery_ack_school"
         assert stopped["detail"]["on_time"] is False
         assert len(await not_delivered(ledger)) == 1
+        (line,) = [x for x in await explain(ledger, str(env.message_id)) if x.startswith("clock ")]
+        assert line.startswith(f"clock delivery_ack_school ({str(delivery.message_id)[:8]})")
+        assert "(late); escalates to sender" in line
 
     async def test_a_delivery_acknowledged_in_time_is_not_reported(self, ledger: Ledger,
                                                                    keyring: Keyring) -> None:
