@@ -17,17 +17,18 @@ from signing_helpers import Keyring
 from adapters.education.inbox import receive_delivery
 from broker.clocks import load_calendar
 from broker.clocks.escalation import NOT_ACKNOWLEDGED
-from broker.clocks.keeper import ClockKeeper
+from broker.clocks.keeper import ClockKeeper, start_clock_keeper
 from broker.explain import explain
 from broker.gate_service import GateContext, process_inbound
 from broker.ledger import Ledger, OutboxRow
 from broker.messages import GATE_ORG, encode
+from broker.settings import Settings
 from broker.signing import sign
 from consent_gate import BUILTIN_POLICY
 from contracts import AlertState, ClockAlert, Envelope, ReceiptStatus, SystemReceipt, topics
 
 from .gate_contract import DIRECTORY, NOW, PERSONAL, outbox, police_envelope, wire
-from .test_clocks import CLOCKS, START, Time, kinds
+from .test_clocks import CLOCKS, START, Time, kinds, receive
 from .test_postgres import PostgresBackend
 from .test_sqlite import SqliteBackend
 
@@ -145,6 +146,19 @@ class EscalationContract:
 
 class TestSqliteEscalation(SqliteBackend, EscalationContract):
     """Escalations and non-delivery reports on SQLite."""
+
+    async def test_the_running_stack_keeper_signs_as_the_gate(self, ledger: Ledger, tmp_path: Path) -> None:
+        keyring = Keyring(tmp_path / "keys")  # the data dir's key store, as `mash up` leaves it
+        keyring.gate()
+        running = start_clock_keeper(Settings(data_dir=tmp_path, clock_tick_s=600), ledger, Time(START))
+        try:
+            await receive(ledger, contact(), START)
+            assert await running.tick(START + timedelta(hours=25)) == 2
+        finally:
+            await running.stop()
+        sent = await alerts(ledger)
+        assert len(sent) == 2
+        assert all(keyring.verifier().check(env, START + timedelta(hours=25)).reason is None for _, env in sent)
 
 
 @pytest.mark.postgres
