@@ -21,7 +21,7 @@ from broker.ledger import Ledger
 from broker.logging import get_logger
 from broker.messages import encode, headers_for
 from broker.signing import require_signer, sign
-from contracts import EncompassNotification, InputFileError, topics
+from contracts import EncompassNotification, Envelope, InputFileError, topics
 
 log = get_logger("mash.police")
 
@@ -91,8 +91,11 @@ def sign_rows(rows: list[ParsedRow], store: KeyStore) -> list[ParsedRow]:
 async def publish_rows(rows: list[ParsedRow], *, ledger: Ledger, send: Send, timeout_s: float,
                        attempts: int, progress: Progress | None = None,
                        before_wait: Callable[[], Awaitable[None]] | None = None,
-                       poll_s: float = 0.1) -> list[RowReceipt]:
-    """Send each row until the gate's receipt is in the ledger, or attempts run out."""
+                       poll_s: float = 0.1,
+                       topic_for: Callable[[Envelope], str] = lambda _: topics.POLICE_NOTIFICATIONS,
+                       ) -> list[RowReceipt]:
+    """Send each row (on ``topic_for`` its envelope) until the gate's receipt is in the ledger, or
+    attempts run out."""
     by_id = {str(r.envelope.message_id): r for r in rows}
     tries = dict.fromkeys(by_id, 0)
     found = await ledger.receipts_for(r.envelope.message_id for r in rows)
@@ -106,7 +109,7 @@ async def publish_rows(rows: list[ParsedRow], *, ledger: Ledger, send: Send, tim
         for mid in waiting:
             env = by_id[mid].envelope
             tries[mid] += 1
-            await send(topics.POLICE_NOTIFICATIONS, str(env.correlation_id).encode(), encode(env).encode(),
+            await send(topic_for(env), str(env.correlation_id).encode(), encode(env).encode(),
                        [(k, v.encode()) for k, v in headers_for(env).items()])
         if before_wait:
             await before_wait()  # e.g. flush the producer: the sends are on the wire before we wait

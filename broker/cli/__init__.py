@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import typer
 
-from broker.cli import audit, contact, contracts, gate, health, keys, police, queue, replay, report, school, stack
+from broker.cli import (
+    audit,
+    contact,
+    contracts,
+    gate,
+    health,
+    keys,
+    police,
+    queue,
+    replay,
+    report,
+    school,
+    send,
+    stack,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="MASH Broker: lawful, provable multi-agency safeguarding information sharing.")
@@ -20,6 +34,7 @@ app.add_typer(gate.app, name="gate")
 app.add_typer(contact.app, name="contact")
 app.command("replay", help=replay.HELP)(replay.replay_)
 app.command("report")(report.report)
+app.command("send")(send.send)
 
 
 def main() -> None:

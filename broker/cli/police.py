@@ -45,13 +45,18 @@ def ingest(
         finally:
             await ledger.close()
 
-    report = run(main)
+    show_receipts(run(main), file, as_json, place="line", school=True)
+
+
+def show_receipts(report: IngestReport, file: Path, as_json: bool, *, place: str, school: bool) -> None:
+    """A receipt per row (or record); exit 1 if any was not accepted."""
     if as_json:
         print_json(report.as_json())
     else:
+        columns = [place, "status", "message id", *(["school"] if school else []), "field", "reason"]
         out.print(views.rows_table(
-            f"Receipts for {file.name}", ["line", "status", "message id", "school", "field", "reason"],
-            [[r.line, r.status, (r.message_id or "")[:8], r.school_urn, r.field, r.reason]
+            f"Receipts for {file.name}", columns,
+            [[r.line, r.status, (r.message_id or "")[:8], *([r.school_urn] if school else []), r.field, r.reason]
              for r in report.receipts]))
         out.print(", ".join(f"{k}: {v}" for k, v in sorted(report.counts().items())), markup=False)
     raise typer.Exit(0 if report.ok else EXIT_ROWS_REJECTED)

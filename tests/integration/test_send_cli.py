@@ -1,0 +1,102 @@
+"""`mash send` over the embedded broker: an agency with no system of its own sends a contact, the
+MASH sends its outcome, and a bad record among them is answered with its field and reason."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contracts import topics
+
+from .helpers import Mash, mash_session, signing_key
+
+pytestmark = pytest.mark.embedded
+
+NOW = datetime.now(UTC).isoformat()
+CHILD = {"given_name": "Ottoline", "family_name": "Marchbanks", "date_of_birth": "2015-03-02",
+         "identifiers": [{"scheme": "nhs_number", "value": "9990000026"}]}  # synthetic 999 range
+S47 = {"article6": "public_task", "statutory_power": "children_act_1989_s47",
+       "article9": "dpa2018_sch1_para18", "consent_not_used_because": "would_put_child_at_risk"}
+HOUSING = "housing:north"  # an agency with no topic of its own: it uses the MASH's inbound topic
+
+
+def contact(**payload: Any) -> dict[str, Any]:
+    return {"message_id": str(uuid.uuid4()), "kind": "contact", "sender_org": HOUSING,
+            "correlation_id": str(uuid.uuid4()), "produced_at": NOW, "subject": CHILD, "lawful_basis": S47,
+            "recipients": ["mash:hub"],
+            "payload": {"kind": "contact", "referrer_name": "Synthetic Officer", "referrer_role": "Housing officer",
+                        "what_happened": "Synthetic concern.", "worried_about": "Synthetic worry.",
+                        "consent_sought": False, **payload}}
+
+
+@pytest.fixture(scope="module")
+def mash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mash]:
+    with mash_session(tmp_path_factory.mktemp("send")) as m:
+        signing_key(m, HOUSING)
+        signing_key(m, "la:999")
+        m.up()
+        yield m
+
+
+def test_a_file_of_records_is_sent_each_answered_and_a_bad_one_named(mash: Mash, tmp_path: Path) -> None:
+    good, bad = contact(), contact()
+    del bad["payload"]["what_happened"]
+    lines = tmp_path / "contacts.jsonl"
+    lines.write_text("\n".join(json.dumps(r) for r in (good, bad)) + "\n{not json\n")
+
+    result = mash.run("send", str(lines), "--json")
+
+    assert result.returncode == 1, result  # some records not accepted
+    receipts = result.json()["receipts"]
+    assert [(r["line"], r["status"]) for r in receipts] == [(1, "accepted"), (2, "rejected"), (3, "rejected")]
+    assert receipts[0]["message_id"] == good["message_id"]
+    assert (receipts[1]["field"], receipts[1]["reason"]) == ("payload.contact.what_happened", "Field required")
+    assert receipts[1]["message_id"] is None
+    assert (receipts[2]["field"], receipts[2]["reason"]) == ("(record)", "not JSON")
+    [(topic, sender)] = mash.sql("SELECT topic, sender_org FROM messages WHERE message_id = ?", good["message_id"])
+    assert (topic, sender) == (topics.MASH_INBOUND, HOUSING)
+    [(recipient,)] = mash.sql("SELECT recipient FROM deliveries WHERE message_id = ?", good["message_id"])
+    assert recipient == "mash:hub"
+    assert "Marchbanks" not in result.stdout + result.stderr, "no personal data in what the command prints"
+
+
+def test_the_mash_outcome_is_sent_on_its_own_inbound_topic(mash: Mash, tmp_path: Path) -> None:
+    first = contact()
+    (tmp_path / "contact.json").write_text(json.dumps(first))
+    assert mash.run("send", str(tmp_path / "contact.json"), "--json").returncode == 0
+    outcome = {"message_id": str(uuid.uuid4()), "kind": "outcome", "sender_org": "la:999",
+               "correlation_id": first["correlation_id"], "produced_at": NOW, "subject": CHILD, "lawful_basis": S47,
+               "payload": {"kind": "outcome", "contact_message_id": first["message_id"],
+                           "decision": "information_and_advice", "rationale": "Synthetic rationale.",
+                           "decided_at": NOW}}
+    (tmp_path / "outcome.json").write_text(json.dumps([outcome]))
+
+    result = mash.run("send", str(tmp_path / "outcome.json"), "--json")
+
+    assert result.returncode in (0, 1), result
+    [receipt] = result.json()["receipts"]
+    assert receipt["message_id"] == outcome["message_id"]
+    [(topic,)] = mash.sql("SELECT topic FROM messages WHERE message_id = ?", outcome["message_id"])
+    assert topic == topics.MASH_INBOUND
+    stopped = mash.sql("SELECT detail FROM events WHERE event_type = 'clock.stopped' AND message_id = ?",
+                       first["message_id"])
+    assert [json.loads(d)["clock"] for (d,) in stopped] == ["contact_decision"]
+
+
+def test_a_sender_without_a_key_sends_nothing_and_says_how_to_make_one(mash: Mash, tmp_path: Path) -> None:
+    stranger = contact()
+    stranger["sender_org"] = "probation:west"
+    (tmp_path / "stranger.json").write_text(json.dumps(stranger))
+    before = mash.count("messages")
+
+    result = mash.run("send", str(tmp_path / "stranger.json"))
+
+    assert result.returncode == 2, result
+    assert "mash keys new probation:west" in result.stderr
+    assert mash.count("messages") == before
