@@ -6,6 +6,7 @@ import typer
 
 from broker.cli import (
     audit,
+    clocks,
     contact,
     contracts,
     gate,
@@ -32,6 +33,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(gate.app, name="gate")
 app.add_typer(contact.app, name="contact")
+app.add_typer(clocks.app, name="clocks")
 app.command("replay", help=replay.HELP)(replay.replay_)
 app.command("report")(report.report)
 app.command("send")(send.send)
