@@ -17,7 +17,6 @@ from broker.cli import (
     replay,
     report,
     school,
-    send,
     stack,
 )
 
@@ -36,7 +35,6 @@ app.add_typer(contact.app, name="contact")
 app.add_typer(clocks.app, name="clocks")
 app.command("replay", help=replay.HELP)(replay.replay_)
 app.command("report")(report.report)
-app.command("send")(send.send)
 
 
 def main() -> None:
