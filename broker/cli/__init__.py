@@ -17,6 +17,7 @@ from broker.cli import (
     replay,
     report,
     school,
+    send,
     stack,
 )
 
@@ -35,6 +36,7 @@ app.add_typer(contact.app, name="contact")
 app.add_typer(clocks.app, name="clocks")
 app.command("replay", help=replay.HELP)(replay.replay_)
 app.command("report")(report.report)
+app.command("send")(send.send)
 
 
 def main() -> None:
