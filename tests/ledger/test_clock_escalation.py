@@ -7,6 +7,7 @@ Time is a controllable clock passed in; nothing sleeps.
 
 from __future__ import annotations
 
+import uuid
 from datetime import time, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from adapters.education.inbox import receive_delivery
 from broker.clocks import load_calendar
 from broker.clocks.escalation import NOT_ACKNOWLEDGED
 from broker.clocks.keeper import ClockKeeper, start_clock_keeper
+from broker.clocks.status import list_clocks
 from broker.explain import explain
 from broker.gate_service import GateContext, process_inbound
 from broker.ledger import Ledger, OutboxRow
@@ -128,6 +130,20 @@ class EscalationContract:
         assert await k.tick(NOW + timedelta(hours=1)) == 0
         assert await not_delivered(ledger) == []
         assert "clock.stopped" in await kinds(ledger)
+
+    async def test_only_acknowledging_recipients_get_a_clock_and_a_withdrawal_stops_it(self, ledger: Ledger,
+                                                                                      keyring: Keyring) -> None:
+        k = signed_keeper(ledger, Time(NOW), keyring)
+        source, school, la = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        async with ledger.transaction() as tx:  # as the gate writes them
+            await tx.event("delivery.queued", source, NOW, delivery_id=str(school), recipient="school:900001")
+            await tx.event("delivery.queued", source, NOW, delivery_id=str(la), recipient="la:999")
+            await tx.event("share.withdrawn", source, NOW + timedelta(seconds=2), delivery_id=str(school),
+                           recipient="school:900001", reason="consent_withdrawn")
+        (row,) = await list_clocks(ledger)  # la: has no inbox that acknowledges: no clock
+        assert (row["name"], row["subject_id"], row["state"]) == ("delivery_ack_school", str(school), "stopped")
+        assert await k.tick(NOW + timedelta(hours=1)) == 0
+        assert await not_delivered(ledger) == []
 
     @staticmethod
     async def _shared(ledger: Ledger, keyring: Keyring) -> tuple[ClockKeeper, Envelope, OutboxRow]:
