@@ -12,8 +12,10 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import select, update
 
+from broker import alerts
 from broker.app import Services, build_broker, build_services, utc_now
 from broker.audit.checkpoints import start_checkpointer
+from broker.audit.keys import KeyStore
 from broker.clocks.keeper import start_clock_keeper
 from broker.embedded import EmbeddedBroker, resolve_bootstrap
 from broker.kafka import ensure_topics, producer_kwargs
@@ -22,7 +24,8 @@ from broker.ledger import schema as t
 from broker.logging import get_logger
 from broker.messages import outbox_id
 from broker.settings import Settings
-from broker.signing import ensure_gate_key
+from broker.signing import Signers, ensure_gate_key
+from broker.web.server import WebServer, start_web
 from contracts import topics
 
 log = get_logger("mash.runtime")
@@ -36,6 +39,7 @@ class Stack:
     embedded: bool
     ledger: Ledger
     services: Services | None
+    web: WebServer | None = None
 
 
 async def open_ledger(settings: Settings) -> Ledger:
@@ -44,9 +48,10 @@ async def open_ledger(settings: Settings) -> Ledger:
 
 
 @asynccontextmanager
-async def running(settings: Settings, *, start_broker: bool = True, services: bool = True,
+async def running(settings: Settings, *, start_broker: bool = True, services: bool = True, web: bool = False,
                   clock: Callable[[], datetime] = utc_now) -> AsyncIterator[Stack]:
-    """Start what `mash up` runs; everything is stopped in reverse order on exit, however it exits."""
+    """Start what `mash up` runs; everything is stopped in reverse order on exit, however it exits.
+    ``web``: also serve the pages (Key Adult inbox, MASH board) on MASH_WEB_HOST:MASH_WEB_PORT."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
         embedded = settings.kafka_bootstrap is None
@@ -61,6 +66,11 @@ async def running(settings: Settings, *, start_broker: bool = True, services: bo
         stack.push_async_callback(ledger.close)
         if embedded and start_broker:
             await republish_undelivered(ledger)
+        pages = None
+        if web:  # stopped after the services: a read recorded while stopping still reaches the relay's ledger
+            pages = await start_web(settings, ledger, clock, Signers(KeyStore(settings.keys_dir)))
+            stack.push_async_callback(pages.stop)
+            settings = pages.settings  # the port it got, for the links in alerts
         svc = None
         if services:
             ensure_gate_key(settings, clock())
@@ -68,11 +78,16 @@ async def running(settings: Settings, *, start_broker: bool = True, services: bo
             stack.push_async_callback(start_checkpointer(settings, ledger, clock).stop)
             # Hooked into the ledger before the gate starts: clocks start and stop with their events.
             stack.push_async_callback(start_clock_keeper(settings, ledger, clock).stop)
+            if alerts.enabled(settings):  # queued with the delivery's own events, sent by their own task
+                ledger.on_event(alerts.queue_alerts_hook(settings))
+                sender = alerts.AlertSender(settings, ledger, clock)
+                sender.start()
+                stack.push_async_callback(sender.stop)
             svc = build_services(settings, ledger, build_broker(bootstrap, embedded=embedded), clock)
             await svc.start()
             stack.push_async_callback(svc.stop)
         log.info("stack.started", bootstrap=bootstrap, embedded=embedded, services=services)
-        yield Stack(bootstrap=bootstrap, embedded=embedded, ledger=ledger, services=svc)
+        yield Stack(bootstrap=bootstrap, embedded=embedded, ledger=ledger, services=svc, web=pages)
 
 
 async def republish_undelivered(ledger: Ledger) -> int:

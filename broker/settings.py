@@ -56,6 +56,25 @@ class Settings(BaseSettings):
     clock_tick_s: float = Field(
         default=30.0, gt=0, description="How often the running stack checks clocks for warnings and breaches."
     )
+    web_host: str = Field(default="127.0.0.1", description="Address the web pages listen on (loopback by default).")
+    web_port: int = Field(
+        default=8080, ge=0, le=65535, description="Port of the web pages (inbox, MASH board); 0: any free port."
+    )
+    web_base_url: str | None = Field(
+        default=None, description="The pages' public address, for links in alerts; unset: http://WEB_HOST:PORT."
+    )
+    web_session_idle_min: float = Field(
+        default=30.0, gt=0, description="Minutes without a request after which a web session ends."
+    )
+    web_session_max_hours: float = Field(default=12.0, gt=0, description="A web session ends this long after sign-in.")
+    smtp_host: str | None = Field(default=None, description="SMTP server for content-free alerts; unset: no email.")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = Field(default="mash-broker@localhost", description="Sender address of alert emails.")
+    smtp_starttls: bool = Field(default=False, description="Use STARTTLS with the SMTP server.")
+    alert_webhook: str | None = Field(
+        default=None, description="URL that gets a JSON POST (a link only) for each notification delivered."
+    )
+    alert_interval_s: float = Field(default=5.0, gt=0, description="How often queued alerts are sent or retried.")
     log_level: str = Field(default="INFO")
     log_json: bool | None = Field(default=None, description="JSON logs; default: JSON unless on a terminal.")
 
@@ -73,6 +92,11 @@ class Settings(BaseSettings):
     @property
     def key_registry_file(self) -> Path:
         return self.key_registry or self.keys_dir / "registry.toml"
+
+    @property
+    def web_url(self) -> str:
+        """Where people open the pages (links in alerts point here)."""
+        return (self.web_base_url or f"http://{self.web_host}:{self.web_port}").rstrip("/")
 
     @property
     def broker_file(self) -> Path:

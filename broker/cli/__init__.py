@@ -19,6 +19,7 @@ from broker.cli import (
     school,
     send,
     stack,
+    web,
 )
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -34,6 +35,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(gate.app, name="gate")
 app.add_typer(contact.app, name="contact")
 app.add_typer(clocks.app, name="clocks")
+app.add_typer(web.app, name="web")
 app.command("replay", help=replay.HELP)(replay.replay_)
 app.command("report")(report.report)
 app.command("send")(send.send)

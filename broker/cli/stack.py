@@ -16,10 +16,12 @@ def up() -> None:
     cfg = settings()
 
     async def main() -> None:
-        async with running(cfg) as stack:
+        async with running(cfg, web=True) as stack:
             where = "embedded broker" if stack.embedded else "Kafka"
             err.print(f"mash up: ready on {where} {stack.bootstrap}, ledger {safe_url(cfg)}. Ctrl-C stops.",
                       markup=False)
+            if stack.web:
+                err.print(f"mash up: Key Adult inbox and MASH board at {stack.web.url}/", markup=False)
             await until_signalled()
             err.print("mash up: stopping…", markup=False)
         err.print("mash up: stopped", markup=False)
@@ -44,8 +46,10 @@ def serve() -> None:
     cfg = settings()
 
     async def main() -> None:
-        async with running(cfg, start_broker=False) as stack:
+        async with running(cfg, start_broker=False, web=True) as stack:
             err.print(f"mash serve: ready on {stack.bootstrap}", markup=False)
+            if stack.web:
+                err.print(f"mash serve: Key Adult inbox and MASH board at {stack.web.url}/", markup=False)
             await until_signalled()
 
     run(main)

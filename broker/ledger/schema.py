@@ -218,3 +218,32 @@ checkpoints = Table(
     Column("key_id", String(16), nullable=False),
     Column("signature", String(100), nullable=False),
 )
+
+# Web sign-in accounts: a school's Key Adult (login = their directory email) or a MASH manager.
+# Only an Argon2id hash of the password is kept.
+web_accounts = Table(
+    "web_accounts",
+    metadata,
+    Column("login", String(254), primary_key=True),  # casefolded
+    Column("role", String(16), nullable=False),  # key_adult | mash
+    Column("urn", String(6)),  # a Key Adult's school
+    Column("name", String(100), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Content-free alerts waiting to go out (email to a Key Adult, or a webhook call): queued in the
+# transaction that records the delivery, sent and retried by broker.alerts, never by the gate.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("alert_id", String(36), primary_key=True),  # deterministic from delivery, channel and address
+    Column("delivery_id", String(36), nullable=False, index=True),
+    Column("channel", String(16), nullable=False),  # email | webhook
+    Column("address", String(500), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=False, index=True),
+    Column("sent_at", UtcDateTime),
+    Column("last_error", String(200)),
+)

@@ -79,6 +79,13 @@ async def write_one_of_everything(tx: Tx, at: datetime = T0) -> uuid.UUID:
     await tx.record_policy(version="test-1", sha256="0" * 64, source="test", text="", at=at)
     await tx.start_clock(clock_id=uuid.uuid4(), name="contact_decision", subject_id=str(mid), started_at=at,
                          due_at=at, warn_at=at, escalate_to="mash:team-manager")
+    # The web pages' tables (broker.web.accounts, broker.alerts write them through the transaction's connection).
+    await tx.conn.execute(schema.web_accounts.insert().values(
+        login="ada.keyadult@school.example", role="key_adult", urn="900001", name="Ada Keyadult",
+        password_hash="$argon2id$v=19$m=65536,t=3,p=4$placeholder", updated_at=at))  # noqa: S106  # not a hash of anything
+    await tx.conn.execute(schema.alerts.insert().values(
+        alert_id=str(uuid.uuid4()), delivery_id=str(mid), channel="email", address="ada.keyadult@school.example",
+        created_at=at, attempts=0, next_attempt_at=at))
     return mid
 
 

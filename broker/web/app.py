@@ -1,0 +1,219 @@
+"""The web pages: a Key Adult's inbox and the MASH board, server-rendered (Starlette + Jinja2).
+
+Thin handlers over the ledger: the inbox reads the school's ``deliveries`` rows, and opening a
+notification records the read through ``adapters.education.inbox.record_read`` exactly as
+`mash school ack` does (so police get the same person-read acknowledgement). Security: sessions
+(broker.web.sessions), a CSRF token on every POST, a strict Content Security Policy with no script
+at all, no framing, ``no-store`` on every page, Jinja autoescape for all agency text, and another
+school's notification (or a page of another role) answered 404 and logged without personal data.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from adapters.education.inbox import Sign, record_read
+from broker import views
+from broker.ledger import Ledger
+from broker.logging import get_logger
+from broker.settings import Settings
+from broker.web import board
+from broker.web.accounts import Account, authenticate, still_allowed
+from broker.web.sessions import Session, Sessions
+
+log = get_logger("mash.web")
+
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "mash_session"
+LOGIN_CSRF_COOKIE = "mash_login_csrf"
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                                 b"frame-ancestors 'none'; base-uri 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response, and ``no-store`` to every page but the stylesheet."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = str(scope.get("path", "")).startswith("/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"cache-control"]
+                headers += SECURITY_HEADERS
+                headers.append((b"cache-control", b"max-age=300" if static else b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+Handler = Callable[[Request, Session], Awaitable[Response]]
+
+
+def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], datetime], sign: Sign | None) -> Starlette:
+    """The web app over ``ledger``; ``clock`` is the stack's clock, ``sign`` signs acknowledgements."""
+    tz = ZoneInfo(settings.timezone)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["local"] = lambda ts: views.local(ts, tz) if isinstance(ts, datetime) else (
+        views.local(datetime.fromisoformat(ts), tz) if ts else "")
+    templates = Jinja2Templates(env=env)
+    sessions = Sessions(clock=clock, idle=timedelta(minutes=settings.web_session_idle_min),
+                        max_age=timedelta(hours=settings.web_session_max_hours))
+    secure = settings.web_url.startswith("https://")
+
+    def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        return templates.TemplateResponse(request, name, context, status_code=status)
+
+    def not_found(request: Request, session: Session | None, what: str) -> Response:
+        # Metadata only: the role and school asking, what kind of page; never a name or the content.
+        log.warning("web.not_found", agency=f"school:{session.account.urn}" if session and session.account.urn
+                    else (session.account.role if session else "anonymous"), page=what)
+        return page(request, "not_found.html", 404, session=session)
+
+    def signed_in(role: str | None = None) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+        def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+            async def endpoint(request: Request) -> Response:
+                session = sessions.get(request.cookies.get(SESSION_COOKIE))
+                if session is None or not await still_allowed(ledger, session.account):
+                    if session is not None:
+                        sessions.end_all(session.account.login)
+                    return RedirectResponse("/login", 303)
+                if role is not None and session.account.role != role:
+                    return not_found(request, session, request.url.path.split("/")[1])
+                if request.method == "POST":
+                    form = await request.form()
+                    sent = str(form.get("csrf", ""))
+                    if not hmac.compare_digest(sent, session.csrf):
+                        log.warning("web.csrf_refused", agency=session.account.role)
+                        return page(request, "error.html", 403, session=session,
+                                    message="This form has expired. Go back, reload the page and try again.")
+                return await handler(request, session)
+            return endpoint
+        return wrap
+
+    async def home(request: Request) -> Response:
+        session = sessions.get(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            return RedirectResponse("/login", 303)
+        return RedirectResponse("/board" if session.account.role == "mash" else "/inbox", 303)
+
+    async def login_form(request: Request, error: str | None = None, status: int = 200) -> Response:
+        token = secrets.token_urlsafe(32)
+        response = page(request, "login.html", status, session=None, csrf=token, error=error)
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/login")
+        return response
+
+    async def login(request: Request) -> Response:
+        if request.method == "GET":
+            return await login_form(request)
+        form = await request.form()
+        cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not cookie or not hmac.compare_digest(str(form.get("csrf", "")), cookie):
+            return await login_form(request, "This form has expired. Please try again.", 403)
+        who, password = str(form.get("login", "")).strip().casefold(), str(form.get("password", ""))
+        account: Account | None = None
+        if not sessions.locked(who):
+            account = await authenticate(ledger, who, password)
+        if account is None:
+            sessions.failed(who)
+            log.info("web.sign_in_refused")
+            return await login_form(request, "That email (or user name) and password do not match an account "
+                                             "that may sign in.", 401)
+        token = sessions.start(account)
+        log.info("web.signed_in", agency=f"school:{account.urn}" if account.urn else account.role)
+        response = RedirectResponse("/board" if account.role == "mash" else "/inbox", 303)
+        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/")
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        return response
+
+    @signed_in()
+    async def logout(request: Request, session: Session) -> Response:
+        sessions.end(request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse("/login", 303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @signed_in("key_adult")
+    async def inbox(request: Request, session: Session) -> Response:
+        urn = str(session.account.urn)
+        school = await ledger.school(urn)
+        rows = views.inbox_rows(await ledger.deliveries_for(f"school:{urn}"), tz)
+        return page(request, "inbox.html", session=session, school=school, urn=urn, rows=rows,
+                    now=clock(), overdue=_overdue(rows, clock()))
+
+    async def own_delivery(session: Session, delivery_id: str) -> dict[str, Any] | None:
+        rows = await ledger.deliveries_for(f"school:{session.account.urn}")
+        return next((r for r in rows if r["delivery_id"] == delivery_id.strip().lower()), None)
+
+    @signed_in("key_adult")
+    async def notification(request: Request, session: Session) -> Response:
+        row = await own_delivery(session, request.path_params["delivery_id"])
+        if row is None:
+            return not_found(request, session, "notification")
+        [view] = views.inbox_rows([row], tz)
+        return page(request, "notification.html", session=session, n=view)
+
+    @signed_in("key_adult")
+    async def mark_read(request: Request, session: Session) -> Response:
+        row = await own_delivery(session, request.path_params["delivery_id"])
+        if row is None:
+            return not_found(request, session, "notification")
+        await record_read(ledger, str(session.account.urn), row["delivery_id"], session.account.name, clock(),
+                          sign=sign)
+        return RedirectResponse(f"/inbox/{row['delivery_id']}", 303)
+
+    @signed_in("mash")
+    async def board_page(request: Request, session: Session) -> Response:
+        data = await board.build(ledger, clock(), tz)
+        return page(request, "board.html", session=session, b=data)
+
+    async def unknown(request: Request) -> Response:
+        return not_found(request, sessions.get(request.cookies.get(SESSION_COOKIE)), "unknown")
+
+    app = Starlette(routes=[
+        Route("/", home),
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/inbox", inbox),
+        Route("/inbox/{delivery_id}", notification),
+        Route("/inbox/{delivery_id}/read", mark_read, methods=["POST"]),
+        Route("/board", board_page),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        Route("/{rest:path}", unknown),
+    ])
+    app.add_middleware(SecurityHeaders)
+    app.state.sessions = sessions
+    return app
+
+
+def _overdue(rows: list[dict[str, Any]], now: datetime) -> int:
+    return sum(1 for r in rows if r["notify_by"] and not r["read_at"] and datetime.fromisoformat(r["notify_by"]) < now)

@@ -1,0 +1,92 @@
+"""Alerts without content: queued with the delivery's own event, retried with backoff when the channel
+is down, sent once when it is back; the webhook gets a link only."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+from broker import alerts
+from broker.embedded import free_port
+from broker.ledger import Ledger
+from broker.settings import Settings
+from web.conftest import Clock, Sink
+
+NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+DELIVERY = "3226e965-2b13-57b2-9ef8-c1895ca6180f"
+ADULTS = [("Alex Keyadult", "alex.keyadult@example.org"), ("Sam Deputy", "sam.deputy@example.org")]
+
+
+async def open_ledger(tmp: Path, settings: Settings) -> Ledger:
+    ledger = await Ledger.open(settings.ledger_url)
+    ledger.on_event(alerts.queue_alerts_hook(settings))
+    async with ledger.transaction() as tx:
+        await tx.replace_directory([("900001", "Example Primary", "999", ADULTS)], NOW)
+    return ledger
+
+
+async def deliver(ledger: Ledger, recipient: str = "school:900001", delivery_id: str = DELIVERY) -> None:
+    async with ledger.transaction() as tx:
+        await tx.event("delivery.received", None, NOW, delivery_id=delivery_id, recipient=recipient)
+
+
+async def test_smtp_down_is_retried_with_backoff_then_sent_once(tmp_path: Path) -> None:
+    port = free_port()
+    settings = Settings(data_dir=tmp_path, smtp_host="127.0.0.1", smtp_port=port, web_base_url="https://mash.example")
+    ledger = await open_ledger(tmp_path, settings)
+    clock = Clock(NOW)
+    sender = alerts.AlertSender(settings, ledger, clock)
+    try:
+        await deliver(ledger)
+        await deliver(ledger)  # the same event again queues nothing more
+        await deliver(ledger, recipient="gp:A12345", delivery_id="5f1c2a9e-0000-4000-8000-000000000000")
+        assert await sender.send_due() == 0  # nothing listens on the port yet
+        assert await sender.send_due() == 0  # backing off: not due again yet
+        sink = Sink()
+        smtp = Controller(sink, hostname="127.0.0.1", port=port)
+        smtp.start()
+        try:
+            clock.now = NOW + timedelta(seconds=31)
+            assert await sender.send_due() == 2
+            assert await sender.send_due() == 0
+        finally:
+            smtp.stop()
+        assert sorted(m["To"] for m in sink.messages) == [a[1] for a in ADULTS]
+        for m in sink.messages:
+            body = m.get_payload(decode=True).decode()  # type: ignore[union-attr]
+            assert body.replace("\r\n", "\n").strip() == alerts.alert_text("https://mash.example/inbox").strip()
+    finally:
+        await ledger.close()
+
+
+async def test_webhook_gets_only_a_link(tmp_path: Path) -> None:
+    got: list[bytes] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # http.server's name
+            got.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = Settings(data_dir=tmp_path, alert_webhook=f"http://127.0.0.1:{server.server_port}/hook",
+                        web_base_url="https://mash.example")
+    ledger = await open_ledger(tmp_path, settings)
+    try:
+        await deliver(ledger)
+        assert await alerts.AlertSender(settings, ledger, Clock(NOW)).send_due() == 1
+    finally:
+        await ledger.close()
+        server.shutdown()
+    [body] = got
+    assert json.loads(body) == {"text": alerts.alert_text("https://mash.example/inbox"),
+                                "link": "https://mash.example/inbox"}
