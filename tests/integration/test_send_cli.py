@@ -18,7 +18,6 @@ from .helpers import Mash, mash_session, signing_key
 
 pytestmark = pytest.mark.embedded
 
-NOW = datetime.now(UTC).isoformat()
 CHILD = {"given_name": "Ottoline", "family_name": "Marchbanks", "date_of_birth": "2015-03-02",
          "identifiers": [{"scheme": "nhs_number", "value": "9990000026"}]}  # synthetic 999 range
 S47 = {"article6": "public_task", "statutory_power": "children_act_1989_s47",
@@ -26,9 +25,14 @@ S47 = {"article6": "public_task", "statutory_power": "children_act_1989_s47",
 HOUSING = "housing:north"  # an agency with no topic of its own: it uses the MASH's inbound topic
 
 
+def now() -> str:
+    """Produced now: a message produced before its sender's key became valid is refused (key_not_valid)."""
+    return datetime.now(UTC).isoformat()
+
+
 def contact(**payload: Any) -> dict[str, Any]:
     return {"message_id": str(uuid.uuid4()), "kind": "contact", "sender_org": HOUSING,
-            "correlation_id": str(uuid.uuid4()), "produced_at": NOW, "subject": CHILD, "lawful_basis": S47,
+            "correlation_id": str(uuid.uuid4()), "produced_at": now(), "subject": CHILD, "lawful_basis": S47,
             "recipients": ["mash:hub"],
             "payload": {"kind": "contact", "referrer_name": "Synthetic Officer", "referrer_role": "Housing officer",
                         "what_happened": "Synthetic concern.", "worried_about": "Synthetic worry.",
@@ -71,10 +75,10 @@ def test_the_mash_outcome_is_sent_on_its_own_inbound_topic(mash: Mash, tmp_path:
     (tmp_path / "contact.json").write_text(json.dumps(first))
     assert mash.run("send", str(tmp_path / "contact.json"), "--json").returncode == 0
     outcome = {"message_id": str(uuid.uuid4()), "kind": "outcome", "sender_org": "la:999",
-               "correlation_id": first["correlation_id"], "produced_at": NOW, "subject": CHILD, "lawful_basis": S47,
+               "correlation_id": first["correlation_id"], "produced_at": now(), "subject": CHILD, "lawful_basis": S47,
                "payload": {"kind": "outcome", "contact_message_id": first["message_id"],
                            "decision": "information_and_advice", "rationale": "Synthetic rationale.",
-                           "decided_at": NOW}}
+                           "decided_at": now()}}
     (tmp_path / "outcome.json").write_text(json.dumps([outcome]))
 
     result = mash.run("send", str(tmp_path / "outcome.json"), "--json")
