@@ -29,7 +29,7 @@ Send = Callable[[str, bytes, bytes, list[tuple[str, bytes]]], Awaitable[None]]
 Progress = Callable[[int, int], None]
 
 # What the police system is told per row.
-VERDICT_STATUS = {"share": "accepted", "refer": "referred", "withhold": "withheld"}
+VERDICT_STATUS = {"share": "accepted", "refer": "referred", "withhold": "withheld", "rejected": "rejected"}
 
 
 @dataclass

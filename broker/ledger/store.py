@@ -370,6 +370,14 @@ class Ledger:
                  .join(t.decisions, t.decisions.c.message_id == t.messages.c.message_id, isouter=True)
                  .where(t.messages.c.message_id.in_(ids[i:i + 500])))
             found.update({r["message_id"]: dict(r) for r in await self._all(q)})
+        # Refused before it was recorded (a signature, key or contract problem): the quarantine says why.
+        missing = [m for m in ids if m not in found]
+        for i in range(0, len(missing), 500):
+            q = (select(t.quarantine.c.message_id, t.quarantine.c.reason_code)
+                 .where(t.quarantine.c.message_id.in_(missing[i:i + 500])).order_by(t.quarantine.c.item_id))
+            for r in await self._all(q):
+                found.setdefault(r["message_id"], {"message_id": r["message_id"], "verdict": "rejected",
+                                                   "reasons": [r["reason_code"]], "refer_to": None})
         return found
 
     async def sender_status(self, sender_org: str | None = None) -> list[dict[str, Any]]:

@@ -104,3 +104,17 @@ def test_a_sender_without_a_key_sends_nothing_and_says_how_to_make_one(mash: Mas
     assert result.returncode == 2, result
     assert "mash keys new probation:west" in result.stderr
     assert mash.count("messages") == before
+
+
+def test_a_message_the_gate_refuses_is_reported_rejected_with_the_gates_reason(mash: Mash, tmp_path: Path) -> None:
+    early = contact()
+    early["produced_at"] = "2020-01-01T00:00:00+00:00"  # before the sender's key was valid
+    (tmp_path / "early.json").write_text(json.dumps(early))
+
+    result = mash.run("send", str(tmp_path / "early.json"), "--json")
+
+    assert result.returncode == 1, result
+    [receipt] = result.json()["receipts"]
+    assert (receipt["status"], receipt["reason"], receipt["attempts"]) == ("rejected", "key_not_valid", 1)
+    assert mash.count("messages") == mash.scalar("SELECT count(*) FROM messages WHERE message_id != ?",
+                                                 early["message_id"]), "never recorded as received"
