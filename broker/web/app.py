@@ -166,9 +166,11 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
     async def inbox(request: Request, session: Session) -> Response:
         urn = str(session.account.urn)
         school = await ledger.school(urn)
-        rows = views.inbox_rows(await ledger.deliveries_for(f"school:{urn}"), tz)
+        now = clock()
+        rows = [{**r, "overdue": _is_overdue(r, now)}
+                for r in views.inbox_rows(await ledger.deliveries_for(f"school:{urn}"), tz)]
         return page(request, "inbox.html", session=session, school=school, urn=urn, rows=rows,
-                    now=clock(), overdue=_overdue(rows, clock()))
+                    overdue=sum(r["overdue"] for r in rows))
 
     async def own_delivery(session: Session, delivery_id: str) -> dict[str, Any] | None:
         rows = await ledger.deliveries_for(f"school:{session.account.urn}")
@@ -215,5 +217,6 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
     return app
 
 
-def _overdue(rows: list[dict[str, Any]], now: datetime) -> int:
-    return sum(1 for r in rows if r["notify_by"] and not r["read_at"] and datetime.fromisoformat(r["notify_by"]) < now)
+def _is_overdue(row: dict[str, Any], now: datetime) -> bool:
+    """Not read yet and its deadline has passed."""
+    return bool(row["notify_by"] and not row["read_at"] and datetime.fromisoformat(row["notify_by"]) < now)

@@ -70,7 +70,8 @@ async def build(ledger: Ledger, now: datetime, tz: ZoneInfo) -> Board:
                "delivered_at": d["delivered_at"], "read_at": d["read_at"], "read_by": d["read_by"],
                "delivery_status": delivery_status(deadline, d["delivered_at"]).value,
                "read_status": read_status(deadline, d["read_at"]).value,
-               "time_left": time_left(deadline - now)}
+               "time_left": time_left(deadline - now),
+               "overdue": d["read_at"] is None and deadline < now}
         if deadline.astimezone(tz).date() == today and deadline >= now and d["read_at"] is None:
             due.append(row)
         if row["delivery_status"] == "late" or (d["delivered_at"] is None and deadline < now):

@@ -129,6 +129,7 @@ def test_board_shows_a_late_notification_as_late(web_stack: WebStack, browser: W
     row = browser.find_element(By.CSS_SELECTOR, f'#late tr[data-id="{late[0]["delivery_id"]}"]')
     assert "late" in row.text
     assert int(browser.find_element(By.ID, "n-unread").text) >= 1
+    assert "overdue" in browser.find_element(By.CSS_SELECTOR, "#unread tbody tr").text
     assert browser.find_elements(By.CSS_SELECTOR, "svg rect")  # the weekly charts, drawn server-side
     assert "Ruby" not in browser.page_source  # the board names no child
     shot(browser, "board.png")
