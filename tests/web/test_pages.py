@@ -175,3 +175,24 @@ def test_five_wrong_passwords_lock_the_login_for_a_while(web_stack: WebStack) ->
                                       "csrf": token}).status_code == 303
     finally:
         web_stack.clock.now = start
+
+
+def test_a_key_adult_taken_off_the_directory_is_signed_out_at_once(web_stack: WebStack) -> None:
+    c = sign_in(web_stack, "jo.testperson@example.org")
+    assert c.get("/inbox").status_code == 200
+    ledger = web_stack.ledger
+    before = web_stack.call(ledger.key_adults("900002"))
+
+    async def directory(adults: list[tuple[str, str]]) -> None:
+        async with ledger.transaction() as tx:
+            await tx.replace_directory([("900002", "Sample Academy", "999", adults)], web_stack.clock())
+
+    web_stack.call(directory([("Chris Placeholder", "chris.placeholder@example.org")]))
+    try:
+        assert c.get("/inbox").status_code == 303
+        fresh = client(web_stack)
+        token = csrf_of(fresh.get("/login").text)
+        assert fresh.post("/login", data={"login": "jo.testperson@example.org", "password": PASSWORD,
+                                          "csrf": token}).status_code == 401
+    finally:
+        web_stack.call(directory([(a["name"], a["email"]) for a in before]))
