@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -20,7 +21,7 @@ from broker.logging import configure_logging
 from broker.runtime import open_ledger
 from broker.settings import Settings, load_settings
 from broker.signing import KeyMissing
-from contracts import BrokerUnavailable, InputFileError, MashError, NotFound
+from contracts import BrokerUnavailable, Envelope, InputFileError, MashError, NotFound
 
 T = TypeVar("T")
 
@@ -109,3 +110,18 @@ def moment(option: str, text: str, tz: ZoneInfo) -> datetime:
                   "2026-11-17T07:00 or 2026-11-17T07:00Z)", markup=False)
         raise typer.Exit(EXIT_UNUSABLE) from None
     return value if value.tzinfo is not None else value.replace(tzinfo=tz)
+
+
+def read_envelope(path: Path) -> Envelope:
+    """One envelope from a JSON file; unreadable or not a valid contract: exit 2 naming each field and
+    reason (never the values)."""
+    from broker.gate_service import contract_problems  # the gate's wording, field paths only
+
+    try:
+        return Envelope.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        err.print(f"unusable: {path}: {exc.strerror}", markup=False)
+        raise typer.Exit(EXIT_UNUSABLE) from exc
+    except ValidationError as exc:
+        err.print(f"unusable: {path}: {contract_problems(exc)}", markup=False)
+        raise typer.Exit(EXIT_UNUSABLE) from exc

@@ -6,11 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from broker.cli._common import EXIT_ROWS_REJECTED, EXIT_UNUSABLE, err, out, print_json
-from broker.gate_service import contract_problems
-from contracts import Contact, Envelope
+from broker.cli._common import EXIT_ROWS_REJECTED, EXIT_UNUSABLE, err, out, print_json, read_envelope
+from contracts import Contact
 from contracts.quality import contact_quality
 
 app = typer.Typer(no_args_is_help=True, help="Contacts to the MASH.")
@@ -23,14 +21,7 @@ def check(
 ) -> None:
     """Check a contact as the gate will: exit 2 if it fails its contract (field and reason), exit 1 if
     screening will lack something (each field named, as the referrer's quality receipt will), else 0."""
-    try:
-        message = Envelope.model_validate_json(contact_file.read_bytes())
-    except OSError as exc:
-        err.print(f"unusable: {contact_file}: {exc.strerror}", markup=False)
-        raise typer.Exit(EXIT_UNUSABLE) from exc
-    except ValidationError as exc:
-        err.print(f"unusable: {contact_file}: {contract_problems(exc)}", markup=False)
-        raise typer.Exit(EXIT_UNUSABLE) from exc
+    message = read_envelope(contact_file)
     if not isinstance(message.payload, Contact):
         err.print(f"unusable: {contact_file}: kind: {message.kind} is not a contact", markup=False)
         raise typer.Exit(EXIT_UNUSABLE)

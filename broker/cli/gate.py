@@ -6,17 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from broker import views
 from broker.app import utc_now
-from broker.cli._common import EXIT_UNUSABLE, err, out, print_json, settings, with_ledger
+from broker.cli._common import EXIT_UNUSABLE, err, out, print_json, read_envelope, settings, with_ledger
 from broker.explain import Change, describe_decision, explain, redecide, what_if
-from broker.gate_service import contract_problems
 from broker.ledger import Ledger
 from broker.policy import load_policy
 from consent_gate import Decision
-from contracts import Envelope, MashError
+from contracts import MashError
 
 app = typer.Typer(no_args_is_help=True, help="The consent gate: explain, check, what-if.")
 
@@ -36,14 +34,7 @@ def check(
 ) -> None:
     """Decide a message as the gate would now, with the ledger's consent and directory; nothing is sent."""
     cfg = settings()
-    try:
-        message = Envelope.model_validate_json(message_file.read_bytes())
-    except OSError as exc:
-        err.print(f"unusable: {message_file}: {exc.strerror}", markup=False)
-        raise typer.Exit(EXIT_UNUSABLE) from exc
-    except ValidationError as exc:
-        err.print(f"unusable: {message_file}: {contract_problems(exc)}", markup=False)
-        raise typer.Exit(EXIT_UNUSABLE) from exc
+    message = read_envelope(message_file)
     try:
         policy = load_policy(cfg.policy_file).policy
     except MashError as exc:
