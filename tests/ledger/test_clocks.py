@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from consent_builders import POLICY, contact, outcome
 
+from adapters.education.inbox import record_read
 from broker.clocks import load_calendar
 from broker.clocks.declared import ClockSpec, load_clocks
 from broker.clocks.keeper import ClockKeeper, clock_id, start_clock_keeper
@@ -23,8 +24,10 @@ from broker.ledger import Ledger
 from broker.ledger import schema as t
 from broker.messages import encode
 from broker.settings import Settings
+from consent_gate import BUILTIN_POLICY
 from contracts import Envelope, topics
 
+from .gate_contract import DEADLINE, DIRECTORY, NOW, police_envelope, wire
 from .test_postgres import PostgresBackend
 from .test_sqlite import SqliteBackend
 
@@ -184,6 +187,33 @@ class ClockContract:
         assert {r["name"] for r in others} <= {"delivery_ack_school", "delivery_ack_health"}
         assert all(r["stopped_at"] is None for r in others)
         assert (await kinds(ledger))[:2] == ["clock.started", "clock.stopped"]
+
+    async def test_the_encompass_clock_runs_from_delivery_to_a_key_adults_read(self, ledger: Ledger) -> None:
+        at = Time(NOW)
+        k = keeper(ledger, at)
+        async with ledger.transaction() as tx:
+            await tx.replace_directory(DIRECTORY, NOW - timedelta(days=1))
+        ctx = GateContext(ledger=ledger, policy=BUILTIN_POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
+                          school_day_starts=time(8, 30), clock=at)
+        read, unread = police_envelope(), police_envelope(incident_ref="TST/2026/0002")
+        for env in (read, unread):
+            assert await process_inbound(ctx, wire(env), topics.POLICE_NOTIFICATIONS) == "share"
+        running = {r["subject_id"]: r for r in await clocks_of(ledger) if r["name"] == "encompass_read"}
+        assert len(running) == 2
+        assert {r["due_at"] for r in running.values()} == {DEADLINE}, "due at the notification's notify_by"
+        assert {r["warn_at"] for r in running.values()} == {DEADLINE - timedelta(hours=1)}
+
+        [delivery] = [d for d in await ledger.deliveries_for("school:900001")
+                      if d["message_id"] == str(read.message_id)]
+        await record_read(ledger, "900001", delivery["delivery_id"], "Alex Keyadult", DEADLINE - timedelta(minutes=30))
+        await k.tick(DEADLINE + timedelta(minutes=1))
+        flagged = {(e["event_type"], e["message_id"]) for e in await ledger.events()
+                   if e["event_type"] in ("clock.warning", "clock.breached")
+                   and e["detail"]["clock"] == "encompass_read"}
+        [late] = [sid for sid in running if sid != delivery["delivery_id"]]
+        assert flagged == {("clock.warning", late), ("clock.breached", late)}, "only the unread one"
+        stopped = [e for e in await ledger.events("clock.stopped") if e["detail"]["clock"] == "encompass_read"]
+        assert [(e["message_id"], e["detail"]["on_time"]) for e in stopped] == [(delivery["delivery_id"], True)]
 
 
 class TestSqliteClocks(SqliteBackend, ClockContract):

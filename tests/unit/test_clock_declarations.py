@@ -25,12 +25,13 @@ def test_shipped_file_declares_every_front_door_clock() -> None:
     names = {c.name for c in declared.clocks}
     assert names == {"contact_decision", "initial_health_assessment", "s47_gp_report",
                      "child_and_family_assessment", "initial_child_protection_conference",
-                     "delivery_ack_school", "delivery_ack_health"}
+                     "encompass_read", "delivery_ack_school", "delivery_ack_health"}
     by_name = {c.name: c for c in declared.clocks}
     assert by_name["child_and_family_assessment"].working_days == 45
     assert by_name["initial_child_protection_conference"].working_days == 15
     assert by_name["contact_decision"].stop.payload_field == "contact_message_id"
     assert by_name["s47_gp_report"].due_field == "answer_by"
+    assert by_name["encompass_read"].due_field == "notify_by"
 
 
 def test_a_clock_parses() -> None:
