@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -67,6 +68,12 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Minutes without a request after which a web session ends."
     )
     web_session_max_hours: float = Field(default=12.0, gt=0, description="A web session ends this long after sign-in.")
+    oidc_issuer: str | None = Field(
+        default=None, description="OIDC provider for web sign-in (its discovery document); unset: passwords only."
+    )
+    oidc_client_id: str | None = Field(default=None, validate_default=True,
+                                       description="This broker's client id at the OIDC provider.")
+    oidc_client_secret: SecretStr | None = Field(default=None, description="The client secret at the OIDC provider.")
     smtp_host: str | None = Field(default=None, description="SMTP server for content-free alerts; unset: no email.")
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_from: str = Field(default="mash-broker@localhost", description="Sender address of alert emails.")
@@ -97,6 +104,31 @@ class Settings(BaseSettings):
     def web_url(self) -> str:
         """Where people open the pages (links in alerts point here)."""
         return (self.web_base_url or f"http://{self.web_host}:{self.web_port}").rstrip("/")
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer_is_https(cls, v: str | None) -> str | None:
+        if v is not None:
+            parts = urlsplit(v)
+            loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+            if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+                raise ValueError("an https URL (http only on this machine's loopback, for testing)")
+        return v
+
+    @field_validator("oidc_client_id")
+    @classmethod
+    def _oidc_is_whole(cls, v: str | None, info: ValidationInfo) -> str | None:
+        issuer = info.data.get("oidc_issuer")
+        if issuer and not v:
+            raise ValueError("MASH_OIDC_ISSUER is set, so this must be too (the broker's client id there)")
+        if v and not issuer and "oidc_issuer" in info.data:
+            raise ValueError("needs MASH_OIDC_ISSUER (the provider) as well")
+        return v
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """Sign-in through an OIDC provider is offered (issuer and client id both set)."""
+        return bool(self.oidc_issuer and self.oidc_client_id)
 
     @property
     def broker_file(self) -> Path:

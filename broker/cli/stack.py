@@ -22,6 +22,8 @@ def up() -> None:
                       markup=False)
             if stack.web:
                 err.print(f"mash up: Key Adult inbox and MASH board at {stack.web.url}/", markup=False)
+                if cfg.oidc_enabled:
+                    err.print(f"mash up: sign-in also through {cfg.oidc_issuer}", markup=False)
             await until_signalled()
             err.print("mash up: stopping…", markup=False)
         err.print("mash up: stopped", markup=False)
@@ -50,6 +52,8 @@ def serve() -> None:
             err.print(f"mash serve: ready on {stack.bootstrap}", markup=False)
             if stack.web:
                 err.print(f"mash serve: Key Adult inbox and MASH board at {stack.web.url}/", markup=False)
+                if cfg.oidc_enabled:
+                    err.print(f"mash serve: sign-in also through {cfg.oidc_issuer}", markup=False)
             await until_signalled()
 
     run(main)

@@ -15,7 +15,7 @@ from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from broker.ledger import Ledger
 from broker.ledger import schema as t
@@ -77,6 +77,25 @@ async def authenticate(ledger: Ledger, login: str, password: str) -> Account | N
     if not await asyncio.to_thread(_verify, row["password_hash"], password):
         return None
     account = Account(login=row["login"], role=row["role"], name=row["name"], urn=row["urn"])
+    return account if await still_allowed(ledger, account) else None
+
+
+async def account_for_email(ledger: Ledger, email: str) -> Account | None:
+    """The person a provider-verified email names (OIDC sign-in): their web account if it has that
+    login, else the Key Adult the school directory lists with that email (at exactly one school);
+    None if nobody, or if they may no longer sign in."""
+    login = email.strip().casefold()
+    async with ledger.reader() as tx:
+        row = (await tx.conn.execute(select(t.web_accounts).where(
+            t.web_accounts.c.login == login))).mappings().first()
+        adults = [a for a in (await tx.conn.execute(select(t.key_adults).where(
+            func.lower(t.key_adults.c.email) == login.lower()))).mappings() if a["email"].casefold() == login]
+    if row is not None:
+        account = Account(login=row["login"], role=row["role"], name=row["name"], urn=row["urn"])
+    elif len(adults) == 1:
+        account = Account(login=login, role="key_adult", name=adults[0]["name"], urn=adults[0]["urn"])
+    else:
+        return None
     return account if await still_allowed(ledger, account) else None
 
 

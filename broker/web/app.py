@@ -33,7 +33,8 @@ from broker.ledger import Ledger
 from broker.logging import get_logger
 from broker.settings import Settings
 from broker.web import board
-from broker.web.accounts import Account, authenticate, still_allowed
+from broker.web.accounts import Account, account_for_email, authenticate, still_allowed
+from broker.web.oidc import CALLBACK_PATH, Oidc, OidcRefused
 from broker.web.sessions import Session, Sessions
 
 log = get_logger("mash.web")
@@ -41,6 +42,7 @@ log = get_logger("mash.web")
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "mash_session"
 LOGIN_CSRF_COOKIE = "mash_login_csrf"
+OIDC_STATE_COOKIE = "mash_oidc_state"  # SameSite=Lax: the provider sends the browser back cross-site
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
                                  b"frame-ancestors 'none'; base-uri 'none'"),
@@ -89,6 +91,9 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
     sessions = Sessions(clock=clock, idle=timedelta(minutes=settings.web_session_idle_min),
                         max_age=timedelta(hours=settings.web_session_max_hours))
     secure = settings.web_url.startswith("https://")
+    oidc = Oidc(issuer=str(settings.oidc_issuer), client_id=str(settings.oidc_client_id),
+                client_secret=settings.oidc_client_secret.get_secret_value() if settings.oidc_client_secret else None,
+                redirect_uri=settings.web_url + CALLBACK_PATH, clock=clock) if settings.oidc_enabled else None
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
         return templates.TemplateResponse(request, name, context, status_code=status)
@@ -128,7 +133,8 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
 
     async def login_form(request: Request, error: str | None = None, status: int = 200) -> Response:
         token = secrets.token_urlsafe(32)
-        response = page(request, "login.html", status, session=None, csrf=token, error=error)
+        response = page(request, "login.html", status, session=None, csrf=token, error=error,
+                        oidc=oidc is not None)
         response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/login")
         return response
 
@@ -148,11 +154,54 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
             log.info("web.sign_in_refused")
             return await login_form(request, "That email (or user name) and password do not match an account "
                                              "that may sign in.", 401)
+        return start_session(request, account, "password")
+
+    def start_session(request: Request, account: Account, how: str) -> Response:
         token = sessions.start(account)
-        log.info("web.signed_in", agency=f"school:{account.urn}" if account.urn else account.role)
-        response = RedirectResponse("/board" if account.role == "mash" else "/inbox", 303)
+        log.info("web.signed_in", agency=f"school:{account.urn}" if account.urn else account.role, method=how)
+        target = "/board" if account.role == "mash" else "/inbox"
+        # Back from the provider the browser is in a cross-site redirect chain, which does not carry
+        # our SameSite=Strict cookie; a page that moves on by itself (no script) starts a same-site one.
+        response = RedirectResponse(target, 303) if how == "password" else page(
+            request, "signed_in.html", session=None, target=target)
         response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/")
         response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        return response
+
+    async def oidc_start(request: Request) -> Response:
+        if oidc is None:
+            return not_found(request, None, "oidc")
+        try:
+            url, state = await oidc.start()
+        except (OidcRefused, OSError, ValueError) as exc:
+            log.warning("web.oidc_unavailable", reason=getattr(exc, "reason", type(exc).__name__))
+            return await login_form(request, "Sign-in with your organisation is not available just now.", 503)
+        response = RedirectResponse(url, 303)
+        response.set_cookie(OIDC_STATE_COOKIE, state, max_age=600, httponly=True, samesite="lax", secure=secure,
+                            path="/login/oidc")
+        return response
+
+    async def oidc_callback(request: Request) -> Response:
+        if oidc is None:
+            return not_found(request, None, "oidc")
+        q = request.query_params
+        account: Account | None = None
+        try:
+            if q.get("error"):
+                raise OidcRefused("provider_error")
+            email = await oidc.finish(q.get("state", ""), request.cookies.get(OIDC_STATE_COOKIE, ""), q.get("code", ""))
+            account = await account_for_email(ledger, email)
+            if account is None:
+                raise OidcRefused("no_account_for_email")
+        except (OidcRefused, OSError, ValueError) as exc:
+            # Why, never who: no email, name or token in the log.
+            log.info("web.sign_in_refused", method="oidc", reason=getattr(exc, "reason", type(exc).__name__))
+            response = await login_form(request, "Your organisation's sign-in did not identify a person who may "
+                                                 "sign in here.", 401)
+            response.delete_cookie(OIDC_STATE_COOKIE, path="/login/oidc")
+            return response
+        response = start_session(request, account, "oidc")
+        response.delete_cookie(OIDC_STATE_COOKIE, path="/login/oidc")
         return response
 
     @signed_in()
@@ -204,6 +253,8 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
     app = Starlette(routes=[
         Route("/", home),
         Route("/login", login, methods=["GET", "POST"]),
+        Route("/login/oidc", oidc_start),
+        Route(CALLBACK_PATH, oidc_callback),
         Route("/logout", logout, methods=["POST"]),
         Route("/inbox", inbox),
         Route("/inbox/{delivery_id}", notification),
