@@ -10,6 +10,7 @@ import pytest
 
 from contracts import Envelope, PersonRead, topics
 from web.conftest import DEMO, PASSWORD, SCREENSHOTS, SCRIPT_SUMMARY, WebStack, chromium_paths
+from web.oidc_provider import SAM, oidc_site
 
 pytestmark = pytest.mark.browser
 
@@ -95,6 +96,33 @@ def test_key_adult_sees_exactly_their_schools_notifications_and_opening_one_tell
     reads = [a.payload for a in acks if isinstance(a.payload, PersonRead)]
     assert [(p.reader_name, p.reader_org, str(p.read_message_id)) for p in reads] == [
         ("Alex Keyadult", "school:900001", row["message_id"])]
+    # and what police see of what they sent (`mash police status`): read, by whom, when
+    status = [r for r in web_stack.call(web_stack.ledger.sender_status("police:examplepolice"))
+              if r["message_id"] == row["message_id"] and r["recipient"] == "school:900001"]
+    assert [(r["read_by"], r["read_at"]) for r in status] == [("Alex Keyadult", web_stack.clock.now)]
+
+
+def test_key_adult_signs_in_through_an_oidc_provider(web_stack: WebStack, browser: WebDriver) -> None:
+    """The provider is another site (localhost; the pages are on 127.0.0.1) and the person clicks on its
+    page, so the way back starts cross-site: the session cookie (SameSite=Strict) must still hold on
+    the inbox."""
+    with oidc_site(web_stack) as site:
+        site.provider.email = SAM  # in the directory for 900001, with no password
+        site.provider.interactive = True
+        browser.delete_all_cookies()
+        browser.get(f"{site.web.url}/login")
+        browser.find_element(By.ID, "sign-in-oidc").click()
+        WebDriverWait(browser, 15).until(lambda d: d.find_elements(By.ID, "continue"))
+        assert browser.current_url.startswith(site.provider.issuer + "/authorize?")
+        browser.find_element(By.ID, "continue").click()
+        # Ends on the inbox, or (had the session cookie not held) on the sign-in form.
+        WebDriverWait(browser, 15).until(lambda d: d.find_elements(By.ID, "inbox") or d.find_elements(By.ID, "login"))
+        assert browser.current_url == f"{site.web.url}/inbox"
+        rows = browser.find_elements(By.CSS_SELECTOR, "#inbox tbody tr[data-id]")
+        ours = web_stack.call(web_stack.ledger.deliveries_for("school:900001"))
+        assert [tr.get_attribute("data-id") for tr in rows] == [d["delivery_id"] for d in ours]
+        browser.get(f"{site.web.url}/board")  # a Key Adult, however signed in, is not MASH
+        assert browser.find_element(By.ID, "not-found").text == "Not found"
 
 
 def test_second_schools_key_adult_cannot_reach_it_by_url(web_stack: WebStack, browser: WebDriver) -> None:
