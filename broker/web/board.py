@@ -2,7 +2,8 @@
 
 Everything comes from the ledger: deliveries to schools (with their ``notify_by`` deadlines and the
 Encompass statuses of ``broker.clocks``), open ``queue_items`` of the MASH and advice queues, and
-``broker.report.front_door_report`` (the audited log) for the weekly rates. Charts are SVG geometry
+``broker.report.front_door_report`` (the audited log) for the weekly rates, and the declared clocks
+(``clocks`` table) that are past their warning time. Charts are SVG geometry
 computed here, so the page needs no script. No child's name, date of birth or summary is shown.
 """
 
@@ -13,8 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import or_, select
+
 from broker.clocks import delivery_status, read_status
 from broker.ledger import Ledger
+from broker.ledger import schema as t
 from broker.report import front_door_report
 
 WEEKS = 8
@@ -55,6 +59,7 @@ class Board:
     mash_queue: list[dict[str, Any]]
     advice_queue: list[dict[str, Any]]
     charts: list[Chart]
+    clocks: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def build(ledger: Ledger, now: datetime, tz: ZoneInfo) -> Board:
@@ -83,7 +88,25 @@ async def build(ledger: Ledger, now: datetime, tz: ZoneInfo) -> Board:
         rows.sort(key=lambda r: r["notify_by"], reverse=True)
     return Board(now=now, due_today=due, late=late, unread_after_deadline=unread,
                  mash_queue=await ledger.queue("mash"), advice_queue=await ledger.queue("advice"),
-                 charts=await weekly_charts(ledger, now, tz))
+                 charts=await weekly_charts(ledger, now, tz), clocks=await clocks_needing_attention(ledger, now))
+
+
+async def clocks_needing_attention(ledger: Ledger, now: datetime) -> list[dict[str, Any]]:
+    """Declared clocks (deploy/clocks.toml) still running and past their warning time: past the deadline
+    first (longest over first), then the rest by deadline. Judged against ``now``, so a breach shows
+    even before the clock keeper's next tick records it. Subjects are message or delivery ids only."""
+    c = t.clocks.c
+    q = select(t.clocks).where(c.stopped_at.is_(None), or_(c.warn_at <= now, c.due_at <= now,
+                                                            c.warned_at.is_not(None), c.breached_at.is_not(None)))
+    async with ledger.reader() as tx:
+        rows = [dict(r) for r in (await tx.conn.execute(q)).mappings()]
+    shown = [{"clock_id": r["clock_id"], "name": r["name"], "label": r["name"].replace("_", " "),
+              "subject": r["subject_id"], "started_at": r["started_at"], "due_at": r["due_at"],
+              "escalate_to": r["escalate_to"], "breached": r["breached_at"] is not None or r["due_at"] <= now,
+              "time_left": time_left(r["due_at"] - now),
+              "over": time_left(now - r["due_at"]) if r["due_at"] <= now else ""} for r in rows]
+    shown.sort(key=lambda r: (not r["breached"], r["due_at"], r["clock_id"]))  # earliest deadline: longest over
+    return shown
 
 
 def time_left(delta: timedelta) -> str:

@@ -1,5 +1,5 @@
 """The real app in-process for the web tests: SQLite ledger, the gate, the school inbox and the relay on an
-in-memory TestKafkaBroker, the web pages on a free loopback port, an SMTP sink for alerts; all on one
+in-memory TestKafkaBroker, the clock keeper, the web pages on a free loopback port, an SMTP sink for alerts; all on one
 event loop in a background thread (selenium is blocking), shared by a module. ``call`` runs a
 coroutine on that loop. The clock is the test's: it starts at 07:00 on Monday 23 November 2026.
 """
@@ -26,6 +26,7 @@ from adapters.police.ingest import publish_rows, read_export, sign_rows
 from broker import alerts, commands
 from broker.app import Services, build_broker, build_services
 from broker.audit.keys import KeyStore
+from broker.clocks.keeper import start_clock_keeper
 from broker.embedded import free_port
 from broker.ledger import Ledger
 from broker.settings import Settings
@@ -100,6 +101,7 @@ class WebStack:
             ensure_key(KeyStore(self.settings.keys_dir), self.settings.key_registry_file, "police:examplepolice",
                        self.clock())
             ensure_gate_key(self.settings, self.clock())
+            keeper = start_clock_keeper(self.settings, self.ledger, self.clock)  # as `mash up`: clocks run
             self.web = await start_web(self.settings, self.ledger, self.clock,
                                        Signers(KeyStore(self.settings.keys_dir)))
             self.ledger.on_event(alerts.queue_alerts_hook(self.web.settings))
@@ -111,6 +113,7 @@ class WebStack:
                 ready.set_result(None)
                 await self._stop.wait()
             await self.web.stop()
+            await keeper.stop()
             await self.ledger.close()
         except BaseException as exc:
             if not ready.done():

@@ -159,6 +159,9 @@ def test_board_shows_a_late_notification_as_late(web_stack: WebStack, browser: W
     assert int(browser.find_element(By.ID, "n-unread").text) >= 1
     assert "overdue" in browser.find_element(By.CSS_SELECTOR, "#unread tbody tr").text
     assert browser.find_elements(By.CSS_SELECTOR, "svg rect")  # the weekly charts, drawn server-side
+    # the Encompass read clocks of the notifications unread at 10.00 are past their deadline
+    assert any("encompass read" in tr.text and "over by" in tr.text
+               for tr in browser.find_elements(By.CSS_SELECTOR, "#clocks tbody tr"))
     assert "Ruby" not in browser.page_source  # the board names no child
     shot(browser, "board.png")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import timedelta
 
 import httpx
@@ -196,3 +197,34 @@ def test_a_key_adult_taken_off_the_directory_is_signed_out_at_once(web_stack: We
                                           "csrf": token}).status_code == 401
     finally:
         web_stack.call(directory([(a["name"], a["email"]) for a in before]))
+
+
+def test_board_lists_running_clocks_that_are_warned_or_past_their_deadline(web_stack: WebStack) -> None:
+    now = web_stack.clock()
+    ids = {k: uuid.uuid5(uuid.NAMESPACE_URL, f"board-clock-{k}") for k in ("over", "warned", "quiet", "stopped")}
+    subject = {k: str(uuid.uuid5(uuid.NAMESPACE_DNS, k)) for k in ids}
+
+    async def place() -> None:
+        async with web_stack.ledger.transaction() as tx:
+            for k, due, warn in (("over", now - timedelta(hours=2), now - timedelta(hours=3)),
+                                 ("warned", now + timedelta(hours=1), now - timedelta(minutes=5)),
+                                 ("quiet", now + timedelta(days=3), now + timedelta(days=2)),
+                                 ("stopped", now - timedelta(hours=5), now - timedelta(hours=6))):
+                await tx.start_clock(clock_id=ids[k], name="s47_gp_report", subject_id=subject[k],
+                                     started_at=now - timedelta(days=1), due_at=due, warn_at=warn,
+                                     escalate_to="health:named-gp-safeguarding")
+            await tx.stop_clock(ids["stopped"], now - timedelta(hours=4))
+
+    web_stack.call(place())
+    html = sign_in(web_stack, "morgan manager").get("/board").text
+    table = html.split('<table id="clocks">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r'<tr data-id="([^"]+)">(.*?)</tr>', table, re.S)
+    ours = [(rid, text) for rid, text in rows if rid in {str(v) for v in ids.values()}]
+    assert [rid for rid, _ in ours] == [str(ids["over"]), str(ids["warned"])]  # past the deadline first
+    assert "over by 2 h 00 min" in ours[0][1]
+    assert "1 h 00 min left" in ours[1][1]
+    assert "s47 gp report" in ours[0][1]
+    assert subject["over"][:8] in ours[0][1]
+    assert "health:named-gp-safeguarding" in ours[0][1]
+    over = int(re.search(r'id="n-clocks">(\d+)<', html).group(1))  # type: ignore[union-attr]
+    assert over == sum(1 for _, text in rows if "over by" in text)
