@@ -225,10 +225,23 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
         rows = await ledger.deliveries_for(f"school:{session.account.urn}")
         return next((r for r in rows if r["delivery_id"] == delivery_id.strip().lower()), None)
 
+    async def record_refusal(session: Session, asked: str, action: str) -> None:
+        """A Key Adult asked for a notification that exists but went to another recipient: put it on the
+        audited log (who asked, from which school, which delivery), so it can be shown later, not only
+        found in a log file. An id that names nothing is only logged: guessing cannot fill the ledger."""
+        other = await ledger.delivery(asked.strip().lower()[:36])
+        if other is None:
+            return
+        async with ledger.transaction() as tx:
+            await tx.event("web.access_refused", other["message_id"], clock(), delivery_id=other["delivery_id"],
+                           recipient=other["recipient"], asked_by=session.account.name,
+                           asked_by_org=f"school:{session.account.urn}", action=action)
+
     @signed_in("key_adult")
     async def notification(request: Request, session: Session) -> Response:
         row = await own_delivery(session, request.path_params["delivery_id"])
         if row is None:
+            await record_refusal(session, request.path_params["delivery_id"], "open")
             return not_found(request, session, "notification")
         [view] = views.inbox_rows([row], tz)
         return page(request, "notification.html", session=session, n=view)
@@ -237,6 +250,7 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
     async def mark_read(request: Request, session: Session) -> Response:
         row = await own_delivery(session, request.path_params["delivery_id"])
         if row is None:
+            await record_refusal(session, request.path_params["delivery_id"], "mark_read")
             return not_found(request, session, "notification")
         await record_read(ledger, str(session.account.urn), row["delivery_id"], session.account.name, clock(),
                           sign=sign)

@@ -60,6 +60,7 @@ class Board:
     advice_queue: list[dict[str, Any]]
     charts: list[Chart]
     clocks: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def build(ledger: Ledger, now: datetime, tz: ZoneInfo) -> Board:
@@ -88,7 +89,22 @@ async def build(ledger: Ledger, now: datetime, tz: ZoneInfo) -> Board:
         rows.sort(key=lambda r: r["notify_by"], reverse=True)
     return Board(now=now, due_today=due, late=late, unread_after_deadline=unread,
                  mash_queue=await ledger.queue("mash"), advice_queue=await ledger.queue("advice"),
-                 charts=await weekly_charts(ledger, now, tz), clocks=await clocks_needing_attention(ledger, now))
+                 charts=await weekly_charts(ledger, now, tz), clocks=await clocks_needing_attention(ledger, now),
+                 refused=await refused_access(ledger, now))
+
+
+REFUSED_FOR = timedelta(days=7)
+
+
+async def refused_access(ledger: Ledger, now: datetime) -> list[dict[str, Any]]:
+    """Key Adults refused another recipient's notification (``web.access_refused`` on the audited log)
+    in the last seven days, newest first."""
+    since = now - REFUSED_FOR
+    c = t.events.c
+    q = (select(c.at, c.detail).where(c.event_type == "web.access_refused", c.at >= since)
+         .order_by(c.seq.desc()).limit(200))
+    async with ledger.reader() as tx:
+        return [{"at": r["at"], **r["detail"]} for r in (await tx.conn.execute(q)).mappings()]
 
 
 async def clocks_needing_attention(ledger: Ledger, now: datetime) -> list[dict[str, Any]]:

@@ -91,6 +91,19 @@ def test_another_schools_notification_is_404_and_logged_without_personal_data(
     logged = captured.out + captured.err + caplog.text
     assert "web.not_found" in logged
     assert not any(p in logged for p in PERSONAL)
+    # and on the audited log: who asked, from which school, for which delivery; an id that names
+    # nothing is only logged, so guessing cannot fill the ledger
+    assert c.get(f"/inbox/{uuid.uuid4()}").status_code == 404
+    refused = [e for e in web_stack.call(web_stack.ledger.events("web.access_refused"))
+               if e["detail"]["delivery_id"] == other]
+    assert [(e["detail"]["action"], e["detail"]["asked_by"], e["detail"]["asked_by_org"], e["detail"]["recipient"])
+            for e in refused] == [("open", "Alex Keyadult", "school:900001", "school:900002"),
+                                  ("mark_read", "Alex Keyadult", "school:900001", "school:900002")]
+    assert all(e["message_id"] == row["message_id"] for e in refused)
+    board = sign_in(web_stack, "morgan manager").get("/board").text
+    shown = board.split('<table id="refused">', 1)[1].split("</table>", 1)[0]
+    assert shown.count(other[:8]) == 2
+    assert "school:900001" in shown
 
 
 def test_a_session_ends_after_30_idle_minutes(web_stack: WebStack) -> None:
