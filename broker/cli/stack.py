@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from broker.cli._common import err, out, run, safe_url, settings, until_signalled
+from broker.logging import configure_logging
 from broker.runtime import running
 
 
@@ -69,6 +71,10 @@ def demo(
 ) -> None:
     """The main job in one command: an overnight Encompass export, end to end, on the embedded broker."""
     cfg = settings()
+    if "MASH_LOG_LEVEL" not in os.environ:
+        # The demo tells its own story on stdout; the services' info lines would bury it. Warnings and
+        # errors still show; MASH_LOG_LEVEL=INFO brings the rest back.
+        configure_logging("WARNING", cfg.log_json)
     if week:
         from broker.week import run_week_demo
 
