@@ -160,8 +160,9 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
         token = sessions.start(account)
         log.info("web.signed_in", agency=f"school:{account.urn}" if account.urn else account.role, method=how)
         target = "/board" if account.role == "mash" else "/inbox"
-        # Back from the provider the browser is in a cross-site redirect chain, which does not carry
-        # our SameSite=Strict cookie; a page that moves on by itself (no script) starts a same-site one.
+        # Back from a provider, the navigation started on the provider's site, so the browser does not
+        # send our SameSite=Strict cookie on it; a page that moves on by itself (meta refresh, no
+        # script) starts a same-site navigation that does.
         response = RedirectResponse(target, 303) if how == "password" else page(
             request, "signed_in.html", session=None, target=target)
         response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/")
