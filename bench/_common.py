@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from broker.ledger import Ledger
+from mash_broker.storage import Ledger
 
 
 def machine() -> str:
@@ -26,8 +26,10 @@ def machine() -> str:
                 model = line.split(":", 1)[1].strip()
                 break
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{os.cpu_count()} CPUs{f' ({model})' if model else ''}, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.machine()}, load average {load}")
+    return (
+        f"{os.cpu_count()} CPUs{f' ({model})' if model else ''}, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.machine()}, load average {load}"
+    )
 
 
 def print_profile(profile: cProfile.Profile, path: str, what: str, top: int = 25) -> None:

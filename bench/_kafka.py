@@ -10,7 +10,7 @@ from collections.abc import Collection
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 
 from bench._synthetic import Record
-from broker.kafka import producer_kwargs
+from mash_broker.app.kafka import producer_kwargs
 
 
 class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -36,8 +36,9 @@ class CountingConsumer:
         self.group = f"bench-{uuid.uuid4().hex[:12]}"
         self.wanted = set(correlation_ids) if correlation_ids is not None else None
         self.seen: set[bytes | tuple[int, int]] = set()
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=self.group,
-                                          auto_offset_reset="earliest", enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=self.group, auto_offset_reset="earliest", enable_auto_commit=False
+        )
         self._listener = _Assigned()
         self._waiters: list[tuple[int, asyncio.Future[float]]] = []
         self._task: asyncio.Task[None] | None = None

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from adapters.police.export import EXPORT_COLUMNS, parse_export
-from broker.messages import encode, headers_for
-from contracts import Envelope
+from mash_broker.agencies.police.export import EXPORT_COLUMNS, parse_export
+from mash_broker.contracts import Envelope
+from mash_broker.core.messages import encode, headers_for
 
 GIVEN = ("Ava", "Noah", "Lily", "Max", "Isla", "Theo", "Ruby", "Leo", "Maya", "Finn", "Esme", "Otto")
 FAMILY = ("Test", "Sample", "Example", "Placeholder", "Fictional", "Madeup", "Dummy", "Specimen")
@@ -47,9 +47,15 @@ def school_urns(count: int) -> list[str]:
 
 def school_directory(count: int) -> list[tuple[str, str, str, list[tuple[str, str]]]]:
     """Rows for ``Tx.replace_directory``: (urn, name, la_code, [(key adult name, email)])."""
-    return [(urn, f"Bench Primary School {i}", "999",
-             [(f"Key Adult {i}", f"key.adult.{i}@example.org"), (f"Deputy {i}", f"deputy.{i}@example.org")])
-            for i, urn in enumerate(school_urns(count))]
+    return [
+        (
+            urn,
+            f"Bench Primary School {i}",
+            "999",
+            [(f"Key Adult {i}", f"key.adult.{i}@example.org"), (f"Deputy {i}", f"deputy.{i}@example.org")],
+        )
+        for i, urn in enumerate(school_urns(count))
+    ]
 
 
 def export_csv(n: int, tag: str, now: datetime, urns: list[str], seed: int = 1) -> bytes:
@@ -62,12 +68,22 @@ def export_csv(n: int, tag: str, now: datetime, urns: list[str], seed: int = 1) 
         occurred = (now - timedelta(hours=2, minutes=rnd.randint(0, 600))).astimezone(TZ)
         dob = now.date().replace(year=now.year - rnd.randint(5, 15)) - timedelta(days=rnd.randint(0, 300))
         summary = " ".join(rnd.sample(SENTENCES, rnd.randint(2, 4)))
-        w.writerow([
-            f"BENCH/{tag}/{i}", occurred.replace(tzinfo=None).isoformat(timespec="seconds"),
-            (occurred + timedelta(minutes=20)).replace(tzinfo=None).isoformat(timespec="seconds"),
-            "benchpolice", "domestic_abuse", rnd.choice(GIVEN), rnd.choice(FAMILY), dob.isoformat(),
-            rnd.choice(("yes", "no", "unknown")), rnd.choice(urns), f"ZZ99 {rnd.randint(1, 9)}AA", summary,
-        ])
+        w.writerow(
+            [
+                f"BENCH/{tag}/{i}",
+                occurred.replace(tzinfo=None).isoformat(timespec="seconds"),
+                (occurred + timedelta(minutes=20)).replace(tzinfo=None).isoformat(timespec="seconds"),
+                "benchpolice",
+                "domestic_abuse",
+                rnd.choice(GIVEN),
+                rnd.choice(FAMILY),
+                dob.isoformat(),
+                rnd.choice(("yes", "no", "unknown")),
+                rnd.choice(urns),
+                f"ZZ99 {rnd.randint(1, 9)}AA",
+                summary,
+            ]
+        )
     return out.getvalue().encode()
 
 
@@ -80,6 +96,12 @@ def envelopes(n: int, tag: str, now: datetime, urns: list[str]) -> list[Envelope
 
 def records(envs: list[Envelope]) -> list[Record]:
     """Pre-built records, exactly as ``adapters.police.ingest.publish_rows`` sends them."""
-    return [Record(key=str(e.correlation_id).encode(), value=encode(e).encode(),
-                   headers=[(k, v.encode()) for k, v in headers_for(e).items()],
-                   correlation_id=str(e.correlation_id).encode()) for e in envs]
+    return [
+        Record(
+            key=str(e.correlation_id).encode(),
+            value=encode(e).encode(),
+            headers=[(k, v.encode()) for k, v in headers_for(e).items()],
+            correlation_id=str(e.correlation_id).encode(),
+        )
+        for e in envs
+    ]

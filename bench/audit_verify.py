@@ -42,25 +42,33 @@ from typing import Any, TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from bench._common import machine, postgres_ledger, print_profile, sqlite_ledger
-from broker.audit.checkpoints import Checkpointer
-from broker.audit.entries import as_stored, entry_bytes, entry_leaf_hash
-from broker.audit.keys import KeyStore, verify_signature
-from broker.audit.log import Entry, checkpoints, entry_pages
-from broker.audit.merkle import MerkleTree, leaf_hash
-from broker.audit.verify import LogVerifier, Report, verify_log
-from broker.ledger import Ledger
-from broker.ledger import schema as t
-from broker.logging import configure_logging
-from broker.messages import GATE_ORG
-from contracts import topics
+from mash_broker.contracts import topics
+from mash_broker.core.audit.checkpoints import Checkpointer
+from mash_broker.core.audit.entries import as_stored, entry_bytes, entry_leaf_hash
+from mash_broker.core.audit.keys import KeyStore, verify_signature
+from mash_broker.core.audit.log import Entry, checkpoints, entry_pages
+from mash_broker.core.audit.merkle import MerkleTree, leaf_hash
+from mash_broker.core.audit.verify import LogVerifier, Report, verify_log
+from mash_broker.core.logging import configure_logging
+from mash_broker.core.messages import GATE_ORG
+from mash_broker.storage import Ledger
+from mash_broker.storage import schema as t
 
 DEFAULT_ENTRIES = 100_000
 DEFAULT_CHECKPOINT_EVERY = 1000  # the stack signs every 60 s: about a minute's entries at a busy hour
 WRITE_BATCH = 2000
 POLICY_VERSION = "example-area-2026.11-1"
-ENCOMPASS_FIELDS = sorted([
-    "subject.given_name", "subject.family_name", "subject.date_of_birth", "payload.police_reference",
-    "payload.occurred_at", "payload.child_present", "payload.summary_for_school"])
+ENCOMPASS_FIELDS = sorted(
+    [
+        "subject.given_name",
+        "subject.family_name",
+        "subject.date_of_birth",
+        "payload.police_reference",
+        "payload.occurred_at",
+        "payload.child_present",
+        "payload.summary_for_school",
+    ]
+)
 
 T = TypeVar("T")
 
@@ -71,8 +79,16 @@ T = TypeVar("T")
 def _notification(rnd: random.Random, at: datetime) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
     """The events one police notification leaves in the log, as the gate and a school inbox write them."""
     mid, digest = str(uuid.UUID(int=rnd.getrandbits(128))), f"{rnd.getrandbits(256):064x}"
-    yield "message.received", mid, {"kind": "notification.encompass", "sender_org": "police:benchpolice",
-                                    "topic": topics.POLICE_NOTIFICATIONS, "content_hash": digest}
+    yield (
+        "message.received",
+        mid,
+        {
+            "kind": "notification.encompass",
+            "sender_org": "police:benchpolice",
+            "topic": topics.POLICE_NOTIFICATIONS,
+            "content_hash": digest,
+        },
+    )
     if rnd.random() < 0.05:  # no school given or not in the directory: a person routes it
         reasons = ["statutory_duty", "school_not_in_directory"]
         yield "decision.recorded", mid, {"verdict": "refer", "reasons": reasons, "policy_version": POLICY_VERSION}
@@ -80,12 +96,22 @@ def _notification(rnd: random.Random, at: datetime) -> Iterator[tuple[str, str |
         return
     reasons = ["statutory_duty", "minimum_fields_released"]
     yield "decision.recorded", mid, {"verdict": "share", "reasons": reasons, "policy_version": POLICY_VERSION}
-    delivery = {"delivery_id": str(uuid.UUID(int=rnd.getrandbits(128))),
-                "recipient": f"school:{990000 + rnd.randrange(300):06d}"}
+    delivery = {
+        "delivery_id": str(uuid.UUID(int=rnd.getrandbits(128))),
+        "recipient": f"school:{990000 + rnd.randrange(300):06d}",
+    }
     notify_by = (at + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
-    yield "delivery.queued", mid, {**delivery, "agreement": "operation-encompass-school-key-adults",
-                                   "fields": ENCOMPASS_FIELDS, "consent_id": None,
-                                   "notify_by": notify_by.isoformat()}
+    yield (
+        "delivery.queued",
+        mid,
+        {
+            **delivery,
+            "agreement": "operation-encompass-school-key-adults",
+            "fields": ENCOMPASS_FIELDS,
+            "consent_id": None,
+            "notify_by": notify_by.isoformat(),
+        },
+    )
     yield "delivery.received", mid, delivery
     if rnd.random() < 0.7:
         yield "notification.read", mid, delivery
@@ -100,8 +126,14 @@ def synthetic_events(n: int, start: datetime, seed: int = 1) -> Iterator[dict[st
         for event_type, mid, detail in _notification(rnd, at):
             stored = as_stored(detail)
             seq += 1
-            yield {"seq": seq, "at": at, "event_type": event_type, "message_id": mid, "detail": stored,
-                   "leaf_hash": entry_leaf_hash(at, event_type, mid, stored)}
+            yield {
+                "seq": seq,
+                "at": at,
+                "event_type": event_type,
+                "message_id": mid,
+                "detail": stored,
+                "leaf_hash": entry_leaf_hash(at, event_type, mid, stored),
+            }
             if seq == n:
                 return
 
@@ -184,9 +216,12 @@ def plain_sha256(leaves: list[bytes], repeat: int) -> tuple[Rate, Rate, Rate, by
     s_tree, root = best_of(repeat, lambda: plain_tree_root([sha256(x).digest() for x in leaves]))
     blob = b"".join(leaves)
     s_stream, _ = best_of(repeat, lambda: sha256(blob).digest())
-    return (Rate("(b) plain SHA-256, one digest per leaf", "per leaf", n, s_leaves, nbytes),
-            Rate("(b) plain SHA-256, leaves + RFC 6962 tree (root)", "leaves + tree", n, s_tree, nbytes),
-            Rate("(b) plain SHA-256, one stream over all the bytes", "one stream", n, s_stream, nbytes), root)
+    return (
+        Rate("(b) plain SHA-256, one digest per leaf", "per leaf", n, s_leaves, nbytes),
+        Rate("(b) plain SHA-256, leaves + RFC 6962 tree (root)", "leaves + tree", n, s_tree, nbytes),
+        Rate("(b) plain SHA-256, one stream over all the bytes", "one stream", n, s_stream, nbytes),
+        root,
+    )
 
 
 async def read_all(ledger: Ledger) -> list[Entry]:
@@ -201,8 +236,9 @@ async def breakdown(ledger: Ledger, keys: dict[str, Any], repeat: int) -> list[t
     s_hash, leaves = best_of(repeat, lambda: [leaf_hash(b) for b in canon])
     s_cmp, _ = best_of(repeat, lambda: [a.hex() == e.leaf_hash for a, e in zip(leaves, entries, strict=True)])
     s_tree, tree = best_of(repeat, lambda: MerkleTree(leaves))
-    s_sig, _ = best_of(repeat, lambda: [verify_signature(keys[cp.key_id], cp.statement(), b64decode(cp.signature))
-                                        for cp in signed])
+    s_sig, _ = best_of(
+        repeat, lambda: [verify_signature(keys[cp.key_id], cp.statement(), b64decode(cp.signature)) for cp in signed]
+    )
 
     def finish() -> Report:
         verifier = LogVerifier(signed, keys)
@@ -210,23 +246,27 @@ async def breakdown(ledger: Ledger, keys: dict[str, Any], repeat: int) -> list[t
         return verifier.finish()
 
     s_finish, _ = best_of(repeat, finish)
-    return [("read entries from the ledger (entry_pages)", s_read), ("read checkpoints", s_cps),
-            ("canonical bytes (RFC 8785 JSON, Entry.canonical)", s_canon), ("SHA-256 leaf hashes", s_hash),
-            ("compare with the recorded leaf hashes", s_cmp), ("append to the Merkle tree", s_tree),
-            ("checkpoints: signatures, roots, consistency", s_finish),
-            ("  of which Ed25519 signature checks", s_sig)]
+    return [
+        ("read entries from the ledger (entry_pages)", s_read),
+        ("read checkpoints", s_cps),
+        ("canonical bytes (RFC 8785 JSON, Entry.canonical)", s_canon),
+        ("SHA-256 leaf hashes", s_hash),
+        ("compare with the recorded leaf hashes", s_cmp),
+        ("append to the Merkle tree", s_tree),
+        ("checkpoints: signatures, roots, consistency", s_finish),
+        ("  of which Ed25519 signature checks", s_sig),
+    ]
 
 
 def time_cli(data_dir: Path, repeat: int) -> tuple[float, dict[str, Any]]:
     """`mash audit verify --json` in a new process, against the SQLite ledger in ``data_dir``."""
     mash = Path(sys.executable).with_name("mash")
-    cmd = [str(mash)] if mash.exists() else [sys.executable, "-c", "from broker.cli import main; main()"]
+    cmd = [str(mash)] if mash.exists() else [sys.executable, "-c", "from mash_broker.app.cli import main; main()"]
     env = {**os.environ, "MASH_DATA_DIR": str(data_dir), "MASH_LOG_LEVEL": "WARNING"}
     env.pop("MASH_DATABASE_URL", None)
 
     def once() -> dict[str, Any]:
-        done = subprocess.run([*cmd, "audit", "verify", "--json"], env=env, capture_output=True, text=True,
-                              check=False)
+        done = subprocess.run([*cmd, "audit", "verify", "--json"], env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"mash audit verify exited {done.returncode}: {done.stderr.strip()[:500]}")
         result: dict[str, Any] = json.loads(done.stdout)
@@ -259,8 +299,9 @@ async def main_async(args: argparse.Namespace) -> Report:
         async with fresh_ledger(args.url, data_dir) as ledger:
             t0 = time.perf_counter()
             signed = await build_log(ledger, keys_dir, n, every)
-            print(f"built the log: {n:,} entries and {signed} checkpoints in {time.perf_counter() - t0:.1f} s",
-                  flush=True)
+            print(
+                f"built the log: {n:,} entries and {signed} checkpoints in {time.perf_counter() - t0:.1f} s", flush=True
+            )
 
             # (a) exactly what `mash audit verify` does: the gate's keys from the key store, then verify_log.
             trusted = KeyStore(keys_dir).public_keys(GATE_ORG)
@@ -270,8 +311,11 @@ async def main_async(args: argparse.Namespace) -> Report:
                 raise RuntimeError(f"verify failed on the synthetic log: {report.problems[0]}")
             verify = Rate("(a) verify_log (what `mash audit verify` runs)", "verify_log", report.entries, s_verify)
             print(verify.line(), flush=True)
-            print(f"    verify OK: {report.entries:,} entries, {report.checkpoints} checkpoints, "
-                  f"newest covers {report.covered:,}", flush=True)
+            print(
+                f"    verify OK: {report.entries:,} entries, {report.checkpoints} checkpoints, "
+                f"newest covers {report.covered:,}",
+                flush=True,
+            )
             rates = [verify]
             if not args.url and not args.no_cli:
                 s_cli, result = time_cli(data_dir, repeat)
@@ -291,14 +335,20 @@ async def main_async(args: argparse.Namespace) -> Report:
             print(f"    leaf bytes: {leaf_b.nbytes / 1e6:.1f} MB, {mean:.0f} B per entry on average", flush=True)
             for r in rates:
                 for p in (leaf_b, tree_b):
-                    print(f"ratio {r.short} / plain SHA-256 {p.short}: {r.per_s / p.per_s:.4f} "
-                          f"(plain is {p.per_s / r.per_s:,.0f}x faster)", flush=True)
+                    print(
+                        f"ratio {r.short} / plain SHA-256 {p.short}: {r.per_s / p.per_s:.4f} "
+                        f"(plain is {p.per_s / r.per_s:,.0f}x faster)",
+                        flush=True,
+                    )
 
             if not args.no_breakdown:
                 stages = await breakdown(ledger, trusted, repeat)
                 total = sum(s for label, s in stages if not label.startswith(" "))
-                print(f"(c) where verify's time goes (stages timed alone; sum {total:.3f} s, "
-                      f"verify_log {s_verify:.3f} s):", flush=True)
+                print(
+                    f"(c) where verify's time goes (stages timed alone; sum {total:.3f} s, "
+                    f"verify_log {s_verify:.3f} s):",
+                    flush=True,
+                )
                 for label, s in stages:
                     print(f"    {label:<52} {s:8.3f} s {100 * s / total:5.1f} %", flush=True)
             if args.profile:  # a run of its own: the profiler slows what it watches about twofold
@@ -313,15 +363,24 @@ async def main_async(args: argparse.Namespace) -> Report:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=DEFAULT_ENTRIES, help="log entries to build and verify")
-    parser.add_argument("--checkpoint-every", type=int, default=DEFAULT_CHECKPOINT_EVERY, metavar="K",
-                        help="sign a checkpoint every K entries")
-    parser.add_argument("--url", metavar="URL",
-                        help="PostgreSQL instead of SQLite, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=DEFAULT_CHECKPOINT_EVERY,
+        metavar="K",
+        help="sign a checkpoint every K entries",
+    )
+    parser.add_argument(
+        "--url",
+        metavar="URL",
+        help="PostgreSQL instead of SQLite, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="time each measurement this many times, keep the best")
     parser.add_argument("--no-cli", action="store_true", help="skip timing `mash audit verify` in a new process")
     parser.add_argument("--no-breakdown", action="store_true", help="skip (c), the stage-by-stage times")
-    parser.add_argument("--profile", metavar="FILE",
-                        help="cProfile one more run of verify_log and print the top functions")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="cProfile one more run of verify_log and print the top functions"
+    )
     args = parser.parse_args(argv)
     if args.entries < 1 or args.checkpoint_every < 1 or args.repeat < 1:
         parser.error("--entries, --checkpoint-every and --repeat must be at least 1")

@@ -37,16 +37,16 @@ from sqlalchemy import func, select
 from bench._common import machine, postgres_ledger, print_profile, sqlite_ledger
 from bench._kafka import CountingConsumer, send_all, start_producer
 from bench._synthetic import Record, envelopes, records, school_directory, school_urns
-from broker.app import build_broker, build_services
-from broker.audit.keys import Ed25519Signer, KeyStore
-from broker.embedded import EmbeddedBroker
-from broker.kafka import ensure_topics
-from broker.ledger import Ledger
-from broker.ledger import schema as t
-from broker.logging import configure_logging
-from broker.settings import Settings
-from broker.signing import ensure_gate_key, ensure_key, sign
-from contracts import topics
+from mash_broker.app.bootstrap import build_broker, build_services
+from mash_broker.app.embedded import EmbeddedBroker
+from mash_broker.app.kafka import ensure_topics
+from mash_broker.contracts import topics
+from mash_broker.core.audit.keys import Ed25519Signer, KeyStore
+from mash_broker.core.logging import configure_logging
+from mash_broker.core.settings import Settings
+from mash_broker.core.signing import ensure_gate_key, ensure_key, sign
+from mash_broker.storage import Ledger
+from mash_broker.storage import schema as t
 
 DEFAULT_MESSAGES = 400
 DEFAULT_SCHOOLS = 300  # a large local authority's directory; every notification names one of them
@@ -81,8 +81,14 @@ async def _raw_body(msg: Any) -> bytes:
 # -- (a) the bare relay ---------------------------------------------------------------------------
 
 
-async def bench_bare(bootstrap: str, warm: Record, recs: list[Record], *, linger_ms: int | None = None,
-                     ack_policy: AckPolicy = AckPolicy.NACK_ON_ERROR) -> Rate:
+async def bench_bare(
+    bootstrap: str,
+    warm: Record,
+    recs: list[Record],
+    *,
+    linger_ms: int | None = None,
+    ack_policy: AckPolicy = AckPolicy.NACK_ON_ERROR,
+) -> Rate:
     """By default the gate's client settings (build_broker: acks=all, linger 5 ms) and ack policy
     (NACK_ON_ERROR: an offset commit per message); the variants change one or both."""
     run = uuid.uuid4().hex[:8]
@@ -96,8 +102,9 @@ async def bench_bare(bootstrap: str, warm: Record, recs: list[Record], *, linger
         label = f"(a') bare relay, linger {linger_ms} ms, {ack_policy.name.lower()}"
     out = broker.publisher(dst)
 
-    @broker.subscriber(src, group_id=f"bench-relay-{run}", auto_offset_reset="earliest",
-                       ack_policy=ack_policy, decoder=_raw_body)
+    @broker.subscriber(
+        src, group_id=f"bench-relay-{run}", auto_offset_reset="earliest", ack_policy=ack_policy, decoder=_raw_body
+    )
     async def relay(body: bytes, msg: KafkaMessage) -> None:
         raw = msg.raw_message
         assert not isinstance(raw, tuple)  # a single-record subscriber, not a batch one
@@ -139,15 +146,24 @@ async def _ledger_reached(ledger: Ledger, target: int, timeout_s: float) -> floa
     return loop.time()
 
 
-async def bench_gate(bootstrap: str, data_dir: Path, ledger: Ledger, label: str, schools: int, warm: Record,
-                     recs: list[Record], profile: cProfile.Profile | None = None) -> tuple[Rate, Rate]:
+async def bench_gate(
+    bootstrap: str,
+    data_dir: Path,
+    ledger: Ledger,
+    label: str,
+    schools: int,
+    warm: Record,
+    recs: list[Record],
+    profile: cProfile.Profile | None = None,
+) -> tuple[Rate, Rate]:
     now = datetime.now(UTC)
     async with ledger.transaction() as tx:
         await tx.replace_directory(school_directory(schools), now)
     settings = Settings(data_dir=data_dir)  # the ledger is passed in; settings give the clocks' defaults
     services = build_services(settings, ledger, build_broker(bootstrap, embedded=True))
-    counter = CountingConsumer(bootstrap, topics.EDUCATION_DELIVERIES,
-                               correlation_ids=[warm.correlation_id, *(r.correlation_id for r in recs)])
+    counter = CountingConsumer(
+        bootstrap, topics.EDUCATION_DELIVERIES, correlation_ids=[warm.correlation_id, *(r.correlation_id for r in recs)]
+    )
     prod = await start_producer(bootstrap)
     try:
         await asyncio.gather(counter.start(), services.start())
@@ -160,14 +176,17 @@ async def bench_gate(bootstrap: str, data_dir: Path, ledger: Ledger, label: str,
             profile.enable()
         t0 = loop.time()
         await send_all(prod, topics.POLICE_NOTIFICATIONS, recs)
-        t_out, t_led = await asyncio.gather(counter.reached(1 + n, _timeout(n)),
-                                            _ledger_reached(ledger, 1 + n, _timeout(n)))
+        t_out, t_led = await asyncio.gather(
+            counter.reached(1 + n, _timeout(n)), _ledger_reached(ledger, 1 + n, _timeout(n))
+        )
         if profile:
             profile.disable()
         if (got := await ledger.count("deliveries")) != 1 + n:
             raise RuntimeError(f"expected {1 + n} deliveries in the ledger, found {got}")
-        return (Rate(f"(b) gate [{label}] out on {topics.EDUCATION_DELIVERIES}", f"{label} out", n, t_out - t0),
-                Rate(f"(b) gate [{label}] marked delivered in the ledger", f"{label} delivered", n, t_led - t0))
+        return (
+            Rate(f"(b) gate [{label}] out on {topics.EDUCATION_DELIVERIES}", f"{label} out", n, t_out - t0),
+            Rate(f"(b) gate [{label}] marked delivered in the ledger", f"{label} delivered", n, t_led - t0),
+        )
     finally:
         await counter.stop()
         await services.stop()
@@ -198,8 +217,11 @@ async def main_async(args: argparse.Namespace) -> None:
 
         warm, recs = signed(1, "warm-a")[0], signed(n, "a")
         sizes = [len(r.value) for r in recs]
-        print(f"N = {n} messages; signed envelope JSON {statistics.mean(sizes):.0f} B mean "
-              f"({min(sizes)}-{max(sizes)} B); {args.schools} schools in the directory", flush=True)
+        print(
+            f"N = {n} messages; signed envelope JSON {statistics.mean(sizes):.0f} B mean "
+            f"({min(sizes)}-{max(sizes)} B); {args.schools} schools in the directory",
+            flush=True,
+        )
         print(f"machine: {machine()}", flush=True)
         if args.log_level.upper() in ("DEBUG", "INFO"):  # count the logging cost, keep the terminal clear
             log_file = (data_dir / "bench.log").open("w")
@@ -213,18 +235,17 @@ async def main_async(args: argparse.Namespace) -> None:
             results = [bare]
             if args.bare_variants:
                 for ack in (AckPolicy.NACK_ON_ERROR, AckPolicy.ACK_FIRST):
-                    print((await bench_bare(bootstrap, warm, recs, linger_ms=0, ack_policy=ack)).line(),
-                          flush=True)
+                    print((await bench_bare(bootstrap, warm, recs, linger_ms=0, ack_policy=ack)).line(), flush=True)
             async with sqlite_ledger(data_dir) as ledger:
-                out, led = await bench_gate(bootstrap, data_dir, ledger, "SQLite", args.schools, warm, recs,
-                                            profile)
+                out, led = await bench_gate(bootstrap, data_dir, ledger, "SQLite", args.schools, warm, recs, profile)
             print(out.line(), led.line(), sep="\n", flush=True)
             results += [out, led]
             if args.postgres:
                 pg_warm, pg_recs = signed(1, "warm-pg")[0], signed(n, "pg")
                 async with postgres_ledger(args.postgres) as ledger:
-                    pg_out, pg_led = await bench_gate(bootstrap, data_dir, ledger, "PostgreSQL",
-                                                      args.schools, pg_warm, pg_recs)
+                    pg_out, pg_led = await bench_gate(
+                        bootstrap, data_dir, ledger, "PostgreSQL", args.schools, pg_warm, pg_recs
+                    )
                 print(pg_out.line(), pg_led.line(), sep="\n", flush=True)
                 results += [pg_out, pg_led]
         print("ratio gate/bare:", "; ".join(f"{r.short} {r.per_s / bare.per_s:.3f}" for r in results[1:]))
@@ -235,14 +256,21 @@ async def main_async(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=DEFAULT_MESSAGES, help="messages per measurement")
-    parser.add_argument("--postgres", metavar="URL",
-                        help="also run (b) on PostgreSQL, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also run (b) on PostgreSQL, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test",
+    )
     parser.add_argument("--schools", type=int, default=DEFAULT_SCHOOLS, help="schools in the directory")
-    parser.add_argument("--bare-variants", action="store_true",
-                        help="also time the bare relay with linger_ms=0, with and without a commit per message")
+    parser.add_argument(
+        "--bare-variants",
+        action="store_true",
+        help="also time the bare relay with linger_ms=0, with and without a commit per message",
+    )
     parser.add_argument("--profile", metavar="FILE", help="cProfile the timed part of (b) on SQLite")
-    parser.add_argument("--log-level", default="WARNING",
-                        help="product log level; INFO and DEBUG are written as JSON to a temp file")
+    parser.add_argument(
+        "--log-level", default="WARNING", help="product log level; INFO and DEBUG are written as JSON to a temp file"
+    )
     args = parser.parse_args()
     if args.messages < 1 or args.schools < 1:
         parser.error("--messages and --schools must be at least 1")

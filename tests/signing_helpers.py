@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from broker.audit.keys import Ed25519Signer, KeyStore
-from broker.messages import GATE_ORG
-from broker.signing import KeyRegistry, Verifier, ensure_key, load_registry, new_key, sign
-from contracts import Envelope
+from mash_broker.contracts import Envelope
+from mash_broker.core.audit.keys import Ed25519Signer, KeyStore
+from mash_broker.core.messages import GATE_ORG
+from mash_broker.core.signing import KeyRegistry, Verifier, ensure_key, load_registry, new_key, sign
 
 # Keys made here are valid from well before any test's clock.
 VALID_FROM = datetime(2026, 1, 1, tzinfo=UTC)

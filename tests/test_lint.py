@@ -7,17 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from services.require import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCT = ["broker", "contracts", "consent_gate", "adapters"]
+PRODUCT = ["mash_broker"]
 EVERYTHING = [*PRODUCT, "tests", "bench"]
 
 
 def _tool(name: str) -> str:
     path = shutil.which(name, path=str(Path(sys.executable).parent))
     if path is None:
-        pytest.skip(f"needs {name} (installed by the test extras: pip install -e '.[test]')")
+        unavailable(f"needs {name} (installed by the test extras: pip install -e '.[test]')")
     return path
 
 

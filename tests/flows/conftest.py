@@ -22,10 +22,10 @@ from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker, KafkaMessage, TestKafkaBroker
 from signing_helpers import Keyring
 
-from broker.app import Services, build_broker, build_services
-from broker.ledger import Ledger
-from broker.settings import Settings
-from contracts import Envelope, topics
+from mash_broker.app.bootstrap import Services, build_broker, build_services
+from mash_broker.contracts import Envelope, topics
+from mash_broker.core.settings import Settings
+from mash_broker.storage import Ledger
 
 NOW = datetime(2026, 11, 17, 7, 0, tzinfo=UTC)  # a Tuesday in term, before the 10:00 deadline
 SCHOOL_URN = "900001"

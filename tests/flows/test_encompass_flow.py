@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 from signing_helpers import Keyring
 
-from adapters.education.inbox import record_read
-from contracts import (
+from flows.conftest import KEY_ADULT, NOW, SCHOOL_URN, Flow
+from mash_broker.agencies.education.inbox import record_read
+from mash_broker.contracts import (
     Delivery,
     Envelope,
     PersonRead,
@@ -17,7 +18,6 @@ from contracts import (
     SystemReceipt,
     topics,
 )
-from flows.conftest import KEY_ADULT, NOW, SCHOOL_URN, Flow
 
 Notification = Callable[..., Envelope]
 PERSONAL = ("Zebedee", "Quillfeather", "2016-05-12", "ZZ99 1AA")

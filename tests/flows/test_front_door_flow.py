@@ -6,8 +6,8 @@ import uuid
 
 from signing_helpers import Keyring
 
-from contracts import Delivery, Envelope, ReceiptStatus, SystemReceipt, topics
 from flows.conftest import NOW, Flow
+from mash_broker.contracts import Delivery, Envelope, ReceiptStatus, SystemReceipt, topics
 
 CHILD = {"given_name": "Zebedee", "family_name": "Quillfeather", "date_of_birth": "2016-05-12"}
 S47 = {"article6": "public_task", "statutory_power": "children_act_1989_s47"}

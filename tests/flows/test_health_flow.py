@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from signing_helpers import Keyring
 
-from adapters.health.tracking import s47_status
-from contracts import Envelope, topics
 from flows.conftest import NOW, Flow
+from mash_broker.agencies.health.tracking import s47_status
+from mash_broker.contracts import Envelope, topics
 
 CHILD = {"given_name": "Zebedee", "family_name": "Quillfeather", "date_of_birth": "2016-05-12"}
 S47 = {"article6": "public_task", "statutory_power": "children_act_1989_s47", "article9": "dpa2018_sch1_para18",

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from broker.embedded import EmbeddedBroker, free_port
+from mash_broker.app.embedded import EmbeddedBroker, free_port
 
 __all__ = ["free_port"]
 

@@ -25,15 +25,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from broker.audit.keys import Ed25519Signer, KeyStore
-from broker.embedded import pid_alive
-from broker.settings import Settings
-from broker.signing import ensure_key
+from mash_broker.app.embedded import pid_alive
+from mash_broker.core.audit.keys import Ed25519Signer, KeyStore
+from mash_broker.core.settings import Settings
+from mash_broker.core.signing import ensure_key
 
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "deploy" / "demo"
+DEMO = ROOT / "mash_broker" / "demo" / "data"
 READY_TIMEOUT_S = 60.0  # two tansu consumer group joins take ~10 s; a crashed member's session adds ~10 s
 COMMAND_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0
@@ -363,7 +363,7 @@ def send_all(bootstrap: str, records: Iterable[tuple[str, bytes]]) -> None:
 
     from aiokafka import AIOKafkaProducer
 
-    from broker.kafka import producer_kwargs
+    from mash_broker.app.kafka import producer_kwargs
 
     async def main() -> None:
         producer = AIOKafkaProducer(**producer_kwargs(bootstrap, embedded=True))

@@ -1,6 +1,6 @@
 """A synthetic overnight police export: invented children at the demo directory's schools.
 
-Every row is valid and lands at a school in ``deploy/demo/schools.csv``, so each row should end as
+Every row is valid and lands at a school in ``mash_broker/demo/data/schools.csv``, so each row should end as
 exactly one delivery. Names are made from invented syllables, references are unique, and times are
 in the past few days (UTC, with an explicit ``Z``) so the "not in the future" check always passes.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from adapters.police.export import EXPORT_COLUMNS
+from mash_broker.agencies.police.export import EXPORT_COLUMNS
 
 DEMO_SCHOOLS = ("900001", "900002", "900003", "900004")
 _GIVEN_A = ("Zor", "Quil", "Brix", "Yev", "Oss", "Tam", "Vel", "Kib", "Nux", "Pry", "Wem", "Jad")

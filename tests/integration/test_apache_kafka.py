@@ -40,12 +40,12 @@ def kafka_bootstrap() -> Iterator[str]:
 async def test_encompass_notification_is_gated_and_delivered_on_apache_kafka(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    from adapters.police.export import parse_export
-    from broker.app import build_broker, build_services
-    from broker.kafka import ensure_topics
-    from broker.ledger import Ledger
-    from broker.settings import Settings
-    from contracts import topics
+    from mash_broker.agencies.police.export import parse_export
+    from mash_broker.app.bootstrap import build_broker, build_services
+    from mash_broker.app.kafka import ensure_topics
+    from mash_broker.contracts import topics
+    from mash_broker.core.settings import Settings
+    from mash_broker.storage import Ledger
 
     settings = Settings(data_dir=tmp_path, kafka_bootstrap=kafka_bootstrap)
     await ensure_topics(kafka_bootstrap, topics.ALL)

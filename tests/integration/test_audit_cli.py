@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from broker.audit.keys import KeyStore, public_key_b64
-from broker.cli import app
-from broker.ledger import Ledger
-from broker.ledger import schema as t
-from broker.settings import Settings
+from mash_broker.app.cli import app
+from mash_broker.core.audit.keys import KeyStore, public_key_b64
+from mash_broker.core.settings import Settings
+from mash_broker.storage import Ledger
+from mash_broker.storage import schema as t
 
 T0 = datetime(2026, 11, 17, 6, 30, tzinfo=UTC)
 MESSAGES = [uuid.UUID(f"a{n:07x}-0000-4000-8000-000000000000") for n in range(12)]  # synthetic, distinct prefixes

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from broker.audit.keys import Ed25519Signer
-from broker.messages import outbox_id
-from broker.signing import sign
-from contracts import Envelope, deterministic_id, topics
+from mash_broker.contracts import Envelope, deterministic_id, topics
+from mash_broker.core.audit.keys import Ed25519Signer
+from mash_broker.core.messages import outbox_id
+from mash_broker.core.signing import sign
 
 from .helpers import Mash, mash_session, read_topic, send_all, signing_key, wait_for
 

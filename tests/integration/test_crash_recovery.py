@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from broker.embedded import pid_alive
+from mash_broker.app.embedded import pid_alive
 
 from .helpers import DEMO, Mash, Proc, Result, leaks, mash_session, personal_data, wait_for
 from .synthetic_export import SyntheticRow, write_export

@@ -17,10 +17,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from broker.embedded import EmbeddedBroker, pid_alive, resolve_bootstrap
-from broker.kafka import ensure_topics, is_embedded, producer_kwargs
-from broker.settings import Settings
-from contracts.errors import BrokerUnavailable
+from mash_broker.app.embedded import EmbeddedBroker, pid_alive, resolve_bootstrap
+from mash_broker.app.kafka import ensure_topics, is_embedded, producer_kwargs
+from mash_broker.contracts.errors import BrokerUnavailable
+from mash_broker.core.settings import Settings
 
 pytestmark = pytest.mark.embedded
 
@@ -206,8 +206,8 @@ async def test_a_broker_that_never_answers_fails_with_the_log_tail(
 OWNER_SCRIPT = """
 import asyncio, sys, time
 from pathlib import Path
-from broker.embedded import EmbeddedBroker
-from broker.logging import configure_logging
+from mash_broker.app.embedded import EmbeddedBroker
+from mash_broker.core.logging import configure_logging
 configure_logging(stream=sys.stderr)
 broker = EmbeddedBroker()
 asyncio.run(broker.start(Path(sys.argv[1])))

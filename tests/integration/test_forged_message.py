@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from broker.audit.keys import KeyStore
-from broker.signing import sign
-from contracts import Envelope, deterministic_id, topics
+from mash_broker.contracts import Envelope, deterministic_id, topics
+from mash_broker.core.audit.keys import KeyStore
+from mash_broker.core.signing import sign
 
 from .helpers import DEMO, Mash, mash_session, read_topic, send_all, signing_key, wait_for
 

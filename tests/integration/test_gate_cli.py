@@ -17,14 +17,14 @@ import pytest
 from consent_builders import CHILD, NOW, POLICY, ROOT, consent, contact
 from typer.testing import CliRunner
 
-from broker.cli import app
-from broker.clocks import load_calendar
-from broker.gate_service import GateContext, process_inbound
-from broker.ledger import Ledger
-from broker.settings import Settings
-from contracts import ConsentRecord, Envelope, topics
+from mash_broker.app.cli import app
+from mash_broker.contracts import ConsentRecord, Envelope, topics
+from mash_broker.core.clocks import load_calendar
+from mash_broker.core.gate_service import GateContext, process_inbound
+from mash_broker.core.settings import Settings
+from mash_broker.storage import Ledger
 
-SHIPPED_POLICY = ROOT / "deploy" / "policy.toml"
+SHIPPED_POLICY = ROOT / "mash_broker" / "defaults" / "policy.toml"
 OTHER_CHILD = {"given_name": "Ottoline", "family_name": "Marchbanks", "date_of_birth": "2015-03-02"}
 
 

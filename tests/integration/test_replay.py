@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from consent_builders import consent, contact
 
-from broker.settings import Settings
-from broker.signing import load_registry, sign, verify
-from contracts import ChildSubject, ConsentRecord, Envelope, topics
+from mash_broker.contracts import ChildSubject, ConsentRecord, Envelope, topics
+from mash_broker.core.settings import Settings
+from mash_broker.core.signing import load_registry, sign, verify
 
 from .helpers import Mash, Result, mash_session, read_topic, send_all, signing_key, wait_for
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from broker.cli import app
+from mash_broker.app.cli import app
 
 WEEK = ("--from", "2026-11-16", "--to", "2026-11-23")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from contracts import topics
+from mash_broker.contracts import topics
 
 from .helpers import Mash, mash_session, signing_key
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from broker.embedded import free_port
+from mash_broker.app.embedded import free_port
 
 from .helpers import DEMO, ROOT, mash_executable, mash_session, wait_for
 

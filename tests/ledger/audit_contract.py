@@ -20,16 +20,16 @@ import pytest
 import rfc8785
 from sqlalchemy import delete, select, update
 
-from broker.audit.checkpoints import Checkpointer
-from broker.audit.entries import entry_leaf_hash
-from broker.audit.keys import Ed25519Signer, KeyStore, public_key_b64
-from broker.audit.log import LogDiverged
-from broker.audit.merkle import leaf_hash
-from broker.audit.proof_file import ProofFile, check_proof
-from broker.audit.proofs import export, prove
-from broker.audit.verify import Report, verify_log
-from broker.ledger import Ledger
-from broker.ledger import schema as t
+from mash_broker.core.audit.checkpoints import Checkpointer
+from mash_broker.core.audit.entries import entry_leaf_hash
+from mash_broker.core.audit.keys import Ed25519Signer, KeyStore, public_key_b64
+from mash_broker.core.audit.log import LogDiverged
+from mash_broker.core.audit.merkle import leaf_hash
+from mash_broker.core.audit.proof_file import ProofFile, check_proof
+from mash_broker.core.audit.proofs import export, prove
+from mash_broker.core.audit.verify import Report, verify_log
+from mash_broker.storage import Ledger
+from mash_broker.storage import schema as t
 
 T0 = datetime(2026, 11, 17, 6, 30, tzinfo=UTC)
 BATCHES = (10, 7, 5)  # each followed by a checkpoint

@@ -3,7 +3,7 @@
 ``ConsentServiceContract`` is abstract like ``LedgerContract``: a backend's test class inherits it
 and provides the ``ledger`` fixture. The messages and the policy are the consent-engine tests'
 (``tests/unit/consent_builders.py``): an early-help referral that rests on consent, under the
-shipped ``deploy/policy.toml``.
+shipped ``mash_broker/defaults/policy.toml``.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from typing import Any
 import pytest
 from consent_builders import CHILD, NOW, POLICY, consent, contact, dispensation
 
-from broker.clocks import load_calendar
-from broker.consent_service import facts_for
-from broker.explain import explain
-from broker.gate_service import GateContext, process_inbound
-from broker.ledger import Ledger
-from broker.messages import outbox_id
-from broker.policy import DEFAULT_POLICY, LoadedPolicy, load_policy, record_policy
-from consent_gate import Reason, Verdict
-from contracts import ConsentDispensation, ConsentRecord, Envelope, PolicyError, topics
+from mash_broker.consent_gate import Reason, Verdict
+from mash_broker.contracts import ConsentDispensation, ConsentRecord, Envelope, PolicyError, topics
+from mash_broker.core.clocks import load_calendar
+from mash_broker.core.consent_service import facts_for
+from mash_broker.core.explain import explain
+from mash_broker.core.gate_service import GateContext, process_inbound
+from mash_broker.core.messages import outbox_id
+from mash_broker.core.policy import DEFAULT_POLICY, LoadedPolicy, load_policy, record_policy
+from mash_broker.storage import Ledger
 
 SETTLE = timedelta(seconds=30)
 EARLY_HELP = "early_help:team-north"

@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from broker.ledger import Ledger, Tx, schema
-from broker.ledger.schema import metadata
+from mash_broker.storage import Ledger, Tx, schema
+from mash_broker.storage.schema import metadata
 
 T0 = datetime(2026, 11, 17, 7, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=1)

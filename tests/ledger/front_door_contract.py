@@ -1,7 +1,7 @@
 """The MASH front door through the gate service, over a real ledger: run on every storage backend.
 
 Contacts checked for quality (issue 5 item 1) and outcomes fed back to the referrer (item 2), under
-the shipped ``deploy/policy.toml``. ``FrontDoorContract`` is abstract like ``LedgerContract``: a
+the shipped ``mash_broker/defaults/policy.toml``. ``FrontDoorContract`` is abstract like ``LedgerContract``: a
 backend's test class inherits it and provides the ``ledger`` fixture.
 """
 
@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from consent_builders import CHILD, NOW, POLICY, contact, outcome
 
-from broker.clocks import load_calendar
-from broker.explain import compare, redecide
-from broker.gate_service import GateContext, process_inbound
-from broker.ledger import Ledger
-from contracts import Delivery, Envelope, ReceiptStatus, SystemReceipt, topics
+from mash_broker.contracts import Delivery, Envelope, ReceiptStatus, SystemReceipt, topics
+from mash_broker.core.clocks import load_calendar
+from mash_broker.core.explain import compare, redecide
+from mash_broker.core.gate_service import GateContext, process_inbound
+from mash_broker.storage import Ledger
 
 REFERRER = "school:900001"
 S47 = {"article6": "public_task", "statutory_power": "children_act_1989_s47"}

@@ -16,14 +16,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapters.education.inbox import receive_delivery, record_read
-from adapters.police.export import EXPORT_COLUMNS, parse_export
-from broker.clocks import load_calendar
-from broker.gate_service import GateContext, process_inbound
-from broker.ledger import Ledger, OutboxRow
-from broker.messages import GATE_ORG, MAX_MESSAGE_BYTES
-from consent_gate import BUILTIN_POLICY, ENCOMPASS_AGREEMENT, REASON_TEXT, Reason
-from contracts import (
+from mash_broker.agencies.education.inbox import receive_delivery, record_read
+from mash_broker.agencies.police.export import EXPORT_COLUMNS, parse_export
+from mash_broker.consent_gate import BUILTIN_POLICY, ENCOMPASS_AGREEMENT, REASON_TEXT, Reason
+from mash_broker.contracts import (
     Delivery,
     Envelope,
     NotFound,
@@ -33,6 +29,10 @@ from contracts import (
     SystemReceipt,
     topics,
 )
+from mash_broker.core.clocks import load_calendar
+from mash_broker.core.gate_service import GateContext, process_inbound
+from mash_broker.core.messages import GATE_ORG, MAX_MESSAGE_BYTES
+from mash_broker.storage import Ledger, OutboxRow
 
 from .contract import table_counts
 

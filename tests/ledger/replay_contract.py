@@ -15,15 +15,15 @@ import pytest
 from consent_builders import NOW, POLICY, consent, contact
 from signing_helpers import Keyring
 
-from broker.explain import Change, explain
-from broker.gate_service import GateContext, process_inbound
-from broker.ledger import Ledger, OutboxRow
-from broker.messages import GATE_ORG, delivery_id
-from broker.policy import DEFAULT_POLICY, LoadedPolicy, load_policy
-from broker.replay import PUBLISH_LEASE, REPLAY_HEADER, ReplayPlan, ReplayRequest, replay
-from broker.signing import verify
-from consent_gate import Reason, parse_policy
-from contracts import BrokerUnavailable, ChildSubject, ConsentRecord, Delivery, Envelope, NotFound, topics
+from mash_broker.consent_gate import Reason, parse_policy
+from mash_broker.contracts import BrokerUnavailable, ChildSubject, ConsentRecord, Delivery, Envelope, NotFound, topics
+from mash_broker.core.explain import Change, explain
+from mash_broker.core.gate_service import GateContext, process_inbound
+from mash_broker.core.messages import GATE_ORG, delivery_id
+from mash_broker.core.policy import DEFAULT_POLICY, LoadedPolicy, load_policy
+from mash_broker.core.replay import PUBLISH_LEASE, REPLAY_HEADER, ReplayPlan, ReplayRequest, replay
+from mash_broker.core.signing import verify
+from mash_broker.storage import Ledger, OutboxRow
 
 from .consent_contract import Clock, ConsentGate, consent_envelope, wire
 from .contract import table_counts

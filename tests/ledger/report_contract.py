@@ -15,15 +15,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from broker.audit.checkpoints import Checkpointer
-from broker.audit.keys import Ed25519Signer, public_key_b64
-from broker.audit.proof_file import check_proof
-from broker.audit.proofs import export
-from broker.clocks import load_calendar
-from broker.ledger import Ledger
-from broker.policy import load_policy
-from broker.report import Report, front_door_report, report_from_events
-from broker.week import WEEK_OF, Truth, synthetic_week
+from mash_broker.core.audit.checkpoints import Checkpointer
+from mash_broker.core.audit.keys import Ed25519Signer, public_key_b64
+from mash_broker.core.audit.proof_file import check_proof
+from mash_broker.core.audit.proofs import export
+from mash_broker.core.clocks import load_calendar
+from mash_broker.core.policy import load_policy
+from mash_broker.core.report import Report, front_door_report, report_from_events
+from mash_broker.demo.week import WEEK_OF, Truth, synthetic_week
+from mash_broker.storage import Ledger
 
 TZ = ZoneInfo("Europe/London")
 

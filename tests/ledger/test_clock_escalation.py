@@ -15,19 +15,19 @@ import pytest
 from consent_builders import POLICY, contact
 from signing_helpers import Keyring
 
-from adapters.education.inbox import receive_delivery
-from broker.clocks import load_calendar
-from broker.clocks.escalation import NOT_ACKNOWLEDGED
-from broker.clocks.keeper import ClockKeeper, start_clock_keeper
-from broker.clocks.status import list_clocks
-from broker.explain import explain
-from broker.gate_service import GateContext, process_inbound
-from broker.ledger import Ledger, OutboxRow
-from broker.messages import GATE_ORG, encode
-from broker.settings import Settings
-from broker.signing import sign
-from consent_gate import BUILTIN_POLICY
-from contracts import AlertState, ClockAlert, Envelope, ReceiptStatus, SystemReceipt, topics
+from mash_broker.agencies.education.inbox import receive_delivery
+from mash_broker.consent_gate import BUILTIN_POLICY
+from mash_broker.contracts import AlertState, ClockAlert, Envelope, ReceiptStatus, SystemReceipt, topics
+from mash_broker.core.clocks import load_calendar
+from mash_broker.core.clocks.escalation import NOT_ACKNOWLEDGED
+from mash_broker.core.clocks.keeper import ClockKeeper, start_clock_keeper
+from mash_broker.core.clocks.status import list_clocks
+from mash_broker.core.explain import explain
+from mash_broker.core.gate_service import GateContext, process_inbound
+from mash_broker.core.messages import GATE_ORG, encode
+from mash_broker.core.settings import Settings
+from mash_broker.core.signing import sign
+from mash_broker.storage import Ledger, OutboxRow
 
 from .gate_contract import DIRECTORY, NOW, PERSONAL, outbox, police_envelope, wire
 from .test_clocks import CLOCKS as SHIPPED

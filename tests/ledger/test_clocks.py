@@ -15,23 +15,23 @@ from typing import Any
 import pytest
 from consent_builders import POLICY, contact, outcome
 
-from adapters.education.inbox import record_read
-from broker.clocks import load_calendar
-from broker.clocks.declared import ClockSpec, load_clocks
-from broker.clocks.keeper import ClockKeeper, clock_id, start_clock_keeper
-from broker.gate_service import GateContext, process_inbound
-from broker.ledger import Ledger
-from broker.ledger import schema as t
-from broker.messages import encode
-from broker.settings import Settings
-from consent_gate import BUILTIN_POLICY
-from contracts import Envelope, topics
+from mash_broker.agencies.education.inbox import record_read
+from mash_broker.consent_gate import BUILTIN_POLICY
+from mash_broker.contracts import Envelope, topics
+from mash_broker.core.clocks import load_calendar
+from mash_broker.core.clocks.declared import ClockSpec, load_clocks
+from mash_broker.core.clocks.keeper import ClockKeeper, clock_id, start_clock_keeper
+from mash_broker.core.gate_service import GateContext, process_inbound
+from mash_broker.core.messages import encode
+from mash_broker.core.settings import Settings
+from mash_broker.storage import Ledger
+from mash_broker.storage import schema as t
 
 from .gate_contract import DEADLINE, DIRECTORY, NOW, police_envelope, wire
 from .test_postgres import PostgresBackend
 from .test_sqlite import SqliteBackend
 
-CLOCKS = load_clocks(None).clocks  # the shipped deploy/clocks.toml
+CLOCKS = load_clocks(None).clocks  # the shipped mash_broker/defaults/clocks.toml
 START = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # a Friday afternoon (GMT)
 
 

@@ -1,20 +1,21 @@
 """The ledger and gate-service contracts on PostgreSQL (asyncpg), a fresh schema per test.
 
-The server is named by ``MASH_TEST_POSTGRES_URL`` (default: trust auth on 127.0.0.1:5432, database
-``test``). If it cannot be reached, every test here skips and says why; none passes vacuously.
+The server is the session's ``postgres_url`` fixture (tests/conftest.py): the one named by
+``MASH_TEST_POSTGRES_URL``, else a throwaway server the suite starts itself (docs/testing.md). If there is
+none, every test here skips and says why (fails, under CI=true); none passes vacuously.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 import pytest
+from services.require import unavailable
 from sqlalchemy.engine import make_url
 
-from broker.ledger import Ledger
+from mash_broker.storage import Ledger
 
 from .audit_contract import AuditContract
 from .consent_contract import ConsentServiceContract
@@ -24,37 +25,35 @@ from .gate_contract import GateServiceContract
 from .replay_contract import ReplayContract
 from .report_contract import ReportContract
 
-POSTGRES_URL = os.environ.get("MASH_TEST_POSTGRES_URL",
-                              "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-
 pytestmark = pytest.mark.postgres
 
 _unreachable: list[str] = []  # the first failure's reason, so later tests skip without waiting again
 
 
-async def _connect_admin() -> asyncpg.Connection:
-    url = make_url(POSTGRES_URL)
+async def _connect_admin(postgres_url: str) -> asyncpg.Connection:
+    url = make_url(postgres_url)
     if _unreachable:
-        pytest.skip(_unreachable[0])
+        unavailable(_unreachable[0])
     try:
         return await asyncpg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False),
                                      timeout=5)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        _unreachable.append(f"PostgreSQL not reachable at {url.render_as_string(hide_password=True)}"
-                            f" (set MASH_TEST_POSTGRES_URL): {type(exc).__name__}: {exc}")
-        pytest.skip(_unreachable[0])
+        _unreachable.append(f"needs PostgreSQL, but {url.render_as_string(hide_password=True)} is not reachable"
+                            f" (set MASH_TEST_POSTGRES_URL, or unset it for a throwaway server):"
+                            f" {type(exc).__name__}: {exc}")
+        unavailable(_unreachable[0])
 
 
 class PostgresBackend:
     """A fresh ledger in its own schema, created for the test and dropped after it."""
 
     @pytest.fixture
-    async def ledger(self) -> AsyncIterator[Ledger]:
-        admin = await _connect_admin()
+    async def ledger(self, postgres_url: str) -> AsyncIterator[Ledger]:
+        admin = await _connect_admin(postgres_url)
         schema = f"t_{uuid.uuid4().hex}"
         try:
             await admin.execute(f'CREATE SCHEMA "{schema}"')
-            ledger = await Ledger.open(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
+            ledger = await Ledger.open(postgres_url, connect_args={"server_settings": {"search_path": schema}})
             try:
                 yield ledger
             finally:

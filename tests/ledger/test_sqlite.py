@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.ledger import Ledger
+from mash_broker.storage import Ledger
 
 from .audit_contract import AuditContract
 from .consent_contract import ConsentServiceContract

@@ -7,11 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from consent_gate import ConsentFacts, Decision, Policy, decide, parse_policy
-from contracts import ConsentDispensation, ConsentRecord, Envelope
+from mash_broker import defaults
+from mash_broker.consent_gate import ConsentFacts, Decision, Policy, decide, parse_policy
+from mash_broker.contracts import ConsentDispensation, ConsentRecord, Envelope
 
 ROOT = Path(__file__).resolve().parents[2]
-POLICY = parse_policy((ROOT / "deploy" / "policy.toml").read_text(), source="deploy/policy.toml")
+POLICY = parse_policy(defaults.POLICY_FILE.read_text(), source="policy.toml")
 NOW = datetime(2026, 11, 17, 12, 0, tzinfo=UTC)
 KNOWN = frozenset({"900001"})
 CHILD = {"given_name": "Zebedee", "family_name": "Quillfeather", "date_of_birth": "2016-05-12"}

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.clocks import load_calendar
-from broker.clocks.deadlines import due_after_days, due_after_hours, is_working_day
+from mash_broker.core.clocks import load_calendar
+from mash_broker.core.clocks.deadlines import due_after_days, due_after_hours, is_working_day
 
 LONDON = ZoneInfo("Europe/London")
-EXAMPLE_CALENDAR = Path(__file__).resolve().parents[2] / "deploy" / "school-calendar.toml"
+EXAMPLE_CALENDAR = Path(__file__).resolve().parents[2] / "mash_broker" / "defaults" / "school-calendar.toml"
 
 
 def local(*args: int) -> datetime:

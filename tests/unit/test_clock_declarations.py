@@ -1,4 +1,4 @@
-"""deploy/clocks.toml: the shipped file is valid, and a bad file is refused naming the field."""
+"""mash_broker/defaults/clocks.toml: the shipped file is valid, and a bad file is refused naming the field."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from broker.clocks.declared import CalendarKind, Report, load_clocks, parse_clocks
-from contracts import PolicyError
+from mash_broker.contracts import PolicyError
+from mash_broker.core.clocks.declared import CalendarKind, Report, load_clocks, parse_clocks
 
 GOOD = """
 [[clock]]

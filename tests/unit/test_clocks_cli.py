@@ -12,10 +12,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from broker.cli import clocks
-from broker.clocks.keeper import clock_id
-from broker.runtime import open_ledger
-from broker.settings import load_settings
+from mash_broker.app.cli import clocks
+from mash_broker.app.runtime import open_ledger
+from mash_broker.core.clocks.keeper import clock_id
+from mash_broker.core.settings import load_settings
 
 runner = CliRunner()
 app = typer.Typer()

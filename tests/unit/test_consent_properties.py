@@ -10,8 +10,8 @@ from consent_builders import NOW, POLICY, consent, contact, outcome, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consent_gate import Verdict
-from contracts import ConsentRecord, Envelope
+from mash_broker.consent_gate import Verdict
+from mash_broker.contracts import ConsentRecord, Envelope
 
 CLASSES = ["early_help", "mash", "gp", "school", "health_visitor"]
 RECIPIENTS = ["early_help:team-north", "mash:hub", "gp:A12345", "school:900001", "health_visitor:hv-1"]

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from consent_builders import NOW, POLICY, ROOT, consent, contact, dispensation, outcome, run
 
-from consent_gate import ADVICE_QUEUE, Reason, Verdict, parse_policy
+from mash_broker.consent_gate import ADVICE_QUEUE, Reason, Verdict, parse_policy
 
 
 def test_rule_1_nothing_is_shared_without_a_recorded_lawful_basis() -> None:
@@ -33,7 +33,7 @@ def test_rule_2_special_category_data_needs_an_article_9_condition(article9, ver
 
 
 def test_rule_2_a_condition_the_agreement_does_not_accept_is_withheld() -> None:
-    policy = parse_policy((ROOT / "deploy/policy.toml").read_text().replace(
+    policy = parse_policy((ROOT / "mash_broker/defaults/policy.toml").read_text().replace(
         'article9 = ["dpa2018_sch1_para18", "dpa2018_sch1_para2"]\nreleased_fields = [\n  "subject.given_name", '
         '"subject.family_name", "subject.date_of_birth", "subject.identifiers",\n  "payload.contact_message_id"',
         'article9 = ["dpa2018_sch1_para18"]\nreleased_fields = [\n  "subject.given_name", '
@@ -221,7 +221,7 @@ def test_rule_10_an_uncertain_case_goes_to_a_person() -> None:
     assert decision.releases == ()
 
 
-FAMILY_POLICY = parse_policy((ROOT / "deploy/policy.toml").read_text() + '''
+FAMILY_POLICY = parse_policy((ROOT / "mash_broker/defaults/policy.toml").read_text() + '''
 [[agreement]]
 name = "family-letter"
 recipient_class = "family"

@@ -8,7 +8,7 @@ from pathlib import Path
 from consent_builders import CHILD, contact
 from typer.testing import CliRunner
 
-from broker.cli import app
+from mash_broker.app.cli import app
 
 runner = CliRunner()
 

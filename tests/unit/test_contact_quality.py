@@ -8,8 +8,8 @@ import pytest
 from consent_builders import CHILD, contact, outcome
 from pydantic import ValidationError
 
-from contracts import Envelope
-from contracts.quality import Missing, contact_quality, quality_detail
+from mash_broker.contracts import Envelope
+from mash_broker.contracts.quality import Missing, contact_quality, quality_detail
 
 IDENTIFIED = dict(CHILD, identifiers=[{"scheme": "nhs_number", "value": "9990000018"}])
 

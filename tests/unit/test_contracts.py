@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from contracts import (
+from mash_broker.contracts import (
     ChildSubject,
     EncompassNotification,
     Envelope,
@@ -17,8 +17,8 @@ from contracts import (
     LawfulBasis,
     deterministic_id,
 )
-from contracts.envelope import KINDS_WITH_SUBJECT, MESSAGE_ID_NAMESPACE
-from contracts.schemas import CONTRACTS
+from mash_broker.contracts.envelope import KINDS_WITH_SUBJECT, MESSAGE_ID_NAMESPACE
+from mash_broker.contracts.schemas import CONTRACTS
 
 UTC = UTC
 BST = timezone(timedelta(hours=1))

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.clocks import (
+from mash_broker.core.clocks import (
     DeliveryStatus,
     ReadStatus,
     SchoolCalendar,
@@ -24,7 +24,7 @@ from broker.clocks import (
 LONDON = ZoneInfo("Europe/London")
 NEW_YORK = ZoneInfo("America/New_York")
 KIRITIMATI = ZoneInfo("Pacific/Kiritimati")  # UTC+14: its date runs ahead of London's
-EXAMPLE_FILE = Path(__file__).resolve().parents[2] / "deploy" / "school-calendar.toml"
+EXAMPLE_FILE = Path(__file__).resolve().parents[2] / "mash_broker" / "defaults" / "school-calendar.toml"
 DEFAULT = load_calendar(None)
 EXAMPLE = load_calendar(EXAMPLE_FILE)
 BST = timedelta(hours=1)

@@ -12,7 +12,7 @@ import time_machine
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from consent_gate import (
+from mash_broker.consent_gate import (
     BUILTIN_POLICY,
     ENCOMPASS_AGREEMENT,
     MASH_QUEUE,
@@ -22,7 +22,7 @@ from consent_gate import (
     Verdict,
     decide,
 )
-from contracts import ChildPresent, ChildSubject, EncompassNotification, Envelope
+from mash_broker.contracts import ChildPresent, ChildSubject, EncompassNotification, Envelope
 
 NOW = datetime(2026, 11, 17, 7, 0, tzinfo=UTC)
 OCCURRED = datetime(2026, 11, 16, 21, 40, tzinfo=UTC)

@@ -12,12 +12,12 @@ from pathlib import Path
 from consent_builders import CHILD, POLICY, ROOT
 from typer.testing import CliRunner
 
-from broker.cli import app
-from broker.clocks import load_calendar
-from broker.gate_service import GateContext, process_inbound
-from broker.ledger import Ledger
-from broker.settings import Settings
-from contracts import Envelope, topics
+from mash_broker.app.cli import app
+from mash_broker.contracts import Envelope, topics
+from mash_broker.core.clocks import load_calendar
+from mash_broker.core.gate_service import GateContext, process_inbound
+from mash_broker.core.settings import Settings
+from mash_broker.storage import Ledger
 
 runner = CliRunner()
 NOW = datetime.now(UTC)
@@ -46,7 +46,7 @@ async def gate_receives(directory: Path, message: Envelope) -> None:
 
 
 def test_teams_check_names_each_row_problem(tmp_path: Path) -> None:
-    good = runner.invoke(app, ["health", "teams", str(ROOT / "deploy/demo/health-teams.csv")])
+    good = runner.invoke(app, ["health", "teams", str(ROOT / "mash_broker/demo/data/health-teams.csv")])
     assert good.exit_code == 0, good.output
     assert "2 postcode districts with a health visitor team, 3 schools" in good.output
     bad = tmp_path / "teams.csv"

@@ -12,9 +12,9 @@ import pytest
 from consent_builders import CHILD, KNOWN, NOW, POLICY
 from pydantic import ValidationError
 
-from adapters.health.deadlines import AnswerStatus, answer_status, due_by, iha_due
-from consent_gate import Reason, Verdict, decide
-from contracts import Envelope
+from mash_broker.agencies.health.deadlines import AnswerStatus, answer_status, due_by, iha_due
+from mash_broker.consent_gate import Reason, Verdict, decide
+from mash_broker.contracts import Envelope
 
 LONDON = ZoneInfo("Europe/London")
 FORM = {"document_id": "la-999/forms/0001", "sha256": "ab" * 32}

@@ -8,10 +8,10 @@ import pytest
 from consent_builders import NOW, POLICY, ROOT
 from test_gate import KNOWN, OCCURRED, notification
 
-from adapters.health.teams import parse_teams
-from consent_gate import HealthTeams, Reason, Verdict, decide
-from consent_gate.health import postcode_district
-from contracts import InputFileError
+from mash_broker.agencies.health.teams import parse_teams
+from mash_broker.consent_gate import HealthTeams, Reason, Verdict, decide
+from mash_broker.consent_gate.health import postcode_district
+from mash_broker.contracts import InputFileError
 
 TEAMS = HealthTeams(school_nurses={"900001": "school_nurse:sn-north"},
                     health_visitors={"ZZ99": "health_visitor:hv-north"})
@@ -85,6 +85,6 @@ def test_health_teams_csv_with_a_wrong_header_is_unusable() -> None:
 
 
 def test_shipped_demo_directory_parses() -> None:
-    result = parse_teams((ROOT / "deploy/demo/health-teams.csv").read_bytes(), source="health-teams.csv")
+    result = parse_teams((ROOT / "mash_broker/demo/data/health-teams.csv").read_bytes(), source="health-teams.csv")
     assert not result.problems
     assert result.teams.for_child(3, None, "ZZ99 1AA") == "health_visitor:hv-north"

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from broker.audit.keys import Ed25519Signer, KeyStore, public_key_b64
-from broker.messages import GATE_ORG, reply
-from broker.signing import (
+from mash_broker.contracts import Envelope, PolicyError, ReceiptStatus, SystemReceipt
+from mash_broker.core.audit.keys import Ed25519Signer, KeyStore, public_key_b64
+from mash_broker.core.messages import GATE_ORG, reply
+from mash_broker.core.signing import (
     KeyMissing,
     KeyRegistry,
     RegisteredKey,
@@ -30,7 +31,6 @@ from broker.signing import (
     rotate,
     verify,
 )
-from contracts import Envelope, PolicyError, ReceiptStatus, SystemReceipt
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 POLICE = "police:examplepolice"

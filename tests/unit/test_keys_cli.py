@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from broker.audit.keys import KeyStore
-from broker.cli import app
-from broker.signing import load_registry
+from mash_broker.app.cli import app
+from mash_broker.core.audit.keys import KeyStore
+from mash_broker.core.signing import load_registry
 
 POLICE = "police:examplepolice"
 runner = CliRunner()

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.audit.merkle import (
+from mash_broker.core.audit.merkle import (
     EMPTY_ROOT,
     MerkleTree,
     consistency_proof,

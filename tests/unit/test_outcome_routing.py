@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from consent_builders import KNOWN, NOW, POLICY, outcome
 
-from consent_gate import Reason, Verdict
-from consent_gate.outcomes import decide_outcome, for_referrer, from_the_mash
+from mash_broker.consent_gate import Reason, Verdict
+from mash_broker.consent_gate.outcomes import decide_outcome, for_referrer, from_the_mash
 
 
 def test_the_referrer_is_told_at_its_classs_level() -> None:

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters import common
-from adapters.common import RowProblem
-from adapters.police import export
-from adapters.police.export import EXPORT_COLUMNS, ExportResult, parse_export
-from contracts import (
+from mash_broker.agencies import common
+from mash_broker.agencies.common import RowProblem
+from mash_broker.agencies.police import export
+from mash_broker.agencies.police.export import EXPORT_COLUMNS, ExportResult, parse_export
+from mash_broker.contracts import (
     Article6Basis,
     ChildPresent,
     Classification,
@@ -434,7 +434,7 @@ def test_no_personal_value_in_any_problem() -> None:
 
 
 def test_demo_overnight_export() -> None:
-    result = parse((ROOT / "deploy/demo/overnight-export.csv").read_bytes())
+    result = parse((ROOT / "mash_broker/demo/data/overnight-export.csv").read_bytes())
     assert [p.line for p in result.accepted] == [2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13]
     assert where(result) == [(10, "child_dob"), (10, "child_present")]
     by_line = {p.line: p.envelope for p in result.accepted}

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from consent_builders import ROOT
 
-from consent_gate import parse_policy
-from contracts import PolicyError
+from mash_broker.consent_gate import parse_policy
+from mash_broker.contracts import PolicyError
 
-SHIPPED = (ROOT / "deploy" / "policy.toml").read_text()
+SHIPPED = (ROOT / "mash_broker" / "defaults" / "policy.toml").read_text()
 
 
 def test_the_shipped_policy_has_the_four_agreements_the_area_needs() -> None:
-    policy = parse_policy(SHIPPED, source="deploy/policy.toml")
+    policy = parse_policy(SHIPPED, source="mash_broker/defaults/policy.toml")
     classes = {a.recipient_class for a in policy.agreements}
     assert {"school", "health_visitor", "school_nurse", "gp", "mash"} <= classes
     [encompass] = [a for a in policy.agreements if a.name == "operation-encompass-school-key-adults"]

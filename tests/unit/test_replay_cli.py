@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from broker.cli import app
+from mash_broker.app.cli import app
 
 runner = CliRunner()
 WINDOW = ["--from", "2026-11-17T07:00", "--to", "2026-11-17T08:00Z"]

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from broker.app import asyncapi_document
-from broker.settings import Settings
-from contracts import topics
-from contracts.schemas import COMMITTED, CONTRACTS, schema_documents
+from mash_broker.app.bootstrap import asyncapi_document
+from mash_broker.contracts import topics
+from mash_broker.contracts.schemas import COMMITTED, CONTRACTS, schema_documents
+from mash_broker.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ASYNCAPI = ROOT / "docs" / "asyncapi.json"
@@ -101,7 +101,7 @@ def test_mash_contracts_export_writes_every_schema_and_the_asyncapi_document(tmp
     out = tmp_path / "export"
     # A subprocess, not CliRunner: the command configures logging process-wide onto its own stderr.
     done = subprocess.run(
-        [sys.executable, "-c", "from broker.cli import main; main()", "contracts", "export", str(out)],
+        [sys.executable, "-c", "from mash_broker.app.cli import main; main()", "contracts", "export", str(out)],
         capture_output=True, text=True, timeout=60, cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "MASH_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)},
     )

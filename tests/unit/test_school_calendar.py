@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from broker.clocks import SchoolCalendar, load_calendar
-from contracts.errors import PolicyError
+from mash_broker.contracts.errors import PolicyError
+from mash_broker.core.clocks import SchoolCalendar, load_calendar
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "school-calendar.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "mash_broker" / "defaults" / "school-calendar.toml"
 LONDON = ZoneInfo("Europe/London")
 
 

@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.education.directory import (
+from mash_broker.agencies.education.directory import (
     DIRECTORY_COLUMNS,
     DirectoryResult,
     KeyAdult,
     School,
     parse_directory,
 )
-from contracts import InputFileError
+from mash_broker.contracts import InputFileError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -213,7 +213,7 @@ def test_no_personal_value_in_problems_or_errors() -> None:
 
 
 def test_demo_schools() -> None:
-    result = parse((ROOT / "deploy/demo/schools.csv").read_bytes())
+    result = parse((ROOT / "mash_broker/demo/data/schools.csv").read_bytes())
     assert result.problems == []
     assert sorted(result.schools) == ["900001", "900002", "900003", "900004"]
     for school in result.schools.values():

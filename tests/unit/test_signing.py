@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.audit.keys import Ed25519Signer, public_key_b64
-from broker.messages import GATE_ORG, reply
-from broker.signing import (
+from mash_broker.contracts import Classification, Envelope, ReceiptStatus, SystemReceipt
+from mash_broker.core.audit.keys import Ed25519Signer, public_key_b64
+from mash_broker.core.messages import GATE_ORG, reply
+from mash_broker.core.signing import (
     FUTURE_TOLERANCE,
     ON_BEHALF,
     KeyRegistry,
@@ -26,7 +27,6 @@ from broker.signing import (
     sign,
     verify,
 )
-from contracts import Classification, Envelope, ReceiptStatus, SystemReceipt
 
 NOW = datetime(2026, 11, 17, 7, 0, tzinfo=UTC)
 POLICE = "police:examplepolice"

@@ -22,21 +22,29 @@ import pytest
 from aiosmtpd.controller import Controller
 from faststream.kafka import TestKafkaBroker
 
-from adapters.police.ingest import publish_rows, read_export, sign_rows
-from broker import alerts, commands
-from broker.app import Services, build_broker, build_services
-from broker.audit.keys import KeyStore
-from broker.clocks.keeper import start_clock_keeper
-from broker.embedded import free_port
-from broker.ledger import Ledger
-from broker.settings import Settings
-from broker.signing import Signers, ensure_gate_key, ensure_key
-from broker.web.accounts import set_password
-from broker.web.server import WebServer, start_web
+from mash_broker.agencies.police.ingest import publish_rows, read_export, sign_rows
+from mash_broker.app import alerts, commands
+from mash_broker.app.bootstrap import Services, build_broker, build_services
+from mash_broker.app.embedded import free_port
+from mash_broker.app.web.accounts import set_password
+from mash_broker.app.web.server import WebServer, start_web
+from mash_broker.core.audit.keys import KeyStore
+from mash_broker.core.logging import configure_logging
+from mash_broker.core.clocks.keeper import start_clock_keeper
+from mash_broker.core.settings import Settings
+from mash_broker.core.signing import Signers, ensure_gate_key, ensure_key
+from mash_broker.storage import Ledger
+
+
+@pytest.fixture(autouse=True)
+def _info_logging() -> None:
+    """The pages' tests read their refusals from the log: an earlier test (``mash demo`` logs at WARNING)
+    must not leave the level raised."""
+    configure_logging("INFO")
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "deploy" / "demo"
+DEMO = ROOT / "mash_broker" / "demo" / "data"
 LONDON = ZoneInfo("Europe/London")
 START = datetime(2026, 11, 23, 7, 0, tzinfo=LONDON)
 PASSWORD = "correct horse battery staple"  # noqa: S105  # a synthetic test password

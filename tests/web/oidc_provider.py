@@ -29,9 +29,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from broker.audit.keys import KeyStore
-from broker.signing import Signers
-from broker.web.server import WebServer, start_web
+from mash_broker.app.web.server import WebServer, start_web
+from mash_broker.core.audit.keys import KeyStore
+from mash_broker.core.signing import Signers
 from web.conftest import WebStack
 
 CLIENT_ID = "mash-broker-test"

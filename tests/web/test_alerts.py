@@ -11,10 +11,10 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
-from broker import alerts
-from broker.embedded import free_port
-from broker.ledger import Ledger
-from broker.settings import Settings
+from mash_broker.app import alerts
+from mash_broker.app.embedded import free_port
+from mash_broker.core.settings import Settings
+from mash_broker.storage import Ledger
 from web.conftest import Clock, Sink
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)

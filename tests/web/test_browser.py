@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from services.require import unavailable
 
-from contracts import Envelope, PersonRead, topics
+from mash_broker.contracts import Envelope, PersonRead, topics
 from web.conftest import DEMO, PASSWORD, SCREENSHOTS, SCRIPT_SUMMARY, WebStack, chromium_paths
 from web.oidc_provider import SAM, oidc_site
 
@@ -16,8 +17,8 @@ pytestmark = pytest.mark.browser
 
 PATHS = chromium_paths()
 if PATHS is None:
-    pytest.skip("needs the system Chromium and chromedriver (apt-get install chromium chromium-driver)",
-                allow_module_level=True)
+    unavailable("needs the system Chromium and chromedriver (apt-get install chromium chromium-driver;"
+                " ./run test installs them when run as root)", allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402  # only once we know a browser is there
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -174,8 +175,8 @@ def _script_delivery(stack: WebStack) -> str:
 async def _outbox(stack: WebStack) -> list[object]:
     from sqlalchemy import select
 
-    from broker.ledger import schema as t
-    from broker.ledger.store import _outbox_row
+    from mash_broker.storage import schema as t
+    from mash_broker.storage.store import _outbox_row
 
     async with stack.ledger.reader() as tx:
         rows = (await tx.conn.execute(select(t.outbox).where(

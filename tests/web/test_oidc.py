@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
-from broker.settings import Settings
+from mash_broker.core.settings import Settings
 from web.conftest import PASSWORD, WebStack
 from web.oidc_provider import ALEX, SAM, OidcSite, Provider, oidc_site
 from web.test_pages import csrf_of

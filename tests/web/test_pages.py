@@ -9,8 +9,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from broker.web.accounts import set_password
-from contracts import NotFound
+from mash_broker.app.web.accounts import set_password
+from mash_broker.contracts import NotFound
 from web.conftest import PASSWORD, SCRIPT_SUMMARY, WebStack
 
 PERSONAL = ("Ava", "Lily", "Test", "Example", "2016-05-12", "2017-01-20", "Esme", "Fixture", "EXP/2026", "ZZ99")

@@ -1,5 +1,0 @@
-"""The ledger: the durable record of every message, decision, delivery and acknowledgement."""
-
-from broker.ledger.store import EventHook, Ledger, OutboxRow, Tx
-
-__all__ = ["EventHook", "Ledger", "OutboxRow", "Tx"]

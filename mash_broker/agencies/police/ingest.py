@@ -1,0 +1,164 @@
+"""Police adapter I/O: publish an overnight export's rows and collect the gate's receipts from the ledger.
+
+A row counts as accepted only when the gate's receipt for it is in the ledger. A row without one
+in time is sent again (same message id, so the gate deduplicates), and reported as not accepted
+if it still has none after the last attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from mash_broker.agencies.police.export import ParsedRow, parse_export
+from mash_broker.contracts import EncompassNotification, Envelope, InputFileError, topics
+from mash_broker.core.audit.keys import KeyStore
+from mash_broker.core.logging import get_logger
+from mash_broker.core.messages import encode, headers_for
+from mash_broker.core.signing import require_signer, sign
+from mash_broker.storage import Ledger
+
+log = get_logger("mash.police")
+
+Send = Callable[[str, bytes, bytes, list[tuple[str, bytes]]], Awaitable[None]]
+Progress = Callable[[int, int], None]
+
+# What the police system is told per row.
+VERDICT_STATUS = {"share": "accepted", "refer": "referred", "withhold": "withheld", "rejected": "rejected"}
+
+
+@dataclass
+class RowReceipt:
+    """One row's outcome; no personal data, so it can be printed and logged."""
+
+    line: int
+    status: str  # accepted | referred | withheld | rejected | not_accepted
+    message_id: str | None = None
+    school_urn: str | None = None
+    field: str | None = None
+    reason: str | None = None
+    attempts: int = 0
+
+
+@dataclass
+class IngestReport:
+    """The receipts for a whole file."""
+
+    source: str
+    receipts: list[RowReceipt]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status in ("accepted", "referred") for r in self.receipts)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.receipts:
+            out[r.status] = out.get(r.status, 0) + 1
+        return out
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "ok": self.ok,
+            "counts": self.counts(),
+            "receipts": [asdict(r) for r in self.receipts],
+        }
+
+
+def read_export(path: Path, *, now: datetime, tz: ZoneInfo) -> tuple[list[ParsedRow], list[RowReceipt]]:
+    """Parse the file; rejected rows become receipts. Raises InputFileError if the file is unusable."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputFileError(f"cannot read the file ({exc.strerror})", record=str(path)) from exc
+    result = parse_export(data, source=str(path), now=now, tz=tz)
+    rejected = [RowReceipt(line=p.line, status="rejected", field=p.field, reason=p.reason) for p in result.problems]
+    return list(result.accepted), rejected
+
+
+def sign_rows(rows: list[ParsedRow], store: KeyStore) -> list[ParsedRow]:
+    """Each row's envelope signed with its force's key (``police:<force>``), loaded from ``store``.
+
+    Raises KeyMissing, before anything is sent, if a force in the file has no key there.
+    """
+    keys = {org: require_signer(store, org) for org in sorted({r.envelope.sender_org for r in rows})}
+    return [replace(r, envelope=sign(r.envelope, keys[r.envelope.sender_org])) for r in rows]
+
+
+async def publish_rows(
+    rows: list[ParsedRow],
+    *,
+    ledger: Ledger,
+    send: Send,
+    timeout_s: float,
+    attempts: int,
+    progress: Progress | None = None,
+    before_wait: Callable[[], Awaitable[None]] | None = None,
+    poll_s: float = 0.1,
+    topic_for: Callable[[Envelope], str] = lambda _: topics.POLICE_NOTIFICATIONS,
+) -> list[RowReceipt]:
+    """Send each row (on ``topic_for`` its envelope) until the gate's receipt is in the ledger, or
+    attempts run out."""
+    by_id = {str(r.envelope.message_id): r for r in rows}
+    tries = dict.fromkeys(by_id, 0)
+    found = await ledger.receipts_for(r.envelope.message_id for r in rows)
+    waiting = [mid for mid in by_id if mid not in found]
+    done = len(by_id) - len(waiting)
+    if progress:
+        progress(done, len(by_id))
+    for _attempt in range(attempts):
+        if not waiting:
+            break
+        for mid in waiting:
+            env = by_id[mid].envelope
+            tries[mid] += 1
+            await send(
+                topic_for(env),
+                str(env.correlation_id).encode(),
+                encode(env).encode(),
+                [(k, v.encode()) for k, v in headers_for(env).items()],
+            )
+        if before_wait:
+            await before_wait()  # e.g. flush the producer: the sends are on the wire before we wait
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while waiting and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(poll_s)
+            got = await ledger.receipts_for(uuid.UUID(m) for m in waiting)
+            if got:
+                found.update(got)
+                waiting = [m for m in waiting if m not in got]
+                if progress:
+                    progress(len(by_id) - len(waiting), len(by_id))
+        if waiting:
+            log.warning("ingest.receipts_missing", count=len(waiting), attempt=_attempt + 1)
+    receipts = []
+    for mid, row in by_id.items():
+        payload = row.envelope.payload
+        urn = payload.school_urn if isinstance(payload, EncompassNotification) else None
+        if mid in found:
+            rec = found[mid]
+            status = VERDICT_STATUS.get(rec.get("verdict") or "", "accepted")
+            reason = ", ".join(rec.get("reasons") or []) or None
+            receipts.append(
+                RowReceipt(
+                    line=row.line, status=status, message_id=mid, school_urn=urn, reason=reason, attempts=tries[mid]
+                )
+            )
+        else:
+            receipts.append(
+                RowReceipt(
+                    line=row.line,
+                    status="not_accepted",
+                    message_id=mid,
+                    school_urn=urn,
+                    reason=f"no receipt from the gate after {tries[mid]} attempts",
+                    attempts=tries[mid],
+                )
+            )
+    return receipts

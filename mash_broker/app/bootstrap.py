@@ -1,0 +1,199 @@
+"""Composition root: wires the ledger, the gate, the education adapter and the relay onto one broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.specification import AsyncAPI
+
+from mash_broker.agencies.education.inbox import receive_delivery
+from mash_broker.agencies.health import inbox as health_inbox
+from mash_broker.agencies.health.teams import load_teams
+from mash_broker.contracts import Envelope, topics
+from mash_broker.core.clocks import load_calendar
+from mash_broker.core.gate_service import GateContext, process_inbound
+from mash_broker.core.inbox import Sign
+from mash_broker.core.logging import get_logger
+from mash_broker.core.policy import LoadedPolicy, load_policy, record_policy
+from mash_broker.core.relay import Relay
+from mash_broker.core.settings import Settings
+from mash_broker.core.signing import StackSigning
+from mash_broker.storage import Ledger, OutboxRow
+
+log = get_logger("mash.app")
+
+GATE_GROUP = "mash-gate"
+EDUCATION_GROUP = "mash-education"
+HEALTH_GROUP = "mash-health"
+OUTBOUND = (
+    topics.EDUCATION_DELIVERIES,
+    topics.HEALTH_DELIVERIES,
+    topics.MASH_DELIVERIES,
+    topics.POLICE_RECEIPTS,
+    topics.POLICE_ACKNOWLEDGEMENTS,
+    topics.MASH_QUEUE,
+    topics.GATE_QUARANTINE,
+)
+INFRA_RETRY_PAUSE_S = 1.0
+
+
+class ReceiveDelivery(Protocol):
+    """An agency inbox's receive function (adapters.education.inbox, adapters.health.inbox)."""
+
+    async def __call__(self, ledger: Ledger, raw: bytes, now: datetime, *, sign: Sign | None = None) -> str: ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _raw_body(msg: Any) -> bytes:
+    """Hand handlers the bytes as sent: the contract is parsed (and refused) by our code, not FastStream's."""
+    return bytes(msg.body)
+
+
+def _topic_of(msg: KafkaMessage) -> str:
+    raw = msg.raw_message
+    record = raw[0] if isinstance(raw, tuple) else raw
+    return str(record.topic)
+
+
+@dataclass
+class Services:
+    """The running parts of `mash up`: one FastStream app, its broker, the ledger and the relay."""
+
+    app: FastStream
+    broker: KafkaBroker
+    ledger: Ledger
+    relay: Relay
+    gate: GateContext
+    policy: LoadedPolicy
+
+    async def start(self) -> None:
+        await record_policy(self.ledger, self.policy, self.gate.clock())
+        await self.broker.start()
+        self.relay.start()
+
+    async def stop(self) -> None:
+        try:
+            await asyncio.wait_for(self.relay.stop(), 10)
+        except TimeoutError:
+            log.warning("relay.stop_timed_out")
+        await self.broker.stop()
+
+
+def build_broker(bootstrap: str, *, embedded: bool) -> KafkaBroker:
+    # acks="all" always; idempotence only where the broker has InitProducerId (not the embedded one).
+    return KafkaBroker(
+        bootstrap, acks="all", enable_idempotence=not embedded, linger_ms=5, client_id="mash-broker", logger=None
+    )
+
+
+def build_services(
+    settings: Settings, ledger: Ledger, broker: KafkaBroker, clock: Callable[[], datetime] = utc_now
+) -> Services:
+    """Declare subscribers and publishers on ``broker`` and return the services, not yet started."""
+    calendar = load_calendar(settings.school_calendar, settings.timezone)
+    policy = load_policy(settings.policy_file)
+    gate = GateContext(
+        ledger=ledger,
+        policy=policy.policy,
+        calendar=calendar,
+        notify_by=settings.notify_by,
+        school_day_starts=settings.school_day_starts,
+        clock=clock,
+        consent_settle=timedelta(seconds=settings.consent_settle_s),
+        health_teams=load_teams(settings.health_teams),
+    )
+    signing = StackSigning.from_settings(
+        settings.keys_dir, settings.key_registry_file, required=settings.require_signatures
+    )
+    gate.verifier, gate.signer = signing.verifier, signing.gate
+    publishers = {t: broker.publisher(t, schema=Envelope, title=t) for t in OUTBOUND}
+
+    async def publish(row: OutboxRow) -> None:
+        headers = {k: v for k, v in row.headers.items()}
+        pub = publishers.get(row.topic)
+        if pub is not None:
+            await pub.publish(row.value.encode(), key=row.key.encode() if row.key else None, headers=headers)
+        else:
+            await broker.publish(
+                row.value.encode(), row.topic, key=row.key.encode() if row.key else None, headers=headers
+            )
+
+    relay = Relay(ledger, publish, clock, interval_s=settings.relay_interval_s)
+
+    @broker.subscriber(
+        *topics.INBOUND,
+        group_id=GATE_GROUP,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_raw_body,
+        title="gate",
+        description="The consent gate: every inbound message is decided and recorded.",
+    )
+    async def gate_handler(body: bytes, msg: KafkaMessage) -> None:
+        topic = _topic_of(msg)
+        try:
+            await process_inbound(gate, body, topic)
+        except Exception:
+            # The ledger or broker failed, not the message: pause, then let it come again (never lost).
+            log.exception("gate.infra_error", topic=topic)
+            await asyncio.sleep(INFRA_RETRY_PAUSE_S)
+            raise
+        relay.poke()
+
+    def inbox(topic: str, group: str, title: str, description: str, receive: ReceiveDelivery) -> None:
+        @broker.subscriber(
+            topic,
+            group_id=group,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_raw_body,
+            title=title,
+            description=description,
+        )
+        async def inbox_handler(body: bytes) -> None:
+            try:
+                await receive(ledger, body, clock(), sign=signing.acks)
+            except Exception:
+                log.exception("inbox.infra_error", topic=topic)
+                await asyncio.sleep(INFRA_RETRY_PAUSE_S)
+                raise
+            relay.poke()
+
+    inbox(
+        topics.EDUCATION_DELIVERIES,
+        EDUCATION_GROUP,
+        "school-inbox",
+        "Gated notifications land in each school's inbox.",
+        receive_delivery,
+    )
+    inbox(
+        topics.HEALTH_DELIVERIES,
+        HEALTH_GROUP,
+        "health-inbox",
+        "Gated deliveries land in health teams' and GP practices' inboxes.",
+        health_inbox.receive_delivery,
+    )
+
+    app = FastStream(
+        broker,
+        specification=AsyncAPI(title="MASH Broker", version="1.0.0", description="Multi-agency safeguarding broker"),
+    )
+    return Services(app=app, broker=broker, ledger=ledger, relay=relay, gate=gate, policy=policy)
+
+
+def asyncapi_document(settings: Settings) -> str:
+    """The AsyncAPI document FastStream generates for the app (no connection is made)."""
+    broker = build_broker("localhost:9092", embedded=True)
+    services = build_services(settings, ledger=None, broker=broker)  # type: ignore[arg-type]
+    spec = services.app.schema.to_specification()
+    return json.dumps(spec.to_jsonable(), indent=2, sort_keys=True)

@@ -1,0 +1,63 @@
+"""`mash clocks ...`: the declared clocks running in the ledger (mash_broker/defaults/clocks.toml)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mash_broker.app.cli._common import out, print_json, settings, with_ledger
+from mash_broker.core import views
+from mash_broker.core.clocks.status import ClockState, list_clocks
+
+app = typer.Typer(no_args_is_help=True, help="The declared clocks: what is running, warned, breached or stopped.")
+
+
+@app.command("list")
+def list_(
+    state: Annotated[ClockState | None, typer.Option(help="Only clocks in this state.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Clocks, soonest deadline first: name, subject message id, started, due, state, who is escalated to."""
+    rows = with_ledger(settings(), lambda ledger: list_clocks(ledger, state))
+    if as_json:
+        print_json(
+            [
+                {
+                    k: r[k]
+                    for k in (
+                        "clock_id",
+                        "name",
+                        "subject_id",
+                        "started_at",
+                        "due_at",
+                        "warn_at",
+                        "warned_at",
+                        "breached_at",
+                        "stopped_at",
+                        "state",
+                        "escalate_to",
+                    )
+                }
+                for r in rows
+            ]
+        )
+        return
+    title = f"Clocks{f' ({state.value})' if state else ''}: {len(rows)}"
+    out.print(
+        views.rows_table(
+            title,
+            ["clock", "subject", "started", "due", "state", "escalate to"],
+            [
+                [
+                    r["name"],
+                    r["subject_id"][:8],
+                    r["started_at"].isoformat(timespec="minutes"),
+                    r["due_at"].isoformat(timespec="minutes"),
+                    r["state"],
+                    r["escalate_to"],
+                ]
+                for r in rows
+            ],
+        )
+    )

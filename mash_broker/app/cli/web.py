@@ -1,0 +1,45 @@
+"""`mash web ...`: accounts for the web pages (Key Adult inbox, MASH board)."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from typing import Annotated
+
+import typer
+
+from mash_broker.app.bootstrap import utc_now
+from mash_broker.app.cli._common import EXIT_UNUSABLE, err, out, settings, with_ledger
+from mash_broker.app.web.accounts import WeakPassword, set_password
+
+app = typer.Typer(no_args_is_help=True, help="The web pages: Key Adult and MASH accounts.")
+
+
+def _read_password() -> str:
+    """From a prompt (twice) on a terminal, else the first line of stdin; never from the command line."""
+    if sys.stdin.isatty():
+        first = getpass.getpass("New password: ")
+        if getpass.getpass("Again: ") != first:
+            err.print("the two passwords differ; nothing changed", markup=False)
+            raise typer.Exit(EXIT_UNUSABLE)
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@app.command("set-password")
+def set_password_(
+    who: Annotated[str, typer.Argument(help="The school's URN (a Key Adult), or `mash` (a MASH manager).")],
+    name: Annotated[
+        str, typer.Argument(help="The Key Adult's name as in the school directory, or the MASH manager's user name.")
+    ],
+) -> None:
+    """Set a person's web password (read from a prompt or stdin, never from arguments)."""
+    cfg = settings()
+    password = _read_password()
+    try:
+        account = with_ledger(cfg, lambda ledger: set_password(ledger, who, name, password, utc_now()))
+    except WeakPassword as exc:
+        err.print(f"unusable: {exc}; nothing changed", markup=False)
+        raise typer.Exit(EXIT_UNUSABLE) from exc
+    role = f"Key Adult of school {account.urn}" if account.urn else "MASH manager"
+    out.print(f"password set for {account.name} ({role}); they sign in as {account.login}", markup=False)

@@ -1,0 +1,136 @@
+"""Starting and stopping the stack: the embedded broker (unless Kafka is configured), ledger and services."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import select, update
+
+from mash_broker.app import alerts
+from mash_broker.app.bootstrap import Services, build_broker, build_services, utc_now
+from mash_broker.app.embedded import EmbeddedBroker, resolve_bootstrap
+from mash_broker.app.kafka import ensure_topics, producer_kwargs
+from mash_broker.app.web.server import WebServer, start_web
+from mash_broker.contracts import topics
+from mash_broker.core.audit.checkpoints import start_checkpointer
+from mash_broker.core.audit.keys import KeyStore
+from mash_broker.core.clocks.keeper import start_clock_keeper
+from mash_broker.core.logging import get_logger
+from mash_broker.core.messages import outbox_id
+from mash_broker.core.settings import Settings
+from mash_broker.core.signing import Signers, ensure_gate_key
+from mash_broker.storage import Ledger
+from mash_broker.storage import schema as t
+
+log = get_logger("mash.runtime")
+
+
+@dataclass
+class Stack:
+    """What is running: the bootstrap address, the ledger, and the services if started."""
+
+    bootstrap: str
+    embedded: bool
+    ledger: Ledger
+    services: Services | None
+    web: WebServer | None = None
+
+
+async def open_ledger(settings: Settings) -> Ledger:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return await Ledger.open(settings.ledger_url)
+
+
+@asynccontextmanager
+async def running(
+    settings: Settings,
+    *,
+    start_broker: bool = True,
+    services: bool = True,
+    web: bool = False,
+    clock: Callable[[], datetime] = utc_now,
+) -> AsyncIterator[Stack]:
+    """Start what `mash up` runs; everything is stopped in reverse order on exit, however it exits.
+    ``web``: also serve the pages (Key Adult inbox, MASH board) on MASH_WEB_HOST:MASH_WEB_PORT."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    async with AsyncExitStack() as stack:
+        embedded = settings.kafka_bootstrap is None
+        if embedded and start_broker:
+            broker_proc = EmbeddedBroker()
+            bootstrap = await broker_proc.start(settings.data_dir)
+            stack.callback(broker_proc.stop)
+        else:
+            bootstrap = resolve_bootstrap(settings)
+        await ensure_topics(bootstrap, topics.ALL)
+        ledger = await open_ledger(settings)
+        stack.push_async_callback(ledger.close)
+        if embedded and start_broker:
+            await republish_undelivered(ledger)
+        pages = None
+        if web:  # stopped after the services: a read recorded while stopping still reaches the relay's ledger
+            pages = await start_web(settings, ledger, clock, Signers(KeyStore(settings.keys_dir)))
+            stack.push_async_callback(pages.stop)
+            settings = pages.settings  # the port it got, for the links in alerts
+        svc = None
+        if services:
+            ensure_gate_key(settings, clock())
+            # Stopped after the services (exit runs in reverse): the last checkpoint covers their last events.
+            stack.push_async_callback(start_checkpointer(settings, ledger, clock).stop)
+            # Hooked into the ledger before the gate starts: clocks start and stop with their events.
+            stack.push_async_callback(start_clock_keeper(settings, ledger, clock).stop)
+            if alerts.enabled(settings):  # queued with the delivery's own events, sent by their own task
+                ledger.on_event(alerts.queue_alerts_hook(settings))
+                sender = alerts.AlertSender(settings, ledger, clock)
+                sender.start()
+                stack.push_async_callback(sender.stop)
+            svc = build_services(settings, ledger, build_broker(bootstrap, embedded=embedded), clock)
+            await svc.start()
+            stack.push_async_callback(svc.stop)
+        log.info("stack.started", bootstrap=bootstrap, embedded=embedded, services=services)
+        yield Stack(bootstrap=bootstrap, embedded=embedded, ledger=ledger, services=svc, web=pages)
+
+
+async def republish_undelivered(ledger: Ledger) -> int:
+    """A new embedded broker starts empty (memory only): deliveries the ledger has as published but no
+    school has received may have died with the last one, so the relay publishes them again. The inbox
+    deduplicates by delivery id, so one that did arrive is not delivered twice."""
+    async with ledger.transaction() as tx:
+        undelivered = (
+            (await tx.conn.execute(select(t.deliveries.c.delivery_id).where(t.deliveries.c.delivered_at.is_(None))))
+            .scalars()
+            .all()
+        )
+        ids = [str(outbox_id(uuid.UUID(d), topics.EDUCATION_DELIVERIES)) for d in undelivered]
+        again = 0
+        for i in range(0, len(ids), 500):
+            res = await tx.conn.execute(
+                update(t.outbox)
+                .where(
+                    t.outbox.c.outbox_id.in_(ids[i : i + 500]),
+                    t.outbox.c.published_at.is_not(None),
+                )
+                .values(published_at=None)
+            )
+            again += res.rowcount
+    if again:
+        log.info(
+            "outbox.republished", count=again, topic=topics.EDUCATION_DELIVERIES, reason="embedded_broker_restarted"
+        )
+    return again
+
+
+@asynccontextmanager
+async def producer(settings: Settings, bootstrap: str) -> AsyncIterator[Any]:
+    """A plain aiokafka producer for CLI commands that publish (acks=all; idempotent on real Kafka)."""
+    prod = AIOKafkaProducer(**producer_kwargs(bootstrap, embedded=settings.kafka_bootstrap is None))
+    await prod.start()
+    try:
+        yield prod
+    finally:
+        await prod.stop()

@@ -1,0 +1,1 @@
+"""The Key Adult inbox and the MASH board: server-rendered Starlette pages."""

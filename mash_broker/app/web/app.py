@@ -1,0 +1,340 @@
+"""The web pages: a Key Adult's inbox and the MASH board, server-rendered (Starlette + Jinja2).
+
+Thin handlers over the ledger: the inbox reads the school's ``deliveries`` rows, and opening a
+notification records the read through ``adapters.education.inbox.record_read`` exactly as
+`mash school ack` does (so police get the same person-read acknowledgement). Security: sessions
+(broker.web.sessions), a CSRF token on every POST, a strict Content Security Policy with no script
+at all, no framing, ``no-store`` on every page, Jinja autoescape for all agency text, and another
+school's notification (or a page of another role) answered 404 and logged without personal data.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mash_broker.agencies.education.inbox import Sign, record_read
+from mash_broker.app.web import board
+from mash_broker.app.web.accounts import Account, account_for_email, authenticate, still_allowed
+from mash_broker.app.web.oidc import CALLBACK_PATH, Oidc, OidcRefused
+from mash_broker.app.web.sessions import Session, Sessions
+from mash_broker.core import views
+from mash_broker.core.logging import get_logger
+from mash_broker.core.settings import Settings
+from mash_broker.storage import Ledger
+
+log = get_logger("mash.web")
+
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "mash_session"
+LOGIN_CSRF_COOKIE = "mash_login_csrf"
+OIDC_STATE_COOKIE = "mash_oidc_state"  # SameSite=Lax: the provider sends the browser back cross-site
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        b"frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response, and ``no-store`` to every page but the stylesheet."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = str(scope.get("path", "")).startswith("/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"cache-control"]
+                headers += SECURITY_HEADERS
+                headers.append((b"cache-control", b"max-age=300" if static else b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+Handler = Callable[[Request, Session], Awaitable[Response]]
+
+
+def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], datetime], sign: Sign | None) -> Starlette:
+    """The web app over ``ledger``; ``clock`` is the stack's clock, ``sign`` signs acknowledgements."""
+    tz = ZoneInfo(settings.timezone)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    env.filters["local"] = lambda ts: (
+        views.local(ts, tz) if isinstance(ts, datetime) else (views.local(datetime.fromisoformat(ts), tz) if ts else "")
+    )
+    templates = Jinja2Templates(env=env)
+    sessions = Sessions(
+        clock=clock,
+        idle=timedelta(minutes=settings.web_session_idle_min),
+        max_age=timedelta(hours=settings.web_session_max_hours),
+    )
+    secure = settings.web_url.startswith("https://")
+    oidc = (
+        Oidc(
+            issuer=str(settings.oidc_issuer),
+            client_id=str(settings.oidc_client_id),
+            client_secret=settings.oidc_client_secret.get_secret_value() if settings.oidc_client_secret else None,
+            redirect_uri=settings.web_url + CALLBACK_PATH,
+            clock=clock,
+        )
+        if settings.oidc_enabled
+        else None
+    )
+
+    def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        return templates.TemplateResponse(request, name, context, status_code=status)
+
+    def not_found(request: Request, session: Session | None, what: str) -> Response:
+        # Metadata only: the role and school asking, what kind of page; never a name or the content.
+        log.warning(
+            "web.not_found",
+            agency=f"school:{session.account.urn}"
+            if session and session.account.urn
+            else (session.account.role if session else "anonymous"),
+            page=what,
+        )
+        return page(request, "not_found.html", 404, session=session)
+
+    def signed_in(role: str | None = None) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+        def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+            async def endpoint(request: Request) -> Response:
+                session = sessions.get(request.cookies.get(SESSION_COOKIE))
+                if session is None or not await still_allowed(ledger, session.account):
+                    if session is not None:
+                        sessions.end_all(session.account.login)
+                    return RedirectResponse("/login", 303)
+                if role is not None and session.account.role != role:
+                    return not_found(request, session, request.url.path.split("/")[1])
+                if request.method == "POST":
+                    form = await request.form()
+                    sent = str(form.get("csrf", ""))
+                    if not hmac.compare_digest(sent, session.csrf):
+                        log.warning("web.csrf_refused", agency=session.account.role)
+                        return page(
+                            request,
+                            "error.html",
+                            403,
+                            session=session,
+                            message="This form has expired. Go back, reload the page and try again.",
+                        )
+                return await handler(request, session)
+
+            return endpoint
+
+        return wrap
+
+    async def home(request: Request) -> Response:
+        session = sessions.get(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            return RedirectResponse("/login", 303)
+        return RedirectResponse("/board" if session.account.role == "mash" else "/inbox", 303)
+
+    async def login_form(request: Request, error: str | None = None, status: int = 200) -> Response:
+        token = secrets.token_urlsafe(32)
+        response = page(request, "login.html", status, session=None, csrf=token, error=error, oidc=oidc is not None)
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/login")
+        return response
+
+    async def login(request: Request) -> Response:
+        if request.method == "GET":
+            return await login_form(request)
+        form = await request.form()
+        cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not cookie or not hmac.compare_digest(str(form.get("csrf", "")), cookie):
+            return await login_form(request, "This form has expired. Please try again.", 403)
+        who, password = str(form.get("login", "")).strip().casefold(), str(form.get("password", ""))
+        account: Account | None = None
+        if not sessions.locked(who):
+            account = await authenticate(ledger, who, password)
+        if account is None:
+            sessions.failed(who)
+            log.info("web.sign_in_refused")
+            return await login_form(
+                request, "That email (or user name) and password do not match an account that may sign in.", 401
+            )
+        return start_session(request, account, "password")
+
+    def start_session(request: Request, account: Account, how: str) -> Response:
+        token = sessions.start(account)
+        log.info("web.signed_in", agency=f"school:{account.urn}" if account.urn else account.role, method=how)
+        target = "/board" if account.role == "mash" else "/inbox"
+        # Back from a provider, the navigation started on the provider's site, so the browser does not
+        # send our SameSite=Strict cookie on it; a page that moves on by itself (meta refresh, no
+        # script) starts a same-site navigation that does.
+        response = (
+            RedirectResponse(target, 303)
+            if how == "password"
+            else page(request, "signed_in.html", session=None, target=target)
+        )
+        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/")
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        return response
+
+    async def oidc_start(request: Request) -> Response:
+        if oidc is None:
+            return not_found(request, None, "oidc")
+        try:
+            url, state = await oidc.start()
+        except (OidcRefused, OSError, ValueError) as exc:
+            log.warning("web.oidc_unavailable", reason=getattr(exc, "reason", type(exc).__name__))
+            return await login_form(request, "Sign-in with your organisation is not available just now.", 503)
+        response = RedirectResponse(url, 303)
+        response.set_cookie(
+            OIDC_STATE_COOKIE, state, max_age=600, httponly=True, samesite="lax", secure=secure, path="/login/oidc"
+        )
+        return response
+
+    async def oidc_callback(request: Request) -> Response:
+        if oidc is None:
+            return not_found(request, None, "oidc")
+        q = request.query_params
+        account: Account | None = None
+        try:
+            if q.get("error"):
+                raise OidcRefused("provider_error")
+            email = await oidc.finish(q.get("state", ""), request.cookies.get(OIDC_STATE_COOKIE, ""), q.get("code", ""))
+            account = await account_for_email(ledger, email)
+            if account is None:
+                raise OidcRefused("no_account_for_email")
+        except (OidcRefused, OSError, ValueError) as exc:
+            # Why, never who: no email, name or token in the log.
+            log.info("web.sign_in_refused", method="oidc", reason=getattr(exc, "reason", type(exc).__name__))
+            response = await login_form(
+                request, "Your organisation's sign-in did not identify a person who may sign in here.", 401
+            )
+            response.delete_cookie(OIDC_STATE_COOKIE, path="/login/oidc")
+            return response
+        response = start_session(request, account, "oidc")
+        response.delete_cookie(OIDC_STATE_COOKIE, path="/login/oidc")
+        return response
+
+    @signed_in()
+    async def logout(request: Request, session: Session) -> Response:
+        sessions.end(request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse("/login", 303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @signed_in("key_adult")
+    async def inbox(request: Request, session: Session) -> Response:
+        urn = str(session.account.urn)
+        school = await ledger.school(urn)
+        now = clock()
+        rows = [
+            {**r, "overdue": _is_overdue(r, now)}
+            for r in views.inbox_rows(await ledger.deliveries_for(f"school:{urn}"), tz)
+        ]
+        return page(
+            request,
+            "inbox.html",
+            session=session,
+            school=school,
+            urn=urn,
+            rows=rows,
+            overdue=sum(r["overdue"] for r in rows),
+        )
+
+    async def own_delivery(session: Session, delivery_id: str) -> dict[str, Any] | None:
+        rows = await ledger.deliveries_for(f"school:{session.account.urn}")
+        return next((r for r in rows if r["delivery_id"] == delivery_id.strip().lower()), None)
+
+    async def record_refusal(session: Session, asked: str, action: str) -> None:
+        """A Key Adult asked for a notification that exists but went to another recipient: put it on the
+        audited log (who asked, from which school, which delivery), so it can be shown later, not only
+        found in a log file. An id that names nothing is only logged: guessing cannot fill the ledger."""
+        other = await ledger.delivery(asked.strip().lower()[:36])
+        if other is None:
+            return
+        async with ledger.transaction() as tx:
+            await tx.event(
+                "web.access_refused",
+                other["message_id"],
+                clock(),
+                delivery_id=other["delivery_id"],
+                recipient=other["recipient"],
+                asked_by=session.account.name,
+                asked_by_org=f"school:{session.account.urn}",
+                action=action,
+            )
+
+    @signed_in("key_adult")
+    async def notification(request: Request, session: Session) -> Response:
+        row = await own_delivery(session, request.path_params["delivery_id"])
+        if row is None:
+            await record_refusal(session, request.path_params["delivery_id"], "open")
+            return not_found(request, session, "notification")
+        [view] = views.inbox_rows([row], tz)
+        return page(request, "notification.html", session=session, n=view)
+
+    @signed_in("key_adult")
+    async def mark_read(request: Request, session: Session) -> Response:
+        row = await own_delivery(session, request.path_params["delivery_id"])
+        if row is None:
+            await record_refusal(session, request.path_params["delivery_id"], "mark_read")
+            return not_found(request, session, "notification")
+        await record_read(
+            ledger, str(session.account.urn), row["delivery_id"], session.account.name, clock(), sign=sign
+        )
+        return RedirectResponse(f"/inbox/{row['delivery_id']}", 303)
+
+    @signed_in("mash")
+    async def board_page(request: Request, session: Session) -> Response:
+        data = await board.build(ledger, clock(), tz)
+        return page(request, "board.html", session=session, b=data)
+
+    async def unknown(request: Request) -> Response:
+        return not_found(request, sessions.get(request.cookies.get(SESSION_COOKIE)), "unknown")
+
+    app = Starlette(
+        routes=[
+            Route("/", home),
+            Route("/login", login, methods=["GET", "POST"]),
+            Route("/login/oidc", oidc_start),
+            Route(CALLBACK_PATH, oidc_callback),
+            Route("/logout", logout, methods=["POST"]),
+            Route("/inbox", inbox),
+            Route("/inbox/{delivery_id}", notification),
+            Route("/inbox/{delivery_id}/read", mark_read, methods=["POST"]),
+            Route("/board", board_page),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+            Route("/{rest:path}", unknown),
+        ]
+    )
+    app.add_middleware(SecurityHeaders)
+    app.state.sessions = sessions
+    return app
+
+
+def _is_overdue(row: dict[str, Any], now: datetime) -> bool:
+    """Not read yet and its deadline has passed."""
+    return bool(row["notify_by"] and not row["read_at"] and datetime.fromisoformat(row["notify_by"]) < now)

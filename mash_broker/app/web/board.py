@@ -1,0 +1,217 @@
+"""The MASH board's figures: what is due today, late or unread, the queues, and weekly on-time rates.
+
+Everything comes from the ledger: deliveries to schools (with their ``notify_by`` deadlines and the
+Encompass statuses of ``broker.clocks``), open ``queue_items`` of the MASH and advice queues, and
+``broker.report.front_door_report`` (the audited log) for the weekly rates, and the declared clocks
+(``clocks`` table) that are past their warning time. Charts are SVG geometry
+computed here, so the page needs no script. No child's name, date of birth or summary is shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select
+
+from mash_broker.core.clocks import delivery_status, read_status
+from mash_broker.core.report import front_door_report
+from mash_broker.storage import Ledger
+from mash_broker.storage import schema as t
+
+WEEKS = 8
+CHART_W, CHART_H, PAD_L, PAD_B, PAD_T = 560, 200, 40, 36, 12
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bar of a chart: its week label, rate (None: nothing to measure) and SVG geometry."""
+
+    label: str
+    rate: float | None
+    count: int
+    x: float
+    y: float
+    height: float
+    width: float
+
+
+@dataclass(frozen=True)
+class Chart:
+    title: str
+    series: str
+    bars: list[Bar]
+    width: int = CHART_W
+    height: int = CHART_H
+    pad_left: int = PAD_L
+    pad_bottom: int = PAD_B
+    gridlines: list[tuple[int, float]] = field(default_factory=list)  # (percent, y)
+
+
+@dataclass(frozen=True)
+class Board:
+    now: datetime
+    due_today: list[dict[str, Any]]
+    late: list[dict[str, Any]]
+    unread_after_deadline: list[dict[str, Any]]
+    mash_queue: list[dict[str, Any]]
+    advice_queue: list[dict[str, Any]]
+    charts: list[Chart]
+    clocks: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def build(ledger: Ledger, now: datetime, tz: ZoneInfo) -> Board:
+    schools = {urn: (await ledger.school(urn) or {}).get("name", urn) for urn in await ledger.known_school_urns()}
+    due, late, unread = [], [], []
+    today = now.astimezone(tz).date()
+    for d in await ledger.all_deliveries():
+        if not d["recipient"].startswith("school:") or d["notify_by"] is None or d["withdrawn_at"]:
+            continue
+        urn = d["recipient"].split(":", 1)[1]
+        deadline = d["notify_by"]
+        row = {
+            "id": d["delivery_id"],
+            "urn": urn,
+            "school": schools.get(urn, urn),
+            "notify_by": deadline,
+            "delivered_at": d["delivered_at"],
+            "read_at": d["read_at"],
+            "read_by": d["read_by"],
+            "delivery_status": delivery_status(deadline, d["delivered_at"]).value,
+            "read_status": read_status(deadline, d["read_at"]).value,
+            "time_left": time_left(deadline - now),
+            "overdue": d["read_at"] is None and deadline < now,
+        }
+        if deadline.astimezone(tz).date() == today and deadline >= now and d["read_at"] is None:
+            due.append(row)
+        if row["delivery_status"] == "late" or (d["delivered_at"] is None and deadline < now):
+            late.append(row)
+        if d["read_at"] is None and deadline < now:
+            unread.append(row)
+    due.sort(key=lambda r: r["notify_by"])
+    for rows in (late, unread):
+        rows.sort(key=lambda r: r["notify_by"], reverse=True)
+    return Board(
+        now=now,
+        due_today=due,
+        late=late,
+        unread_after_deadline=unread,
+        mash_queue=await ledger.queue("mash"),
+        advice_queue=await ledger.queue("advice"),
+        charts=await weekly_charts(ledger, now, tz),
+        clocks=await clocks_needing_attention(ledger, now),
+        refused=await refused_access(ledger, now),
+    )
+
+
+REFUSED_FOR = timedelta(days=7)
+
+
+async def refused_access(ledger: Ledger, now: datetime) -> list[dict[str, Any]]:
+    """Key Adults refused another recipient's notification (``web.access_refused`` on the audited log)
+    in the last seven days, newest first."""
+    since = now - REFUSED_FOR
+    c = t.events.c
+    q = (
+        select(c.at, c.detail)
+        .where(c.event_type == "web.access_refused", c.at >= since)
+        .order_by(c.seq.desc())
+        .limit(200)
+    )
+    async with ledger.reader() as tx:
+        return [{"at": r["at"], **r["detail"]} for r in (await tx.conn.execute(q)).mappings()]
+
+
+async def clocks_needing_attention(ledger: Ledger, now: datetime) -> list[dict[str, Any]]:
+    """Declared clocks (mash_broker/defaults/clocks.toml) still running and past their warning time: past the deadline
+    first (longest over first), then the rest by deadline. Judged against ``now``, so a breach shows
+    even before the clock keeper's next tick records it. Subjects are message or delivery ids only."""
+    c = t.clocks.c
+    q = select(t.clocks).where(
+        c.stopped_at.is_(None),
+        or_(c.warn_at <= now, c.due_at <= now, c.warned_at.is_not(None), c.breached_at.is_not(None)),
+    )
+    async with ledger.reader() as tx:
+        rows = [dict(r) for r in (await tx.conn.execute(q)).mappings()]
+    shown = [
+        {
+            "clock_id": r["clock_id"],
+            "name": r["name"],
+            "label": r["name"].replace("_", " "),
+            "subject": r["subject_id"],
+            "started_at": r["started_at"],
+            "due_at": r["due_at"],
+            "escalate_to": r["escalate_to"],
+            "breached": r["breached_at"] is not None or r["due_at"] <= now,
+            "time_left": time_left(r["due_at"] - now),
+            "over": time_left(now - r["due_at"]) if r["due_at"] <= now else "",
+        }
+        for r in rows
+    ]
+    shown.sort(key=lambda r: (not r["breached"], r["due_at"], r["clock_id"]))  # earliest deadline: longest over
+    return shown
+
+
+def time_left(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 0:
+        return "passed"
+    hours, mins = divmod(minutes, 60)
+    return f"{hours} h {mins:02d} min" if hours else f"{mins} min"
+
+
+async def weekly_charts(ledger: Ledger, now: datetime, tz: ZoneInfo, weeks: int = WEEKS) -> list[Chart]:
+    """On-time rates per week (Monday to Sunday, local), the last ``weeks`` weeks up to this one."""
+    local = now.astimezone(tz)
+    monday = (local - timedelta(days=local.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    starts = [monday - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
+    report = await front_door_report(ledger, starts[0], monday + timedelta(weeks=1), tz)
+
+    def week_of(day: str) -> int:
+        d = datetime.fromisoformat(day).replace(tzinfo=tz)
+        return min(max(0, (d - starts[0]).days // 7), weeks - 1)
+
+    delivered = [[0, 0] for _ in starts]  # [on time, all]
+    read = [[0, 0] for _ in starts]
+    decided = [[0, 0] for _ in starts]
+    for r in report.section("encompass").records():
+        w = week_of(r["day"])
+        delivered[w][0] += r["delivered_on_time"]
+        read[w][0] += r["read_on_time"]
+        delivered[w][1] += r["notifications"]
+        read[w][1] += r["notifications"]
+    for r in report.section("contacts").records():
+        w = week_of(r["day"])
+        decided[w][0] += r["decided_within_24h"]
+        decided[w][1] += r["contacts"]
+    labels = [f"w/c {s.strftime('%d %b')}" for s in starts]
+    return [
+        chart("Encompass notifications delivered before the deadline", "delivered on time", labels, delivered),
+        chart("Encompass notifications read by a Key Adult before the deadline", "read on time", labels, read),
+        chart("Contacts decided within 24 hours", "decided within 24 h", labels, decided),
+    ]
+
+
+def chart(title: str, series: str, labels: list[str], counts: list[list[int]]) -> Chart:
+    plot_h = CHART_H - PAD_B - PAD_T
+    slot = (CHART_W - PAD_L) / len(labels)
+    bars = []
+    for i, (label, (ok, n)) in enumerate(zip(labels, counts, strict=True)):
+        rate = ok / n if n else None
+        h = plot_h * (rate or 0)
+        bars.append(
+            Bar(
+                label=label,
+                rate=rate,
+                count=n,
+                x=PAD_L + i * slot + slot * 0.15,
+                y=PAD_T + plot_h - h,
+                height=h,
+                width=slot * 0.7,
+            )
+        )
+    grid = [(p, PAD_T + plot_h * (1 - p / 100)) for p in (0, 50, 100)]
+    return Chart(title=title, series=series, bars=bars, gridlines=grid)

@@ -1,0 +1,41 @@
+"""The consent gate: pure decisions over typed inputs and ``now``. No I/O, no imports from broker or adapters."""
+
+from mash_broker.consent_gate.agreements import BUILTIN_POLICY, ENCOMPASS_AGREEMENT, Policy, SharingAgreement
+from mash_broker.consent_gate.decision import (
+    ADVICE_QUEUE,
+    MASH_QUEUE,
+    REASON_TEXT,
+    Decision,
+    Reason,
+    Refusal,
+    Release,
+    Verdict,
+)
+from mash_broker.consent_gate.facts import ConsentFacts, ConsentState, child_keys
+from mash_broker.consent_gate.gate import decide, project
+from mash_broker.consent_gate.health import NO_HEALTH_TEAMS, HealthTeams
+from mash_broker.consent_gate.policy import RECORD_ONLY_KINDS, parse_policy
+
+__all__ = [
+    "ADVICE_QUEUE",
+    "BUILTIN_POLICY",
+    "ENCOMPASS_AGREEMENT",
+    "MASH_QUEUE",
+    "NO_HEALTH_TEAMS",
+    "REASON_TEXT",
+    "RECORD_ONLY_KINDS",
+    "ConsentFacts",
+    "ConsentState",
+    "Decision",
+    "HealthTeams",
+    "Policy",
+    "Reason",
+    "Refusal",
+    "Release",
+    "SharingAgreement",
+    "Verdict",
+    "child_keys",
+    "decide",
+    "parse_policy",
+    "project",
+]

@@ -1,0 +1,149 @@
+"""Sharing agreements as data: a versioned TOML policy, validated, turned into a `Policy`. Pure (text in)."""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from mash_broker.consent_gate.agreements import Policy, SharingAgreement
+from mash_broker.contracts import Article6Basis, Article9Condition, ContentLevel, PolicyError, StatutoryPower
+from mash_broker.contracts.envelope import ChildSubject, Envelope
+from mash_broker.contracts.health import (
+    GpReport,
+    HealthAssessmentCompleted,
+    HealthAssessmentRequest,
+    LookedAfterChange,
+    S47InfoRequest,
+)
+from mash_broker.contracts.payloads import (
+    ConsentDispensation,
+    ConsentRecord,
+    Contact,
+    EncompassNotification,
+    Outcome,
+)
+
+# The kinds an agreement may name, and the payload model whose fields it may release.
+SHAREABLE_KINDS: dict[str, type[BaseModel]] = {
+    "notification.encompass": EncompassNotification,
+    "contact": Contact,
+    "outcome": Outcome,
+    "care.looked_after_change": LookedAfterChange,
+    "health.assessment_request": HealthAssessmentRequest,
+    "s47.info_request": S47InfoRequest,
+    "s47.gp_report": GpReport,
+    "health.assessment_completed": HealthAssessmentCompleted,
+}
+_NEVER_RELEASED = {"signature", "payload", "subject", "lawful_basis"}
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{1,63}$")]
+Purpose = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
+
+
+class _Spec(BaseModel, frozen=True, extra="forbid"):
+    pass
+
+
+class AgreementSpec(_Spec):
+    """One agreement as written in the policy file."""
+
+    name: Name
+    recipient_class: Name
+    purpose: Purpose
+    message_kinds: list[str] = Field(min_length=1)
+    article6: list[Article6Basis] = Field(min_length=1)
+    statutory_powers: list[StatutoryPower] = []
+    article9: list[Article9Condition] = []
+    released_fields: list[str] = Field(min_length=1)
+    content_level: ContentLevel
+    min_age: Annotated[int, Field(ge=0, le=25)] | None = None
+    max_age: Annotated[int, Field(ge=0, le=25)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> AgreementSpec:
+        for i, kind in enumerate(self.message_kinds):
+            if kind not in SHAREABLE_KINDS:
+                raise ValueError(f"message_kinds[{i}]: unknown kind {kind!r} (known: {sorted(SHAREABLE_KINDS)})")
+        for i, path in enumerate(self.released_fields):
+            if not any(_path_exists(path, SHAREABLE_KINDS[k]) for k in self.message_kinds):
+                raise ValueError(f"released_fields[{i}]: {path!r} is not a field of any kind this agreement covers")
+        if self.min_age is not None and self.max_age is not None and self.min_age > self.max_age:
+            raise ValueError("min_age is above max_age")
+        return self
+
+
+class PolicySpec(_Spec):
+    """The whole policy file."""
+
+    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+    gillick_age: Annotated[int, Field(ge=10, le=16)] = 12
+    default_recipients: dict[str, list[str]] = {}
+    agreement: list[AgreementSpec] = Field(min_length=1)
+
+
+def parse_policy(text: str, *, source: str) -> Policy:
+    """Parse and validate a policy file's text; any problem is a PolicyError naming the field."""
+    try:
+        raw: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"not valid TOML: {exc}", record=source) from exc
+    try:
+        spec = PolicySpec.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = _where(first["loc"])
+        detail = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise PolicyError(detail, record=source, field=where) from exc
+    seen: set[str] = set()
+    for i, a in enumerate(spec.agreement):
+        if a.name in seen:  # named by its place, so the reader finds the second one
+            raise PolicyError(
+                f"agreement[{i}].name: agreement name {a.name!r} appears twice",
+                record=source,
+                field=f"agreement[{i}].name",
+            )
+        seen.add(a.name)
+    return Policy(
+        version=spec.version,
+        gillick_age=spec.gillick_age,
+        default_recipients={k: tuple(v) for k, v in spec.default_recipients.items()},
+        agreements=tuple(
+            SharingAgreement(
+                name=a.name,
+                recipient_class=a.recipient_class,
+                purpose=a.purpose,
+                message_kinds=frozenset(a.message_kinds),
+                article6_bases=frozenset(a.article6),
+                statutory_powers=frozenset(a.statutory_powers),
+                article9_conditions=frozenset(a.article9),
+                released_fields=tuple(a.released_fields),
+                content_level=a.content_level,
+                min_age=a.min_age,
+                max_age=a.max_age,
+            )
+            for a in spec.agreement
+        ),
+    )
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(file)"
+
+
+def _path_exists(path: str, payload_model: type[BaseModel]) -> bool:
+    head, _, rest = path.partition(".")
+    if head == "subject":
+        return rest in ChildSubject.model_fields
+    if head == "payload":
+        return rest in payload_model.model_fields and rest != "kind"
+    return not rest and head in Envelope.model_fields and head not in _NEVER_RELEASED
+
+
+# Kinds that are recorded but never shared onward.
+RECORD_ONLY_KINDS = frozenset(
+    {ConsentRecord.model_fields["kind"].default, ConsentDispensation.model_fields["kind"].default}
+)

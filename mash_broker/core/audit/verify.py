@@ -1,0 +1,185 @@
+"""`mash audit verify`: recompute every leaf and every signed root, and name the first place that differs.
+
+Checks, in order: each entry's content against the leaf hash recorded when it was written; that seq
+runs 1, 2, 3… with nothing missing; each checkpoint's signature; each checkpoint's root against the
+tree recomputed from the entries' content; consistency between successive checkpoints. Checkpoints
+are read before entries, so a log growing while it is verified is not a false alarm.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from mash_broker.core.audit.keys import verify_signature
+from mash_broker.core.audit.log import Checkpoint, Entry, checkpoints, entry_pages
+from mash_broker.core.audit.merkle import MerkleTree, leaf_hash, verify_consistency
+from mash_broker.storage import Ledger
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One place where the log does not match: a machine code, the place, and what is wrong."""
+
+    code: str
+    place: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.place}: {self.detail}"
+
+
+@dataclass
+class Report:
+    entries: int = 0
+    checkpoints: int = 0
+    covered: int = 0  # entries under the newest checkpoint
+    problems: list[Problem] = field(default_factory=list)
+    more: dict[str, int] = field(default_factory=dict)  # problems of a code past the first, counted
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, problem: Problem, *, first_only: bool = False) -> None:
+        if first_only and any(p.code == problem.code for p in self.problems):
+            self.more[problem.code] = self.more.get(problem.code, 0) + 1
+        else:
+            self.problems.append(problem)
+
+
+class LogVerifier:
+    """Feed it every entry in seq order, then ``finish``. Pure: no I/O."""
+
+    def __init__(self, signed: list[Checkpoint], keys: Mapping[str, Ed25519PublicKey]) -> None:
+        self.signed = signed
+        self.keys = keys
+        self.tree = MerkleTree()
+        self.report = Report(checkpoints=len(signed))
+
+    def add(self, entry: Entry) -> None:
+        expected = self.tree.size + 1
+        if entry.seq > expected:
+            missing = f"seq {expected}" if entry.seq == expected + 1 else f"seq {expected}..{entry.seq - 1}"
+            self.report.add(
+                Problem(
+                    "entry_missing", f"entry {missing}", f"missing from the log (the next entry is {entry.describe()})"
+                ),
+                first_only=True,
+            )
+        elif entry.seq < expected:
+            self.report.add(
+                Problem("entry_out_of_place", entry.describe(), f"expected seq {expected} here"), first_only=True
+            )
+        try:
+            leaf = leaf_hash(entry.canonical())
+        except ValueError as exc:  # rfc8785 refuses the stored detail (a number out of range, NaN)
+            leaf = bytes(32)
+            self.report.add(
+                Problem("entry_altered", entry.describe(), f"content is not canonical JSON: {exc}"), first_only=True
+            )
+        else:
+            if leaf.hex() != entry.leaf_hash:
+                self.report.add(
+                    Problem(
+                        "entry_altered",
+                        entry.describe(),
+                        "content does not match the leaf hash recorded when it was written",
+                    ),
+                    first_only=True,
+                )
+        self.tree.append(leaf)
+
+    def finish(self) -> Report:
+        self.report.entries = self.tree.size
+        intact: list[int] = [0]  # tree sizes whose signed root the entries still hash to
+        matched: set[int] = set()  # checkpoint ids whose root the entries still hash to
+        previous: Checkpoint | None = None
+        for cp in self.signed:
+            self._check_signature(cp)
+            if cp.tree_size > self.tree.size:
+                self.report.add(
+                    Problem(
+                        "checkpoint_beyond_log",
+                        cp.describe(),
+                        f"covers {cp.tree_size} entries but the log has {self.tree.size}",
+                    )
+                )
+            elif self.tree.root(cp.tree_size).hex() == cp.root_hash:
+                intact.append(cp.tree_size)
+                matched.add(cp.checkpoint_id)
+                if previous is not None and previous.checkpoint_id in matched:
+                    self._check_consistency(previous, cp)
+            else:
+                since = max(s for s in intact if s <= cp.tree_size)
+                self.report.add(
+                    Problem(
+                        "checkpoint_root_mismatch",
+                        cp.describe(),
+                        (
+                            f"the log's first {cp.tree_size} entries do not hash to its signed root: "
+                            f"an entry among seq {since + 1}..{cp.tree_size} was changed, removed, added or reordered "
+                            "since it was signed"
+                        ),
+                    )
+                )
+            if previous is not None and cp.tree_size < previous.tree_size:
+                self.report.add(
+                    Problem(
+                        "checkpoint_shrank",
+                        f"checkpoints {previous.checkpoint_id} and {cp.checkpoint_id}",
+                        f"the tree shrank from {previous.tree_size} to {cp.tree_size} entries",
+                    )
+                )
+            previous = cp
+        self.report.covered = max((cp.tree_size for cp in self.signed), default=0)
+        return self.report
+
+    def _check_signature(self, cp: Checkpoint) -> None:
+        key = self.keys.get(cp.key_id)
+        if key is None:
+            self.report.add(
+                Problem(
+                    "checkpoint_unknown_key", cp.describe(), f"signed with key {cp.key_id}, which is not the gate's"
+                )
+            )
+            return
+        try:
+            signature = base64.b64decode(cp.signature, validate=True)
+        except (binascii.Error, ValueError):
+            signature = b""
+        if not verify_signature(key, cp.statement(), signature):
+            self.report.add(
+                Problem(
+                    "checkpoint_bad_signature", cp.describe(), f"the signature does not verify with key {cp.key_id}"
+                )
+            )
+
+    def _check_consistency(self, before: Checkpoint, after: Checkpoint) -> None:
+        """Both roots match the log: check, as a third party holding only the two heads would, that the
+        later tree extends the earlier one (an RFC 9162 consistency proof from the recomputed tree)."""
+        m, n = before.tree_size, after.tree_size
+        if m > n:
+            return  # reported as checkpoint_shrank
+        root_m, root_n = bytes.fromhex(before.root_hash), bytes.fromhex(after.root_hash)
+        if not verify_consistency(m, n, root_m, root_n, self.tree.consistency_proof(m, n)):
+            self.report.add(
+                Problem(
+                    "checkpoints_inconsistent",
+                    f"checkpoints {before.checkpoint_id} and {after.checkpoint_id}",
+                    f"the tree signed at size {m} is not a prefix of the tree signed at size {n}",
+                )
+            )
+
+
+async def verify_log(ledger: Ledger, keys: Mapping[str, Ed25519PublicKey]) -> Report:
+    """Verify the whole audited log against the gate's public key(s), by key id."""
+    verifier = LogVerifier(await checkpoints(ledger), keys)
+    async for page in entry_pages(ledger):
+        for entry in page:
+            verifier.add(entry)
+    return verifier.finish()

@@ -1,0 +1,504 @@
+"""The gate's I/O around the pure decision: parse, decide, record in one transaction, queue outbound."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from mash_broker.agencies.health.deadlines import due_by
+from mash_broker.agencies.health.tracking import answer_problem, record_health_events
+from mash_broker.consent_gate import (
+    MASH_QUEUE,
+    NO_HEALTH_TEAMS,
+    REASON_TEXT,
+    RECORD_ONLY_KINDS,
+    Decision,
+    HealthTeams,
+    Policy,
+    Reason,
+    Verdict,
+    decide,
+)
+from mash_broker.consent_gate.outcomes import decide_outcome, from_the_mash
+from mash_broker.contracts import (
+    EncompassNotification,
+    Envelope,
+    Quarantined,
+    ReceiptStatus,
+    SystemReceipt,
+    deterministic_id,
+    topics,
+)
+from mash_broker.contracts.payloads import Outcome
+from mash_broker.contracts.quality import CONTACT_INCOMPLETE, Missing, contact_quality, quality_detail
+from mash_broker.core.clocks import SchoolCalendar, encompass_deadline
+from mash_broker.core.consent_service import facts_for, record_consent
+from mash_broker.core.logging import get_logger
+from mash_broker.core.messages import (
+    GATE_ORG,
+    MAX_MESSAGE_BYTES,
+    content_hash,
+    delivery_envelope,
+    encode,
+    headers_for,
+    outbox_id,
+    peek,
+    reply,
+)
+from mash_broker.core.signing import Signer, Verifier, sign
+from mash_broker.storage import Ledger, Tx
+
+log = get_logger("mash.gate")
+
+RECEIPT_STATUS = {
+    Verdict.SHARE: ReceiptStatus.ACCEPTED,
+    Verdict.REFER: ReceiptStatus.REFERRED,
+    Verdict.WITHHOLD: ReceiptStatus.QUARANTINED,
+}
+# An unknown key in a malformed record is input: named in a detail only if it looks like a field name.
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+
+
+@dataclass
+class GateContext:
+    """What the gate's handler needs; built once by the composition root."""
+
+    ledger: Ledger
+    policy: Policy
+    calendar: SchoolCalendar
+    notify_by: time
+    school_day_starts: time
+    clock: Callable[[], datetime]
+    # A share that rests on consent waits this long before it is published, so a withdrawal
+    # already on its way stops it (DOMAIN rule 6: sharing stops from the withdrawal on).
+    consent_settle: timedelta = timedelta(seconds=3)
+    # Checks inbound signatures (None: not checked, e.g. a test about something else) and signs
+    # what the gate publishes as mash:gate (None: unsigned).
+    verifier: Verifier | None = None
+    signer: Signer | None = None
+    # Health visitor and school nurse teams a domestic abuse notification is also routed to (by age).
+    health_teams: HealthTeams = NO_HEALTH_TEAMS
+
+
+def contract_problems(err: ValidationError) -> str:
+    """Field paths and reasons only: never the input values, which may be personal data."""
+    parts = [f"{'.'.join(_loc_part(p) for p in e['loc']) or '(message)'}: {e['msg']}" for e in err.errors()]
+    return "; ".join(parts)[:2000]
+
+
+def _loc_part(part: str | int) -> str:
+    return str(part) if isinstance(part, int) or _FIELD_NAME.fullmatch(part) else "<key>"
+
+
+async def process_inbound(ctx: GateContext, raw: bytes, topic: str) -> str:
+    """Handle one inbound record. Returns what happened: a verdict, ``duplicate`` or ``rejected``."""
+    now = ctx.clock()
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return await _reject(ctx, raw, topic, now, "message_too_large", f"{len(raw)} bytes")
+    try:
+        message = Envelope.model_validate_json(raw)
+    except ValidationError as err:
+        return await _reject(ctx, raw, topic, now, "contract_invalid", contract_problems(err))
+    if ctx.verifier is not None and (refused := await _check_signature(ctx, message, raw, topic, now)):
+        return refused  # before dedupe: a forged copy of a real message id is refused, not a duplicate
+    digest = content_hash(message)
+    async with ctx.ledger.transaction() as tx:
+        existing = await tx.message_hash(message.message_id)
+        if existing == digest:
+            outcome = "duplicate"
+        elif existing is not None:
+            outcome = "rejected"
+            if await _quarantine(
+                tx,
+                message.message_id,
+                message.sender_org,
+                topic,
+                raw,
+                now,
+                "message_id_reused",
+                "a different message already has this message id",
+                record=digest,
+            ):
+                await _receipt(
+                    ctx, tx, message, ReceiptStatus.REJECTED, now, "message_id_reused", salt=f"reused:{digest}"
+                )
+            else:
+                outcome = "duplicate"  # this conflicting message again: already quarantined
+        elif message.kind in RECORD_ONLY_KINDS:
+            await _record_message(tx, message, topic, digest, now)
+            outcome = await record_consent(tx, message, now)
+            await tx.insert_decision(
+                message_id=message.message_id,
+                verdict="recorded",
+                reasons=["consent_recorded"],
+                policy_version=ctx.policy.version,
+                decided_at=now,
+                refer_to=None,
+                trace=[f"consent record: {outcome}"],
+            )
+            await _receipt(ctx, tx, message, ReceiptStatus.ACCEPTED, now, "consent_recorded")
+        elif isinstance(message.payload, Outcome):
+            outcome = await _outcome(ctx, tx, message, message.payload, topic, digest, now)
+        elif (problem := await answer_problem(tx, message)) is not None:
+            outcome = await _refuse(ctx, tx, message, topic, digest, now, "answer_unmatched", ": ".join(problem))
+        else:
+            schools = await tx.known_school_urns()
+            facts = await facts_for(tx, message)
+            decision = decide(
+                message, known_schools=schools, policy=ctx.policy, now=now, facts=facts, health_teams=ctx.health_teams
+            )
+            await _record(ctx, tx, message, topic, digest, decision, now)
+            outcome = decision.verdict.value
+    log.info(
+        "message.decided",
+        message_id=str(message.message_id),
+        correlation_id=str(message.correlation_id),
+        agency=message.sender_org,
+        topic=topic,
+        kind=message.kind,
+        outcome=outcome,
+    )
+    return outcome
+
+
+async def _outcome(
+    ctx: GateContext, tx: Tx, message: Envelope, payload: Outcome, topic: str, digest: str, now: datetime
+) -> str:
+    """The MASH's decision on a contact: decided for its referrer (and any recipients it names)."""
+    if not from_the_mash(message):
+        return await _refuse(
+            ctx,
+            tx,
+            message,
+            topic,
+            digest,
+            now,
+            "outcome_not_from_mash",
+            "sender_org: only the MASH (la:<code> or mash:<hub>) records outcomes on contacts",
+        )
+    contact = await tx.message_sender(payload.contact_message_id)
+    if contact is None or contact[0] != "contact":
+        return await _refuse(
+            ctx,
+            tx,
+            message,
+            topic,
+            digest,
+            now,
+            "contact_unknown",
+            "payload.contact_message_id: no contact with this message id has been received",
+        )
+    decision = decide_outcome(
+        message,
+        referrer=contact[1],
+        known_schools=await tx.known_school_urns(),
+        policy=ctx.policy,
+        now=now,
+        facts=await facts_for(tx, message),
+    )
+    await _record(ctx, tx, message, topic, digest, decision, now)
+    return decision.verdict.value
+
+
+async def _refuse(
+    ctx: GateContext, tx: Tx, message: Envelope, topic: str, digest: str, now: datetime, reason: str, detail: str
+) -> str:
+    """A valid message the gate cannot act on: quarantined, its sender told the field and the reason. Not
+    recorded as received, so the same message sent again once it can be acted on is decided afresh."""
+    if not await _quarantine(
+        tx, message.message_id, message.sender_org, topic, encode(message), now, reason, detail, record=digest
+    ):
+        return "duplicate"
+    await _receipt(ctx, tx, message, ReceiptStatus.REJECTED, now, reason, salt=f"refused:{digest}", detail=detail)
+    return "rejected"
+
+
+async def _record_message(tx: Tx, message: Envelope, topic: str, digest: str, now: datetime) -> None:
+    await tx.insert_message(
+        message_id=message.message_id,
+        kind=message.kind,
+        sender_org=message.sender_org,
+        correlation_id=message.correlation_id,
+        topic=topic,
+        content_hash=digest,
+        received_at=now,
+        envelope=encode(message),
+        sender_local_id=message.sender_local_id,
+    )
+    await tx.event(
+        "message.received",
+        message.message_id,
+        now,
+        kind=message.kind,
+        sender_org=message.sender_org,
+        topic=topic,
+        content_hash=digest,
+    )
+
+
+async def _record(
+    ctx: GateContext, tx: Tx, message: Envelope, topic: str, digest: str, decision: Decision, now: datetime
+) -> None:
+    mid = message.message_id
+    await _record_message(tx, message, topic, digest, now)
+    reasons = [r.value for r in decision.reasons]
+    await tx.insert_decision(
+        message_id=mid,
+        verdict=decision.verdict.value,
+        reasons=reasons,
+        policy_version=decision.policy_version,
+        decided_at=now,
+        refer_to=decision.refer_to,
+        trace=list(decision.trace),
+    )
+    await tx.event(
+        "decision.recorded",
+        mid,
+        now,
+        verdict=decision.verdict.value,
+        reasons=reasons,
+        policy_version=decision.policy_version,
+    )
+    for release in decision.releases:
+        notify_by = _notify_by(ctx, message, release.recipient)
+        env = _signed(ctx, delivery_envelope(message, release, decision, notify_by=notify_by, now=now))
+        await tx.insert_delivery(
+            delivery_id=env.message_id,
+            message_id=mid,
+            recipient=release.recipient,
+            purpose=release.purpose,
+            notify_by=notify_by,
+            created_at=now,
+            envelope=encode(env),
+            consent_id=release.consent_id,
+        )
+        hold = now + ctx.consent_settle if release.consent_id else None
+        topic_out = topics.delivery_topic(release.recipient)
+        await tx.enqueue(
+            outbox_id=outbox_id(env.message_id, topic_out),
+            topic=topic_out,
+            key=release.recipient,
+            value=encode(env),
+            headers=headers_for(env),
+            at=now,
+            not_before=hold,
+        )
+        await tx.event(
+            "delivery.queued",
+            mid,
+            now,
+            delivery_id=str(env.message_id),
+            recipient=release.recipient,
+            agreement=release.agreement,
+            fields=sorted(release.released),
+            consent_id=str(release.consent_id) if release.consent_id else None,
+            notify_by=notify_by.isoformat() if notify_by else None,
+        )
+    for refusal in decision.not_released:
+        await tx.event(
+            "share.not_released",
+            mid,
+            now,
+            recipient=refusal.recipient,
+            verdict=refusal.verdict.value,
+            reasons=[r.value for r in refusal.reasons],
+        )
+    if decision.verdict is Verdict.WITHHOLD:
+        await _quarantine(
+            tx,
+            mid,
+            message.sender_org,
+            topic,
+            encode(message),
+            now,
+            decision.primary_reason.value,
+            REASON_TEXT[decision.primary_reason],
+            record=digest,
+        )
+        await tx.event("share.withheld", mid, now, reasons=reasons)
+    if decision.refer_to:
+        why = _referral_reason(decision)
+        await tx.add_queue_item(
+            queue=decision.refer_to, message_id=mid, reason_code=why.value, detail=REASON_TEXT[why], at=now
+        )
+        await tx.enqueue(
+            outbox_id=outbox_id(mid, topics.MASH_QUEUE),
+            topic=topics.MASH_QUEUE,
+            key=str(message.correlation_id),
+            value=encode(message),
+            headers=headers_for(message, **{"reason-code": why.value}),
+            at=now,
+        )
+        await tx.event("share.referred", mid, now, queue=decision.refer_to, reason=why.value)
+    status = RECEIPT_STATUS[decision.verdict]
+    await _receipt(ctx, tx, message, status, now, decision.primary_reason.value)
+    if gaps := contact_quality(message):
+        await _quality_receipt(ctx, tx, message, gaps, now)
+    await record_health_events(tx, message, decision, now, ctx.calendar.tz)
+
+
+async def _quality_receipt(
+    ctx: GateContext, tx: Tx, message: Envelope, gaps: tuple[Missing, ...], now: datetime
+) -> None:
+    """A contact screening cannot fully use: accepted as decided, and the referrer told what is missing."""
+    await _receipt(
+        ctx, tx, message, ReceiptStatus.ACCEPTED, now, CONTACT_INCOMPLETE, salt="quality", detail=quality_detail(gaps)
+    )
+    await tx.event(
+        "contact.flagged", message.message_id, now, reason=CONTACT_INCOMPLETE, fields=[g.field for g in gaps]
+    )
+
+
+def _referral_reason(decision: Decision) -> Reason:
+    """Why a person must look: the school routing problem, or the advice question."""
+    if decision.refer_to == MASH_QUEUE:
+        return next(r for r in decision.reasons if r in (Reason.SCHOOL_NOT_GIVEN, Reason.SCHOOL_NOT_IN_DIRECTORY))
+    asked = [r.reasons[-1] for r in decision.not_released if r.verdict is Verdict.REFER]
+    return asked[0] if asked else decision.reasons[-1]
+
+
+def _notify_by(ctx: GateContext, message: Envelope, recipient: str) -> datetime | None:
+    """The recipient's deadline: the Encompass notify-by for a school, a health request's due time."""
+    if isinstance(message.payload, EncompassNotification):
+        if not recipient.startswith("school:"):
+            return None
+        return encompass_deadline(
+            message.payload.occurred_at, ctx.calendar, notify_by=ctx.notify_by, school_day_starts=ctx.school_day_starts
+        )
+    return due_by(message, ctx.calendar.tz)
+
+
+async def _enqueue(tx: Tx, env: Envelope, topic: str, key: str | None, now: datetime) -> None:
+    await tx.enqueue(
+        outbox_id=outbox_id(env.message_id, topic),
+        topic=topic,
+        key=key,
+        value=encode(env),
+        headers=headers_for(env),
+        at=now,
+    )
+
+
+async def _receipt(
+    ctx: GateContext,
+    tx: Tx,
+    message: Envelope,
+    status: ReceiptStatus,
+    now: datetime,
+    reason: str,
+    salt: str = "",
+    detail: str | None = None,
+) -> None:
+    receipt = reply(
+        message,
+        SystemReceipt(
+            receipted_message_id=message.message_id, status=status, reason_code=reason, detail=detail, received_at=now
+        ),
+        sender_org=GATE_ORG,
+        now=now,
+        salt=salt,
+    )
+    receipt = _signed(ctx, receipt)
+    await _enqueue(tx, receipt, topics.receipts_topic(message.sender_org), message.sender_org, now)
+
+
+async def _quarantine(
+    tx: Tx,
+    message_id: uuid.UUID | None,
+    sender_org: str | None,
+    topic: str,
+    raw: bytes | str,
+    now: datetime,
+    reason: str,
+    detail: str,
+    *,
+    record: str,
+) -> bool:
+    """Quarantine a record and queue the notice. ``record`` identifies its content: the same record
+    quarantined again for the same reason (a redelivery) writes nothing and returns False."""
+    qid = deterministic_id("quarantine", str(message_id), reason, record)
+    if await tx.outbox_has(qid):
+        return False
+    text = raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")
+    await tx.add_quarantine(
+        message_id=message_id, sender_org=sender_org, topic=topic, reason_code=reason, detail=detail, raw=text, at=now
+    )
+    notice = Quarantined(source_message_id=message_id, sender_org=sender_org, reason_code=reason, detail=detail)
+    value = notice.model_dump_json()
+    await tx.enqueue(
+        outbox_id=qid,
+        topic=topics.GATE_QUARANTINE,
+        key=sender_org,
+        value=value,
+        headers={"reason-code": reason, "message-id": str(message_id or "")},
+        at=now,
+    )
+    await tx.event("message.quarantined", message_id, now, reason=reason, topic=topic)
+    return True
+
+
+async def _reject(ctx: GateContext, raw: bytes, topic: str, now: datetime, reason: str, detail: str) -> str:
+    """A record that is not a valid contract: quarantined with the reason, and its sender told."""
+    ids: dict[str, Any] = peek(raw)
+    mid, sender = ids.get("message_id"), ids.get("sender_org")
+    record = hashlib.sha256(raw).hexdigest()
+    async with ctx.ledger.transaction() as tx:
+        fresh = await _quarantine(tx, mid, sender, topic, raw[:MAX_MESSAGE_BYTES], now, reason, detail, record=record)
+        if fresh and sender and mid:
+            receipt = SystemReceipt(
+                receipted_message_id=mid,
+                status=ReceiptStatus.REJECTED,
+                reason_code=reason,
+                detail=detail,
+                received_at=now,
+            )
+            env = Envelope(
+                message_id=deterministic_id("reject", str(mid), detail, record),
+                kind=receipt.kind,
+                sender_org=GATE_ORG,
+                correlation_id=mid,
+                causation_id=mid,
+                produced_at=now,
+                payload=receipt,
+            )
+            await _enqueue(tx, _signed(ctx, env), topics.receipts_topic(sender), sender, now)
+    outcome = "rejected" if fresh else "duplicate"
+    log.warning(
+        "message.rejected",
+        message_id=str(mid) if mid else None,
+        agency=sender,
+        topic=topic,
+        reason=reason,
+        outcome=outcome,
+    )
+    return outcome
+
+
+def _signed(ctx: GateContext, env: Envelope) -> Envelope:
+    return sign(env, ctx.signer) if ctx.signer is not None else env
+
+
+async def _check_signature(ctx: GateContext, message: Envelope, raw: bytes, topic: str, now: datetime) -> str | None:
+    """None if the message may go on; else what happened to it (quarantined, its sender told)."""
+    assert ctx.verifier is not None  # the caller checked
+    verdict = ctx.verifier.check(message, now)
+    if verdict.reason is None:
+        return None
+    if not ctx.verifier.required:
+        log.warning(
+            "signature.not_verified",
+            message_id=str(message.message_id),
+            agency=message.sender_org,
+            topic=topic,
+            reason=verdict.reason.value,
+            key_id=verdict.key_id,
+        )
+        return None
+    return await _reject(ctx, raw, topic, now, verdict.reason.value, verdict.detail)

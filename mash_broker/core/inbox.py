@@ -1,0 +1,127 @@
+"""Recipients' inboxes, shared by every agency adapter: a gated delivery's system receipt and a named
+person's read, each recorded once and acknowledged to the sender of the message delivered.
+
+An inbox is the ``deliveries`` rows for one recipient (``school:<URN>``, ``gp:<ODS>``, ``la:<code>``...)
+in the ledger. Acknowledgements go to the original sender's ``<area>.acknowledgement.v1`` (police
+to ``police.acknowledgement.v1``); they carry no child data and go to the outbox directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from mash_broker.contracts import Delivery, Envelope, NotFound, PersonRead, ReceiptStatus, SystemReceipt, topics
+from mash_broker.core.logging import get_logger
+from mash_broker.core.messages import encode, headers_for, outbox_id, reply
+from mash_broker.storage import Ledger, Tx
+
+log = get_logger("mash.inbox")
+
+# Signs an acknowledgement before it goes out (see broker.signing.Signers); None: unsigned.
+Sign = Callable[[Envelope], Envelope]
+
+
+async def receive_delivery(
+    ledger: Ledger,
+    raw: bytes,
+    now: datetime,
+    *,
+    recipient_classes: Collection[str],
+    topic: str,
+    sign: Sign | None = None,
+) -> str:
+    """Record a recipient system's receipt for one delivery and acknowledge it. Redeliveries change nothing."""
+    try:
+        env = Envelope.model_validate_json(raw)
+    except ValidationError:
+        log.warning("delivery.unreadable", topic=topic)
+        return "unreadable"
+    payload = env.payload
+    if not isinstance(payload, Delivery) or payload.recipient.split(":", 1)[0] not in recipient_classes:
+        log.warning("delivery.not_for_this_inbox", message_id=str(env.message_id), topic=topic)
+        return "ignored"
+    source = await ledger.message(str(payload.source_message_id))
+    async with ledger.transaction() as tx:
+        if not await tx.mark_delivered(env.message_id, now):
+            return "duplicate"
+        await tx.event(
+            "delivery.received",
+            payload.source_message_id,
+            now,
+            delivery_id=str(env.message_id),
+            recipient=payload.recipient,
+        )
+        receipt = SystemReceipt(
+            receipted_message_id=payload.source_message_id,
+            status=ReceiptStatus.DELIVERED,
+            received_at=now,
+            detail=f"delivered to {payload.recipient} as {env.message_id}",
+        )
+        await _acknowledge(tx, reply(env, receipt, sender_org=payload.recipient, now=now), source, now, sign)
+    log.info(
+        "delivery.received",
+        message_id=str(env.message_id),
+        agency=payload.recipient,
+        correlation_id=str(env.correlation_id),
+        topic=topic,
+    )
+    return "delivered"
+
+
+async def resolve_delivery(ledger: Ledger, recipient: str, message_id: str) -> dict[str, Any]:
+    """A delivery in this recipient's inbox, by full id or a unique prefix of at least 8 characters."""
+    rows = await ledger.deliveries_for(recipient)
+    wanted = message_id.strip().lower()
+    matches = [
+        r for r in rows if r["delivery_id"] == wanted or (len(wanted) >= 8 and r["delivery_id"].startswith(wanted))
+    ]
+    if len(matches) != 1:
+        # Another recipient's delivery is answered exactly like one that does not exist.
+        raise NotFound(f"no notification {message_id} in {recipient}'s inbox", record=recipient)
+    return matches[0]
+
+
+async def acknowledge_read(
+    ledger: Ledger, row: dict[str, Any], reader: str, now: datetime, *, sign: Sign | None = None
+) -> dict[str, Any]:
+    """A named person read the delivery ``row``: recorded once, and a person-read acknowledgement sent."""
+    env = Envelope.model_validate_json(row["envelope"])
+    assert isinstance(env.payload, Delivery)
+    source = await ledger.message(str(env.payload.source_message_id))
+    async with ledger.transaction() as tx:
+        if not await tx.mark_read(env.message_id, reader, now):
+            return {**row, "already_read": True}
+        await tx.event(
+            "notification.read",
+            env.payload.source_message_id,
+            now,
+            delivery_id=str(env.message_id),
+            recipient=env.payload.recipient,
+        )
+        ack = PersonRead(
+            read_message_id=env.payload.source_message_id,
+            reader_name=reader,
+            reader_org=env.payload.recipient,
+            read_at=now,
+        )
+        await _acknowledge(tx, reply(env, ack, sender_org=env.payload.recipient, now=now), source, now, sign)
+    log.info("notification.read", message_id=str(env.message_id), agency=env.payload.recipient)
+    return {**row, "read_at": now, "read_by": reader, "already_read": False}
+
+
+async def _acknowledge(tx: Tx, ack: Envelope, source: dict[str, Any] | None, now: datetime, sign: Sign | None) -> None:
+    ack = sign(ack) if sign else ack
+    # The gate recorded the source message before it queued the delivery; police if it cannot be found.
+    topic = topics.acknowledgements_topic(source["sender_org"] if source else "police:unknown")
+    await tx.enqueue(
+        outbox_id=outbox_id(ack.message_id, topic),
+        topic=topic,
+        key=str(ack.correlation_id),
+        value=encode(ack),
+        headers=headers_for(ack),
+        at=now,
+    )

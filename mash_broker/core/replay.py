@@ -1,0 +1,327 @@
+"""`mash replay`: re-send recorded messages, each passing the gate again as it stands now.
+
+A replay selects recorded inbound messages by the time the gate received them (optionally of one kind,
+and only their deliveries to one recipient) and decides each again with the policy and the consent the
+ledger holds now. It re-sends only what that decision releases, and only to recipients the original
+delivered to: the same delivery message id as the original (recipients deduplicate by it), the fields
+released now, marked as a replay in the signed envelope (``replay``) and in a ``mash-replay`` header.
+What the original shared and the current decision does not release is withheld, and the ledger says why
+(a consent withdrawn since never leaks through a replay). A replay never makes a new share: a recipient
+the original did not deliver to is listed as a difference, not sent to. A dry run records and sends
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from mash_broker.consent_gate import RECORD_ONLY_KINDS, Decision
+from mash_broker.contracts import BrokerUnavailable, Envelope, NotFound, deterministic_id, topics
+from mash_broker.core.explain import Change, compare, redecide
+from mash_broker.core.logging import get_logger
+from mash_broker.core.messages import delivery_envelope, encode, headers_for
+from mash_broker.core.policy import LoadedPolicy, record_policy
+from mash_broker.core.signing import Signer, sign
+from mash_broker.storage import Ledger, OutboxRow
+
+log = get_logger("mash.replay")
+
+REPLAY_HEADER = "mash-replay"
+# The command publishes what it records itself; the running relay leaves those records alone this long,
+# then publishes any the command did not (it died or lost the broker): at least once, normally once.
+PUBLISH_LEASE = timedelta(seconds=30)
+
+Publish = Callable[[OutboxRow], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ReplayRequest:
+    """Messages received in [``received_from``, ``received_to``), of ``kind`` if given; only their deliveries
+    to ``recipient`` if given; published on each recipient's delivery topic, or on ``to_topic``."""
+
+    received_from: datetime
+    received_to: datetime
+    kind: str | None = None
+    recipient: str | None = None
+    to_topic: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplayItem:
+    """One original delivery, decided again now: re-sent (``send``) or withheld (``withhold``), and why."""
+
+    message_id: str
+    kind: str
+    recipient: str
+    delivery_id: str
+    action: str
+    verdict: str  # the current decision for this recipient: share, withhold or refer
+    reasons: tuple[str, ...]
+    fields: tuple[str, ...]  # released now (empty when withheld)
+    topic: str
+    consent_id: str | None = None
+
+
+@dataclass
+class ReplayPlan:
+    """What a replay decided: every original delivery in scope and what happens to it now, and every
+    decision that differs from the original."""
+
+    replay_id: str
+    request: ReplayRequest
+    policy_version: str
+    decided_at: datetime
+    selected: int
+    items: list[ReplayItem]
+    changes: list[Change]
+    envelopes: dict[str, Envelope] = field(default_factory=dict, repr=False)  # by delivery id, unsigned
+    dry_run: bool = True
+    published: int = 0
+
+    @property
+    def sends(self) -> list[ReplayItem]:
+        return [i for i in self.items if i.action == "send"]
+
+    @property
+    def withheld(self) -> list[ReplayItem]:
+        return [i for i in self.items if i.action == "withhold"]
+
+    def as_json(self) -> dict[str, Any]:
+        r = self.request
+        return {
+            "replay_id": self.replay_id,
+            "dry_run": self.dry_run,
+            "from": r.received_from.isoformat(),
+            "to": r.received_to.isoformat(),
+            "kind": r.kind,
+            "recipient": r.recipient,
+            "to_topic": r.to_topic,
+            "policy_version": self.policy_version,
+            "decided_at": self.decided_at.isoformat(),
+            "selected": self.selected,
+            "published": self.published,
+            "resend": [asdict(i) for i in self.sends],
+            "withheld": [asdict(i) for i in self.withheld],
+            "changes": [asdict(c) for c in self.changes],
+        }
+
+
+async def replay(
+    ledger: Ledger,
+    request: ReplayRequest,
+    *,
+    policy: LoadedPolicy,
+    clock: Callable[[], datetime],
+    dry_run: bool = False,
+    publish: Publish | None = None,
+    signer: Signer | None = None,
+    consent_settle_s: float = 0.0,
+) -> ReplayPlan:
+    """Decide the replay now; unless ``dry_run``, record it in the ledger, then publish what it re-sends.
+
+    NotFound if nothing was received in the window. A re-send resting on consent waits ``consent_settle_s``
+    and the replay is decided again, so a withdrawal already on its way stops it, as at the gate.
+    BrokerUnavailable if publishing fails: the replay is recorded and the relay publishes it later.
+    """
+    replay_id = str(uuid.uuid4())
+    plan = await plan_replay(ledger, request, policy=policy, now=clock(), replay_id=replay_id)
+    if dry_run:
+        _log_finished(plan)
+        return plan
+    if consent_settle_s and any(i.consent_id for i in plan.sends):
+        await asyncio.sleep(consent_settle_s)
+        plan = await plan_replay(ledger, request, policy=policy, now=clock(), replay_id=replay_id)
+    plan.dry_run = False
+    await record_policy(ledger, policy, plan.decided_at)
+    ids = await _record(ledger, plan, signer, lease_until=clock() + PUBLISH_LEASE)
+    rows = await ledger.unpublished(ids)
+    try:
+        if rows and publish is None:
+            raise LookupError("no publisher given")
+        for row in rows:
+            await publish(row)  # type: ignore[misc]  # not None when there are rows (checked above)
+    except Exception as exc:  # recorded: the relay publishes the rest once the lease is over
+        log.warning("replay.publish_failed", replay_id=replay_id, error=type(exc).__name__)
+        raise BrokerUnavailable(
+            f"replay {replay_id} is recorded but was not published ({type(exc).__name__}): "
+            f"the running stack's relay publishes it after {PUBLISH_LEASE}"
+        ) from exc
+    await ledger.mark_published([r.seq for r in rows], clock())
+    plan.published = len(rows)
+    _log_finished(plan)
+    return plan
+
+
+async def plan_replay(
+    ledger: Ledger, request: ReplayRequest, *, policy: LoadedPolicy, now: datetime, replay_id: str
+) -> ReplayPlan:
+    """Decide every selected message again at ``now``; nothing is written."""
+    schools = await ledger.known_school_urns()
+    rows = [
+        r
+        for r in await ledger.decided_messages(
+            received_from=request.received_from, received_to=request.received_to, kind=request.kind
+        )
+        if r["kind"] not in RECORD_ONLY_KINDS
+    ]
+    plan = ReplayPlan(replay_id, request, policy.policy.version, now, 0, [], [])
+    for row in rows:
+        deliveries = await ledger.deliveries_of(row["message_id"])
+        if request.recipient is not None:
+            deliveries = [d for d in deliveries if d["recipient"] == request.recipient]
+            if not deliveries:
+                continue
+        plan.selected += 1
+        message = Envelope.model_validate_json(row["envelope"])
+        decision = await redecide(ledger, message, policy=policy.policy, known_schools=schools, now=now)
+        if change := await compare(ledger, row, decision):
+            plan.changes.append(change)
+        for delivery in deliveries:
+            plan.items.append(_item(plan, message, decision, delivery))
+    if not plan.selected:
+        scope = "".join(
+            [
+                f" of kind {request.kind}" if request.kind else "",
+                f" delivered to {request.recipient}" if request.recipient else "",
+            ]
+        )
+        raise NotFound(
+            f"no recorded message{scope} was received from {request.received_from.isoformat()} "
+            f"to {request.received_to.isoformat()}"
+        )
+    return plan
+
+
+def _item(plan: ReplayPlan, message: Envelope, decision: Decision, delivery: dict[str, Any]) -> ReplayItem:
+    """What happens now to one original delivery; a re-send's envelope goes into ``plan.envelopes``."""
+    recipient = delivery["recipient"]
+    topic = plan.request.to_topic or topics.delivery_topic(recipient)
+    base = {
+        "message_id": str(message.message_id),
+        "kind": message.kind,
+        "recipient": recipient,
+        "delivery_id": delivery["delivery_id"],
+        "topic": topic,
+    }
+    release = next((r for r in decision.releases if r.recipient == recipient), None)
+    if release is None:
+        refusal = next((r for r in decision.not_released if r.recipient == recipient), None)
+        verdict, reasons = (refusal.verdict, refusal.reasons) if refusal else (decision.verdict, decision.reasons)
+        return ReplayItem(
+            **base, action="withhold", verdict=verdict.value, reasons=tuple(r.value for r in reasons), fields=()
+        )
+    env = delivery_envelope(
+        message, release, decision, notify_by=delivery["notify_by"], now=plan.decided_at, replay=True
+    )
+    assert str(env.message_id) == delivery["delivery_id"]  # the original's id: recipients deduplicate by it
+    plan.envelopes[delivery["delivery_id"]] = env
+    consent = str(release.consent_id) if release.consent_id else None
+    return ReplayItem(
+        **base,
+        action="send",
+        verdict="share",
+        reasons=tuple(r.value for r in release.reasons),
+        fields=tuple(release.released),
+        consent_id=consent,
+    )
+
+
+async def _record(ledger: Ledger, plan: ReplayPlan, signer: Signer | None, *, lease_until: datetime) -> list[uuid.UUID]:
+    """One transaction: the replay, each re-send (an outbox record and ``message.replayed``) and each
+    delivery withheld now (``replay.withheld``, with the reasons). Returns the outbox ids."""
+    now, rid, r = plan.decided_at, plan.replay_id, plan.request
+    ids: list[uuid.UUID] = []
+    async with ledger.transaction() as tx:
+        await tx.event(
+            "replay.decided",
+            None,
+            now,
+            replay_id=rid,
+            received_from=r.received_from.isoformat(),
+            received_to=r.received_to.isoformat(),
+            kind=r.kind,
+            recipient=r.recipient,
+            to_topic=r.to_topic,
+            policy_version=plan.policy_version,
+            selected=plan.selected,
+            resend=len(plan.sends),
+            withheld=len(plan.withheld),
+            changed=len(plan.changes),
+        )
+        for item in plan.items:
+            if item.action == "withhold":
+                await tx.event(
+                    "replay.withheld",
+                    item.message_id,
+                    now,
+                    replay_id=rid,
+                    delivery_id=item.delivery_id,
+                    recipient=item.recipient,
+                    verdict=item.verdict,
+                    reasons=list(item.reasons),
+                    policy_version=plan.policy_version,
+                )
+                continue
+            env = plan.envelopes[item.delivery_id]
+            env = sign(env, signer) if signer is not None else env
+            oid = deterministic_id("replay", rid, item.delivery_id, item.topic)
+            await tx.enqueue(
+                outbox_id=oid,
+                topic=item.topic,
+                key=item.recipient,
+                value=encode(env),
+                headers=headers_for(env, **{REPLAY_HEADER: rid}),
+                at=now,
+                not_before=lease_until,
+            )
+            await tx.event(
+                "message.replayed",
+                item.message_id,
+                now,
+                replay_id=rid,
+                delivery_id=item.delivery_id,
+                recipient=item.recipient,
+                topic=item.topic,
+                fields=list(item.fields),
+                policy_version=plan.policy_version,
+                consent_id=item.consent_id,
+            )
+            ids.append(oid)
+    return ids
+
+
+def _log_finished(plan: ReplayPlan) -> None:
+    for item in plan.sends if not plan.dry_run else ():
+        log.info(
+            "message.replayed",
+            message_id=item.message_id,
+            agency=item.recipient,
+            topic=item.topic,
+            replay_id=plan.replay_id,
+            delivery_id=item.delivery_id,
+        )
+    for item in plan.withheld:
+        log.info(
+            "replay.withheld",
+            message_id=item.message_id,
+            agency=item.recipient,
+            replay_id=plan.replay_id,
+            reason=item.reasons[-1] if item.reasons else None,
+            dry_run=plan.dry_run,
+        )
+    log.info(
+        "replay.finished",
+        replay_id=plan.replay_id,
+        dry_run=plan.dry_run,
+        selected=plan.selected,
+        resend=len(plan.sends),
+        withheld=len(plan.withheld),
+        changed=len(plan.changes),
+        published=plan.published,
+        policy_version=plan.policy_version,
+    )
