@@ -9,6 +9,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from mash_broker.app.kafka_security import PLAINTEXT, KafkaSecurity
 from mash_broker.contracts.errors import BrokerUnavailable
 from mash_broker.core.settings import Settings
 
@@ -20,13 +21,14 @@ def is_embedded(settings: Settings) -> bool:
     return not settings.kafka_bootstrap
 
 
-def producer_kwargs(bootstrap: str, *, embedded: bool) -> dict[str, Any]:
+def producer_kwargs(bootstrap: str, *, embedded: bool, security: KafkaSecurity = PLAINTEXT) -> dict[str, Any]:
     """AIOKafkaProducer settings; idempotence only on real Kafka (tansu lacks InitProducerId)."""
     return {
         "bootstrap_servers": bootstrap,
         "acks": "all",
         "enable_idempotence": not embedded,
         "linger_ms": 5,
+        **security.client_kwargs(),
     }
 
 
@@ -35,7 +37,7 @@ def _first_host_port(bootstrap: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def _probe(bootstrap: str, timeout_s: float) -> None:
+async def _probe(bootstrap: str, timeout_s: float, security: KafkaSecurity) -> None:
     """One attempt: a TCP connect (quiet when refused), then a Kafka metadata request."""
     host, port = _first_host_port(bootstrap)
     _, writer = await asyncio.open_connection(host, port)
@@ -45,6 +47,7 @@ async def _probe(bootstrap: str, timeout_s: float) -> None:
         bootstrap_servers=bootstrap,
         client_id="mash-readiness",
         request_timeout_ms=max(1000, int(timeout_s * 1000)),
+        **security.client_kwargs(),
     )
     try:
         await admin.start()
@@ -53,7 +56,13 @@ async def _probe(bootstrap: str, timeout_s: float) -> None:
         await admin.close()
 
 
-async def wait_until_ready(bootstrap: str, timeout_s: float = 20.0, *, alive: Callable[[], bool] | None = None) -> None:
+async def wait_until_ready(
+    bootstrap: str,
+    timeout_s: float = 20.0,
+    *,
+    alive: Callable[[], bool] | None = None,
+    security: KafkaSecurity = PLAINTEXT,
+) -> None:
     """Wait until the broker answers a metadata request; raise BrokerUnavailable after ``timeout_s``.
 
     ``alive`` (optional) is polled between attempts; when it returns False the wait stops at once.
@@ -68,7 +77,7 @@ async def wait_until_ready(bootstrap: str, timeout_s: float = 20.0, *, alive: Ca
         if remaining <= 0:
             raise BrokerUnavailable(f"broker at {bootstrap} not ready after {timeout_s:g} s (last error: {last!r})")
         try:
-            await asyncio.wait_for(_probe(bootstrap, remaining), timeout=remaining)
+            await asyncio.wait_for(_probe(bootstrap, remaining, security), timeout=remaining)
         except (OSError, ValueError, KafkaError, TimeoutError) as exc:
             last = exc
             await asyncio.sleep(min(_PROBE_INTERVAL_S, max(0.0, deadline - loop.time())))
@@ -77,13 +86,21 @@ async def wait_until_ready(bootstrap: str, timeout_s: float = 20.0, *, alive: Ca
 
 
 async def ensure_topics(
-    bootstrap: str, topics: Iterable[str], partitions: int = 1, *, replication_factor: int = 1
+    bootstrap: str,
+    topics: Iterable[str],
+    partitions: int = 1,
+    *,
+    replication_factor: int = 1,
+    min_insync_replicas: int | None = None,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
-    """Create whichever of ``topics`` do not exist yet; topics that already exist are left alone."""
+    """Create whichever of ``topics`` do not exist yet; topics that already exist are left alone. On Apache
+    Kafka, give ``replication_factor`` 3 and ``min_insync_replicas`` 2 so an acks=all write survives a broker."""
     wanted = list(dict.fromkeys(topics))
     if not wanted:
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="mash-topics")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="mash-topics", **security.client_kwargs())
+    configs = {"min.insync.replicas": str(min_insync_replicas)} if min_insync_replicas else {}
     try:
         await admin.start()
         existing = set(await admin.list_topics())
@@ -91,7 +108,12 @@ async def ensure_topics(
         if not missing:
             return
         response = await admin.create_topics(
-            [NewTopic(name=t, num_partitions=partitions, replication_factor=replication_factor) for t in missing]
+            [
+                NewTopic(
+                    name=t, num_partitions=partitions, replication_factor=replication_factor, topic_configs=configs
+                )
+                for t in missing
+            ]
         )
         for topic, code, *rest in response.topic_errors:
             if code == 0:

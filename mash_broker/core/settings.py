@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import time
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
@@ -18,6 +19,32 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".mash"), description="Where the SQLite ledger and runtime files live.")
     kafka_bootstrap: str | None = Field(
         default=None, description="Apache Kafka bootstrap servers; unset: the embedded broker."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT"] = Field(
+        default="PLAINTEXT",
+        description="How to reach Apache Kafka: SASL_SSL (SCRAM) or SSL (mutual TLS) in production; "
+        "PLAINTEXT only for the embedded broker or a test cluster on loopback.",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism with SASL_SSL (PLAIN only over TLS)."
+    )
+    kafka_username: str | None = Field(default=None, description="SASL user name (this agency's or the gate's).")
+    kafka_password: SecretStr | None = Field(default=None, description="SASL password; prefer MASH_KAFKA_PASSWORD_FILE.")
+    kafka_password_file: Path | None = Field(
+        default=None, description="File holding the SASL password (a mounted secret); trailing newline ignored."
+    )
+    kafka_ca_file: Path | None = Field(
+        default=None, description="PEM file of the CA that signed the brokers' certificates; unset: system CAs."
+    )
+    kafka_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate for mutual TLS (with MASH_KAFKA_KEY_FILE)."
+    )
+    kafka_key_file: Path | None = Field(default=None, description="PEM private key of the client certificate.")
+    kafka_replication_factor: int = Field(
+        default=3, ge=1, description="Replication factor of the topics the broker creates on Apache Kafka."
+    )
+    kafka_min_insync_replicas: int = Field(
+        default=2, ge=1, description="min.insync.replicas of the topics it creates on Apache Kafka (acks=all)."
     )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy async URL; unset: sqlite+aiosqlite in the data dir."
