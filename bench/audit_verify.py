@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from bench._common import machine, postgres_ledger, print_profile, sqlite_ledger
-from mash_broker.contracts import topics
+from mash_broker.agencies.police import POLICE_NOTIFICATIONS
 from mash_broker.core.audit.checkpoints import Checkpointer
 from mash_broker.core.audit.entries import as_stored, entry_bytes, entry_leaf_hash
 from mash_broker.core.audit.keys import KeyStore, verify_signature
@@ -85,7 +85,7 @@ def _notification(rnd: random.Random, at: datetime) -> Iterator[tuple[str, str |
         {
             "kind": "notification.encompass",
             "sender_org": "police:benchpolice",
-            "topic": topics.POLICE_NOTIFICATIONS,
+            "topic": POLICE_NOTIFICATIONS,
             "content_hash": digest,
         },
     )

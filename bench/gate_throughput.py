@@ -32,21 +32,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
-from sqlalchemy import func, select
 
 from bench._common import machine, postgres_ledger, print_profile, sqlite_ledger
 from bench._kafka import CountingConsumer, send_all, start_producer
 from bench._synthetic import Record, envelopes, records, school_directory, school_urns
+from mash_broker.agencies.education import EDUCATION_DELIVERIES
+from mash_broker.agencies.police import POLICE_NOTIFICATIONS
+from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app.bootstrap import build_broker, build_services
 from mash_broker.app.embedded import EmbeddedBroker
 from mash_broker.app.kafka import ensure_topics
-from mash_broker.contracts import topics
 from mash_broker.core.audit.keys import Ed25519Signer, KeyStore
 from mash_broker.core.logging import configure_logging
 from mash_broker.core.settings import Settings
 from mash_broker.core.signing import ensure_gate_key, ensure_key, sign
 from mash_broker.storage import Ledger
-from mash_broker.storage import schema as t
 
 DEFAULT_MESSAGES = 400
 DEFAULT_SCHOOLS = 300  # a large local authority's directory; every notification names one of them
@@ -131,9 +131,7 @@ async def bench_bare(
 
 
 async def _delivered(ledger: Ledger) -> int:
-    async with ledger.engine.connect() as conn:
-        q = select(func.count()).select_from(t.deliveries).where(t.deliveries.c.delivered_at.is_not(None))
-        return int((await conn.execute(q)).scalar_one())
+    return await ledger.delivered_count()
 
 
 async def _ledger_reached(ledger: Ledger, target: int, timeout_s: float) -> float:
@@ -162,12 +160,12 @@ async def bench_gate(
     settings = Settings(data_dir=data_dir)  # the ledger is passed in; settings give the clocks' defaults
     services = build_services(settings, ledger, build_broker(bootstrap, embedded=True))
     counter = CountingConsumer(
-        bootstrap, topics.EDUCATION_DELIVERIES, correlation_ids=[warm.correlation_id, *(r.correlation_id for r in recs)]
+        bootstrap, EDUCATION_DELIVERIES, correlation_ids=[warm.correlation_id, *(r.correlation_id for r in recs)]
     )
     prod = await start_producer(bootstrap)
     try:
         await asyncio.gather(counter.start(), services.start())
-        await send_all(prod, topics.POLICE_NOTIFICATIONS, [warm])
+        await send_all(prod, POLICE_NOTIFICATIONS, [warm])
         await counter.reached(1, _timeout(1))
         await _ledger_reached(ledger, 1, _timeout(1))
         n = len(recs)
@@ -175,7 +173,7 @@ async def bench_gate(
         if profile:
             profile.enable()
         t0 = loop.time()
-        await send_all(prod, topics.POLICE_NOTIFICATIONS, recs)
+        await send_all(prod, POLICE_NOTIFICATIONS, recs)
         t_out, t_led = await asyncio.gather(
             counter.reached(1 + n, _timeout(n)), _ledger_reached(ledger, 1 + n, _timeout(n))
         )
@@ -184,7 +182,7 @@ async def bench_gate(
         if (got := await ledger.count("deliveries")) != 1 + n:
             raise RuntimeError(f"expected {1 + n} deliveries in the ledger, found {got}")
         return (
-            Rate(f"(b) gate [{label}] out on {topics.EDUCATION_DELIVERIES}", f"{label} out", n, t_out - t0),
+            Rate(f"(b) gate [{label}] out on {EDUCATION_DELIVERIES}", f"{label} out", n, t_out - t0),
             Rate(f"(b) gate [{label}] marked delivered in the ledger", f"{label} delivered", n, t_led - t0),
         )
     finally:
@@ -229,7 +227,7 @@ async def main_async(args: argparse.Namespace) -> None:
         else:
             configure_logging(args.log_level, json=False)
         async with EmbeddedBroker(data_dir / "tansu") as bootstrap:
-            await ensure_topics(bootstrap, topics.ALL)
+            await ensure_topics(bootstrap, REGISTRY.all_topics)
             bare = await bench_bare(bootstrap, warm, recs)
             print(bare.line(), flush=True)
             results = [bare]

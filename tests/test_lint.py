@@ -1,7 +1,9 @@
-"""House style is checked by the suite: ruff over everything, mypy --strict over the product code."""
+"""House style is checked by the suite: ruff (lint and format) over everything, mypy --strict over the product
+code, and the layering contracts in pyproject.toml ([tool.importlinter]) with import-linter."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -29,3 +31,18 @@ def test_ruff_passes_on_everything() -> None:
 def test_mypy_strict_passes_on_product_code() -> None:
     result = subprocess.run([_tool("mypy"), *PRODUCT], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_is_applied_to_everything() -> None:
+    result = subprocess.run([_tool("ruff"), "format", "--check", *EVERYTHING], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_layering_contracts_hold() -> None:
+    result = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr
+    counts = re.search(r"Contracts: (\d+) kept, (\d+) broken", result.stdout)
+    assert counts is not None, result.stdout
+    assert int(counts.group(1)) >= 3, result.stdout  # at least: layers, the pure core, independent agencies
+    assert counts.group(2) == "0"

@@ -1,1 +1,2 @@
-"""One folder per agency: its pure mapping to and from the contracts, its inbox and its commands."""
+"""One folder per agency: its pure mapping to and from the contracts, its inbox, its plug-in
+(``<name>/agency.py``) and its commands. The list of them is ``registry.AGENCIES``."""

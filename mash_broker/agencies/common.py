@@ -18,6 +18,7 @@ from mash_broker.contracts.errors import InputFileError
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_ROWS = 200_000
+MAX_CELL_CHARS = 10_000  # longer than any column allows: a longer cell is its row's problem, not the file's
 
 _NEWLINES = re.compile(r"\r\n?")
 
@@ -45,7 +46,9 @@ def read_csv(
 
     Raises ``InputFileError`` (``record=source``) when the file cannot be used at all: too big,
     not UTF-8, empty, wrong header, too many rows, or broken CSV quoting. A row with the wrong
-    number of cells is appended to ``problems`` (field ``row``) and not yielded. Blank lines are
+    number of cells (field ``row``) or a cell over ``MAX_CELL_CHARS`` (its column) is appended to
+    ``problems`` and not yielded; an over-long cell that spans lines (a quote left open) names
+    them. Blank lines are
     skipped. ``line`` is the physical line where the row starts, so rows after a quoted
     multi-line cell are numbered as an editor shows them.
     """
@@ -61,15 +64,17 @@ def read_csv(
     if not text.strip():
         raise InputFileError("file is empty (expected a header line)", record=source)
 
+    if csv.field_size_limit() < MAX_FILE_BYTES:  # the reader's own limit (128 KiB) would refuse the file
+        csv.field_size_limit(MAX_FILE_BYTES)
     reader = csv.reader(io.StringIO(text, newline=""))
-    rows: list[tuple[int, list[str]]] = []
+    rows: list[tuple[int, int, list[str]]] = []
     try:
         header = next(reader)
         _check_header([cell.strip() for cell in header], expected_header, source)
         start = reader.line_num + 1
         for cells in reader:
             if cells:
-                rows.append((start, cells))
+                rows.append((start, reader.line_num, cells))
                 if len(rows) > MAX_ROWS:
                     raise InputFileError(f"file has more than {MAX_ROWS} rows", record=source)
             start = reader.line_num + 1
@@ -82,13 +87,27 @@ def read_csv(
 
 
 def _rows(
-    rows: list[tuple[int, list[str]]], expected: tuple[str, ...], problems: list[RowProblem]
+    rows: list[tuple[int, int, list[str]]], expected: tuple[str, ...], problems: list[RowProblem]
 ) -> Iterator[tuple[int, dict[str, str]]]:
-    for line, cells in rows:
+    for line, last_line, cells in rows:
+        found = [
+            RowProblem(line, expected[i] if i < len(expected) else f"cell {i + 1}", _too_long(line, last_line))
+            for i, cell in enumerate(cells)
+            if len(cell) > MAX_CELL_CHARS
+        ]
         if len(cells) != len(expected):
-            problems.append(RowProblem(line, "row", f"has {len(cells)} cells, expected {len(expected)}"))
+            found.append(RowProblem(line, "row", f"has {len(cells)} cells, expected {len(expected)}"))
+        if found:
+            problems.extend(found)
             continue
         yield line, dict(zip(expected, cells, strict=True))
+
+
+def _too_long(line: int, last_line: int) -> str:
+    reason = f"longer than {MAX_CELL_CHARS} characters"
+    if last_line > line:
+        reason += f" (the row runs over lines {line} to {last_line}: is a quote left open?)"
+    return reason
 
 
 def _check_header(found: list[str], expected: tuple[str, ...], source: str) -> None:

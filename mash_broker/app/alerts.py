@@ -2,10 +2,11 @@
 told by email (MASH_SMTP_HOST) and/or a webhook is called (MASH_ALERT_WEBHOOK), carrying only a
 link to the inbox: never a name, date of birth, reference or summary.
 
-Durable and never in the gate's way: a ledger event hook queues the alerts (``alerts`` table) in
-the same transaction that records the delivery (``delivery.received``), and a sender task sends
-them afterwards, retrying with backoff; a failure is recorded on the row, never raised into the
-gate or the inbox. An alert is sent at least once (a crash between sending and marking resends).
+Durable and never in the gate's way: a projection of the audited log (``AlertQueue``, run by the
+stack's projector) queues the alerts (``alerts`` table) for each ``delivery.received``, whichever
+process recorded it, and a sender task sends them afterwards, retrying with backoff; a failure is
+recorded on the row, never raised into the gate or the inbox. An alert is sent at least once (a crash
+between sending and marking resends).
 """
 
 from __future__ import annotations
@@ -20,14 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
-
-from sqlalchemy import select, update
 
 from mash_broker.core.logging import get_logger
+from mash_broker.core.records import EventRecord
 from mash_broker.core.settings import Settings
 from mash_broker.storage import Ledger, Tx
-from mash_broker.storage import schema as t
 
 log = get_logger("mash.alerts")
 
@@ -49,45 +47,32 @@ def enabled(settings: Settings) -> bool:
     return bool(settings.smtp_host or settings.alert_webhook)
 
 
-def queue_alerts_hook(settings: Settings) -> Callable[[Tx, str, str | None, datetime, dict[str, Any]], Any]:
-    """A ledger event hook: on ``delivery.received`` for a school, queue its alerts in that transaction."""
+class AlertQueue:
+    """The alert projection: on ``delivery.received`` for a school, queue its alerts in the transaction
+    that moves the projection past that event (channels off: nothing is queued, the cursor still moves)."""
 
-    async def hook(tx: Tx, event_type: str, _mid: str | None, at: datetime, detail: dict[str, Any]) -> None:
-        recipient = str(detail.get("recipient", ""))
-        if event_type != "delivery.received" or not recipient.startswith("school:"):
+    name = "alerts"
+    writes: frozenset[str] = frozenset()  # it appends no events
+    replays_history = False  # alerts are about now: enabling them never mails about last year's deliveries
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def apply(self, tx: Tx, event: EventRecord) -> None:
+        recipient = str(event.detail.get("recipient", ""))
+        if event.event_type != "delivery.received" or not recipient.startswith("school:"):
             return
-        delivery_id = str(detail["delivery_id"])
+        delivery_id = str(event.detail["delivery_id"])
         targets: list[tuple[str, str]] = []
-        if settings.smtp_host:
-            emails = (
-                (
-                    await tx.conn.execute(
-                        select(t.key_adults.c.email).where(t.key_adults.c.urn == recipient.split(":", 1)[1])
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            targets += [("email", e) for e in emails]
-        if settings.alert_webhook:
-            targets.append(("webhook", settings.alert_webhook))
+        if self.settings.smtp_host:
+            targets += [("email", e) for e in await tx.key_adult_emails(recipient.split(":", 1)[1])]
+        if self.settings.alert_webhook:
+            targets.append(("webhook", self.settings.alert_webhook))
         for channel, address in targets:
             alert_id = str(uuid.uuid5(ALERT_NS, f"{delivery_id}|{channel}|{address.casefold()}"))
-            exists = (await tx.conn.execute(select(t.alerts.c.alert_id).where(t.alerts.c.alert_id == alert_id))).first()
-            if exists is None:
-                await tx.conn.execute(
-                    t.alerts.insert().values(
-                        alert_id=alert_id,
-                        delivery_id=delivery_id,
-                        channel=channel,
-                        address=address,
-                        created_at=at,
-                        attempts=0,
-                        next_attempt_at=at,
-                    )
-                )
-
-    return hook
+            await tx.queue_alert(
+                alert_id=alert_id, delivery_id=delivery_id, channel=channel, address=address, at=event.at
+            )
 
 
 @dataclass
@@ -118,52 +103,28 @@ class AlertSender:
 
     async def send_due(self) -> int:
         """Send every alert that is due now; returns how many went out."""
-        now = self.clock()
-        async with self.ledger.reader() as tx:
-            due = (
-                (
-                    await tx.conn.execute(
-                        select(t.alerts)
-                        .where(
-                            t.alerts.c.sent_at.is_(None),
-                            t.alerts.c.next_attempt_at <= now,
-                        )
-                        .order_by(t.alerts.c.created_at)
-                        .limit(100)
-                    )
-                )
-                .mappings()
-                .all()
-            )
         sent = 0
-        for row in due:
+        for alert in await self.ledger.alerts_due(self.clock()):
             try:
-                await asyncio.to_thread(self._send, row["channel"], row["address"])
+                await asyncio.to_thread(self._send, alert.channel, alert.address)
             except Exception as exc:  # any transport failure: record, back off, retry later
-                attempts = row["attempts"] + 1
+                attempts = alert.attempts + 1
                 wait = min(timedelta(seconds=30 * 2 ** (attempts - 1)), MAX_BACKOFF)
-                await self._update(
-                    row["alert_id"],
-                    attempts=attempts,
-                    next_attempt_at=self.clock() + wait,
-                    last_error=type(exc).__name__,
+                await self.ledger.alert_failed(
+                    alert.alert_id, attempts=attempts, retry_at=self.clock() + wait, error=type(exc).__name__
                 )
                 log.warning(
                     "alert.failed",
-                    channel=row["channel"],
-                    delivery_id=row["delivery_id"],
+                    channel=alert.channel,
+                    delivery_id=alert.delivery_id,
                     attempts=attempts,
                     error=type(exc).__name__,
                 )
                 continue
-            await self._update(row["alert_id"], attempts=row["attempts"] + 1, sent_at=self.clock(), last_error=None)
-            log.info("alert.sent", channel=row["channel"], delivery_id=row["delivery_id"])
+            await self.ledger.alert_sent(alert.alert_id, attempts=alert.attempts + 1, at=self.clock())
+            log.info("alert.sent", channel=alert.channel, delivery_id=alert.delivery_id)
             sent += 1
         return sent
-
-    async def _update(self, alert_id: str, **values: Any) -> None:
-        async with self.ledger.transaction() as tx:
-            await tx.conn.execute(update(t.alerts).where(t.alerts.c.alert_id == alert_id).values(**values))
 
     def _send(self, channel: str, address: str) -> None:
         link = f"{self.settings.web_url}/inbox"

@@ -1,4 +1,7 @@
-"""Composition root: wires the ledger, the gate, the education adapter and the relay onto one broker."""
+"""Composition root: wires the ledger, the gate, the agencies' inboxes and the relay onto one broker.
+
+Everything agency-specific comes from the registry (``mash_broker.agencies.registry.REGISTRY``): the
+gate's subscriptions, the publishers, one inbox subscriber per agency inbox, the directories."""
 
 from __future__ import annotations
 
@@ -7,19 +10,18 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.specification import AsyncAPI
 
-from mash_broker.agencies.education.inbox import receive_delivery
-from mash_broker.agencies.health import inbox as health_inbox
-from mash_broker.agencies.health.teams import load_teams
-from mash_broker.contracts import Envelope, topics
+from mash_broker.agencies.registry import REGISTRY
+from mash_broker.app.kafka_security import PLAINTEXT, KafkaSecurity
+from mash_broker.contracts import Envelope
+from mash_broker.core.agency import Inbox
 from mash_broker.core.clocks import load_calendar
 from mash_broker.core.gate_service import GateContext, process_inbound
-from mash_broker.core.inbox import Sign
 from mash_broker.core.logging import get_logger
 from mash_broker.core.policy import LoadedPolicy, load_policy, record_policy
 from mash_broker.core.relay import Relay
@@ -30,24 +32,12 @@ from mash_broker.storage import Ledger, OutboxRow
 log = get_logger("mash.app")
 
 GATE_GROUP = "mash-gate"
-EDUCATION_GROUP = "mash-education"
-HEALTH_GROUP = "mash-health"
-OUTBOUND = (
-    topics.EDUCATION_DELIVERIES,
-    topics.HEALTH_DELIVERIES,
-    topics.MASH_DELIVERIES,
-    topics.POLICE_RECEIPTS,
-    topics.POLICE_ACKNOWLEDGEMENTS,
-    topics.MASH_QUEUE,
-    topics.GATE_QUARANTINE,
-)
 INFRA_RETRY_PAUSE_S = 1.0
 
 
-class ReceiveDelivery(Protocol):
-    """An agency inbox's receive function (adapters.education.inbox, adapters.health.inbox)."""
-
-    async def __call__(self, ledger: Ledger, raw: bytes, now: datetime, *, sign: Sign | None = None) -> str: ...
+def inbox_group(agency: str) -> str:
+    """An agency inbox's consumer group (``mash-education``, ``mash-health``, ...)."""
+    return f"mash-{agency}"
 
 
 def utc_now() -> datetime:
@@ -89,10 +79,16 @@ class Services:
         await self.broker.stop()
 
 
-def build_broker(bootstrap: str, *, embedded: bool) -> KafkaBroker:
+def build_broker(bootstrap: str, *, embedded: bool, security: KafkaSecurity = PLAINTEXT) -> KafkaBroker:
     # acks="all" always; idempotence only where the broker has InitProducerId (not the embedded one).
     return KafkaBroker(
-        bootstrap, acks="all", enable_idempotence=not embedded, linger_ms=5, client_id="mash-broker", logger=None
+        bootstrap,
+        acks="all",
+        enable_idempotence=not embedded,
+        linger_ms=5,
+        client_id="mash-broker",
+        logger=None,
+        security=security.faststream(),
     )
 
 
@@ -101,7 +97,7 @@ def build_services(
 ) -> Services:
     """Declare subscribers and publishers on ``broker`` and return the services, not yet started."""
     calendar = load_calendar(settings.school_calendar, settings.timezone)
-    policy = load_policy(settings.policy_file)
+    policy = load_policy(settings.policy_file, REGISTRY.policy_kinds)
     gate = GateContext(
         ledger=ledger,
         policy=policy.policy,
@@ -109,14 +105,15 @@ def build_services(
         notify_by=settings.notify_by,
         school_day_starts=settings.school_day_starts,
         clock=clock,
+        registry=REGISTRY,
         consent_settle=timedelta(seconds=settings.consent_settle_s),
-        health_teams=load_teams(settings.health_teams),
+        directories=REGISTRY.load_directories(settings),
     )
     signing = StackSigning.from_settings(
         settings.keys_dir, settings.key_registry_file, required=settings.require_signatures
     )
     gate.verifier, gate.signer = signing.verifier, signing.gate
-    publishers = {t: broker.publisher(t, schema=Envelope, title=t) for t in OUTBOUND}
+    publishers = {t: broker.publisher(t, schema=Envelope, title=t) for t in REGISTRY.outbound_topics}
 
     async def publish(row: OutboxRow) -> None:
         headers = {k: v for k, v in row.headers.items()}
@@ -131,7 +128,7 @@ def build_services(
     relay = Relay(ledger, publish, clock, interval_s=settings.relay_interval_s)
 
     @broker.subscriber(
-        *topics.INBOUND,
+        *REGISTRY.inbound_topics,
         group_id=GATE_GROUP,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
@@ -150,7 +147,7 @@ def build_services(
             raise
         relay.poke()
 
-    def inbox(topic: str, group: str, title: str, description: str, receive: ReceiveDelivery) -> None:
+    def inbox(topic: str, group: str, title: str, description: str, receive: Inbox) -> None:
         @broker.subscriber(
             topic,
             group_id=group,
@@ -169,20 +166,8 @@ def build_services(
                 raise
             relay.poke()
 
-    inbox(
-        topics.EDUCATION_DELIVERIES,
-        EDUCATION_GROUP,
-        "school-inbox",
-        "Gated notifications land in each school's inbox.",
-        receive_delivery,
-    )
-    inbox(
-        topics.HEALTH_DELIVERIES,
-        HEALTH_GROUP,
-        "health-inbox",
-        "Gated deliveries land in health teams' and GP practices' inboxes.",
-        health_inbox.receive_delivery,
-    )
+    for sub in REGISTRY.inboxes:
+        inbox(sub.topic, inbox_group(sub.agency), f"{sub.agency}-inbox", sub.description, sub.receive)
 
     app = FastStream(
         broker,

@@ -13,10 +13,12 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from mash_broker.agencies.education.directory import parse_directory
+from mash_broker.agencies.police import POLICE_NOTIFICATIONS
 from mash_broker.agencies.police.export import ParsedRow
 from mash_broker.agencies.police.ingest import IngestReport, Progress, RowReceipt, publish_rows, read_export, sign_rows
+from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app.runtime import producer
-from mash_broker.contracts import Envelope, InputFileError, topics
+from mash_broker.contracts import Envelope, InputFileError
 from mash_broker.core.audit.keys import KeyStore
 from mash_broker.core.settings import Settings
 from mash_broker.storage import Ledger
@@ -76,7 +78,7 @@ async def ingest(
         rejected,
         progress=progress,
         timeout_s=timeout_s,
-        topic_for=lambda _: topics.POLICE_NOTIFICATIONS,
+        topic_for=lambda _: POLICE_NOTIFICATIONS,
     )
 
 
@@ -185,5 +187,5 @@ async def send_messages(
         rejected,
         progress=progress,
         timeout_s=timeout_s,
-        topic_for=lambda env: topics.inbound_topic(env.sender_org, env.kind),
+        topic_for=lambda env: REGISTRY.inbound_topic(env.sender_org, env.kind),
     )

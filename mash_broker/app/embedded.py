@@ -250,6 +250,17 @@ class EmbeddedBroker:
                     os.killpg(proc.pid, signal.SIGKILL)
         return proc.wait()
 
+    async def exited(self, poll_s: float = 0.5) -> int | None:
+        """Wait until tansu exits by itself (killed, crashed) and return its exit code; None if it was
+        never started or ``stop()`` stopped it. Polled: a dead broker is noticed within ``poll_s``."""
+        while (proc := self._proc) is not None:
+            code = proc.poll()
+            if code is not None:
+                log.error("broker.exited", bootstrap=self.bootstrap, pid=proc.pid, exit_code=code, embedded=True)
+                return code
+            await asyncio.sleep(poll_s)
+        return None
+
     def stop(self) -> None:
         """Stop tansu (SIGTERM, then SIGKILL after ``stop_timeout_s``) and remove broker.json if ours."""
         proc, self._proc = self._proc, None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -10,23 +9,23 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import select, update
 
+from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app import alerts
 from mash_broker.app.bootstrap import Services, build_broker, build_services, utc_now
 from mash_broker.app.embedded import EmbeddedBroker, resolve_bootstrap
 from mash_broker.app.kafka import ensure_topics, producer_kwargs
+from mash_broker.app.kafka_security import kafka_security
 from mash_broker.app.web.server import WebServer, start_web
-from mash_broker.contracts import topics
 from mash_broker.core.audit.checkpoints import start_checkpointer
 from mash_broker.core.audit.keys import KeyStore
 from mash_broker.core.clocks.keeper import start_clock_keeper
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import outbox_id
+from mash_broker.core.projector import Projector
 from mash_broker.core.settings import Settings
 from mash_broker.core.signing import Signers, ensure_gate_key
-from mash_broker.storage import Ledger
-from mash_broker.storage import schema as t
+from mash_broker.storage import Ledger, Tx
 
 log = get_logger("mash.runtime")
 
@@ -40,6 +39,7 @@ class Stack:
     ledger: Ledger
     services: Services | None
     web: WebServer | None = None
+    broker: EmbeddedBroker | None = None  # the embedded broker this stack started (`mash up` watches it)
 
 
 async def open_ledger(settings: Settings) -> Ledger:
@@ -67,7 +67,18 @@ async def running(
             stack.callback(broker_proc.stop)
         else:
             bootstrap = resolve_bootstrap(settings)
-        await ensure_topics(bootstrap, topics.ALL)
+        security = kafka_security(settings)  # refused here, naming the setting, before any connection
+        if embedded:
+            await ensure_topics(bootstrap, REGISTRY.all_topics)
+        else:
+            await ensure_topics(
+                bootstrap,
+                REGISTRY.all_topics,
+                settings.kafka_partitions,
+                replication_factor=settings.kafka_replication_factor,
+                min_insync_replicas=settings.kafka_min_insync_replicas,
+                security=security,
+            )
         ledger = await open_ledger(settings)
         stack.push_async_callback(ledger.close)
         if embedded and start_broker:
@@ -82,53 +93,57 @@ async def running(
             ensure_gate_key(settings, clock())
             # Stopped after the services (exit runs in reverse): the last checkpoint covers their last events.
             stack.push_async_callback(start_checkpointer(settings, ledger, clock).stop)
-            # Hooked into the ledger before the gate starts: clocks start and stop with their events.
-            stack.push_async_callback(start_clock_keeper(settings, ledger, clock).stop)
-            if alerts.enabled(settings):  # queued with the delivery's own events, sent by their own task
-                ledger.on_event(alerts.queue_alerts_hook(settings))
+            keeper = start_clock_keeper(settings, ledger, clock, REGISTRY.delivery_topic)
+            stack.push_async_callback(keeper.stop)
+            # Clocks and alert queuing follow the audited log, whichever process appended to it: started
+            # before the gate, so they see its first event within a poll (or at once: a poke).
+            projector = Projector[Tx](
+                ledger, (keeper.projection, alerts.AlertQueue(settings)), interval_s=settings.projector_interval_s
+            )
+            await projector.start()
+            ledger.on_append(projector.poke)
+            stack.push_async_callback(projector.stop)
+            if alerts.enabled(settings):  # queued by the projector, sent by their own task
                 sender = alerts.AlertSender(settings, ledger, clock)
                 sender.start()
                 stack.push_async_callback(sender.stop)
-            svc = build_services(settings, ledger, build_broker(bootstrap, embedded=embedded), clock)
+            svc = build_services(settings, ledger, build_broker(bootstrap, embedded=embedded, security=security), clock)
             await svc.start()
             stack.push_async_callback(svc.stop)
         log.info("stack.started", bootstrap=bootstrap, embedded=embedded, services=services)
-        yield Stack(bootstrap=bootstrap, embedded=embedded, ledger=ledger, services=svc, web=pages)
+        yield Stack(
+            bootstrap=bootstrap,
+            embedded=embedded,
+            ledger=ledger,
+            services=svc,
+            web=pages,
+            broker=broker_proc if embedded and start_broker else None,
+        )
 
 
 async def republish_undelivered(ledger: Ledger) -> int:
     """A new embedded broker starts empty (memory only): deliveries the ledger has as published but no
-    school has received may have died with the last one, so the relay publishes them again. The inbox
-    deduplicates by delivery id, so one that did arrive is not delivered twice."""
+    recipient's system has received may have died with the last one, so the relay publishes them again,
+    on whatever topic each went out on (the outbox's own record). Inboxes deduplicate by delivery id,
+    so one that did arrive is not delivered twice."""
     async with ledger.transaction() as tx:
-        undelivered = (
-            (await tx.conn.execute(select(t.deliveries.c.delivery_id).where(t.deliveries.c.delivered_at.is_(None))))
-            .scalars()
-            .all()
-        )
-        ids = [str(outbox_id(uuid.UUID(d), topics.EDUCATION_DELIVERIES)) for d in undelivered]
-        again = 0
-        for i in range(0, len(ids), 500):
-            res = await tx.conn.execute(
-                update(t.outbox)
-                .where(
-                    t.outbox.c.outbox_id.in_(ids[i : i + 500]),
-                    t.outbox.c.published_at.is_not(None),
-                )
-                .values(published_at=None)
-            )
-            again += res.rowcount
+        again = await tx.republish_undelivered(outbox_id)
     if again:
         log.info(
-            "outbox.republished", count=again, topic=topics.EDUCATION_DELIVERIES, reason="embedded_broker_restarted"
+            "outbox.republished",
+            count=sum(again.values()),
+            topics=dict(sorted(again.items())),
+            reason="embedded_broker_restarted",
         )
-    return again
+    return sum(again.values())
 
 
 @asynccontextmanager
 async def producer(settings: Settings, bootstrap: str) -> AsyncIterator[Any]:
     """A plain aiokafka producer for CLI commands that publish (acks=all; idempotent on real Kafka)."""
-    prod = AIOKafkaProducer(**producer_kwargs(bootstrap, embedded=settings.kafka_bootstrap is None))
+    prod = AIOKafkaProducer(
+        **producer_kwargs(bootstrap, embedded=settings.kafka_bootstrap is None, security=kafka_security(settings))
+    )
     await prod.start()
     try:
         yield prod

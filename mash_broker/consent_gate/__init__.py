@@ -12,30 +12,32 @@ from mash_broker.consent_gate.decision import (
     Verdict,
 )
 from mash_broker.consent_gate.facts import ConsentFacts, ConsentState, child_keys
-from mash_broker.consent_gate.gate import decide, project
-from mash_broker.consent_gate.health import NO_HEALTH_TEAMS, HealthTeams
+from mash_broker.consent_gate.gate import decide, project, subject_age
 from mash_broker.consent_gate.policy import RECORD_ONLY_KINDS, parse_policy
+from mash_broker.consent_gate.routing import NO_ROUTE, PreCheck, Route
 
 __all__ = [
     "ADVICE_QUEUE",
     "BUILTIN_POLICY",
     "ENCOMPASS_AGREEMENT",
     "MASH_QUEUE",
-    "NO_HEALTH_TEAMS",
+    "NO_ROUTE",
     "REASON_TEXT",
     "RECORD_ONLY_KINDS",
     "ConsentFacts",
     "ConsentState",
     "Decision",
-    "HealthTeams",
     "Policy",
+    "PreCheck",
     "Reason",
     "Refusal",
     "Release",
+    "Route",
     "SharingAgreement",
     "Verdict",
     "child_keys",
     "decide",
     "parse_policy",
     "project",
+    "subject_age",
 ]

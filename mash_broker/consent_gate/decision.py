@@ -133,6 +133,8 @@ class Decision:
     basis_used: str | None = None
     consent_id: UUID | None = None
     dispensation_id: UUID | None = None
+    # The routing problems (from ``Route.problems``) that sent it to the MASH queue for a person to route.
+    routing_problems: tuple[Reason, ...] = ()
 
     @property
     def primary_reason(self) -> Reason:

@@ -1,9 +1,9 @@
 """The gate's decision: a pure function of the message, what is known of the child's consent, the
-school directory, the policy and ``now``. The numbered rules are DOMAIN.md's "Consent and lawful basis"."""
+routing the agencies derived (``Route``, ``PreCheck``), the policy and ``now``. No agency is named here.
+The numbered rules are DOMAIN.md's "Consent and lawful basis"."""
 
 from __future__ import annotations
 
-from collections.abc import Container
 from datetime import datetime
 from typing import Any
 
@@ -12,15 +12,8 @@ from pydantic import JsonValue
 from mash_broker.consent_gate.agreements import Policy, SharingAgreement
 from mash_broker.consent_gate.decision import ADVICE_QUEUE, MASH_QUEUE, Decision, Reason, Refusal, Release, Verdict
 from mash_broker.consent_gate.facts import ConsentFacts, ConsentState, age_on
-from mash_broker.consent_gate.health import NO_HEALTH_TEAMS, HealthTeams
-from mash_broker.contracts import (
-    Article6Basis,
-    Article9Condition,
-    EncompassNotification,
-    Envelope,
-    HealthAssessmentRequest,
-    StatutoryPower,
-)
+from mash_broker.consent_gate.routing import NO_ROUTE, PreCheck, Route
+from mash_broker.contracts import Article6Basis, Article9Condition, Envelope, StatutoryPower
 
 NO_FACTS = ConsentFacts()
 _STATE_REASON = {
@@ -34,13 +27,15 @@ _STATE_REASON = {
 def decide(
     message: Envelope,
     *,
-    known_schools: Container[str],
     policy: Policy,
     now: datetime,
     facts: ConsentFacts = NO_FACTS,
-    health_teams: HealthTeams = NO_HEALTH_TEAMS,
+    route: Route = NO_ROUTE,
+    pre_check: PreCheck | None = None,
 ) -> Decision:
-    """Decide who, if anyone, receives ``message`` and exactly which fields."""
+    """Decide who, if anyone, receives ``message`` and exactly which fields. ``route`` adds the recipients
+    the agencies' directories derive (and the routing problems a person must resolve); ``pre_check`` is an
+    agency's refusal before any agreement is tried."""
     trace: list[str] = [f"policy {policy.version}; message kind {message.kind}"]
 
     def done(verdict: Verdict, *reasons: Reason, **kw: Any) -> Decision:
@@ -59,9 +54,9 @@ def decide(
         trace.append("rule 1 (a lawful basis is recorded): failed; nothing is shared")
         return done(Verdict.WITHHOLD, Reason.NO_LAWFUL_BASIS)
     trace.append(f"rule 1 (a lawful basis is recorded): held, Article 6 {basis.article6.value}")
-    if isinstance(message.payload, HealthAssessmentRequest) and message.payload.consent_form is None:
-        trace.append("initial health assessment: no consent form attached; refused to the sender")
-        return done(Verdict.WITHHOLD, Reason.CONSENT_FORM_MISSING)
+    if pre_check is not None:
+        trace.append(pre_check.why)
+        return done(Verdict.WITHHOLD, pre_check.reason)
     agreements = policy.for_kind(message.kind)
     if not agreements:
         trace.append("agreements: none covers this kind of message")
@@ -75,27 +70,15 @@ def decide(
             f"({basis.statutory_power.value if basis.statutory_power else 'none'})"
         )
         return done(Verdict.WITHHOLD, Reason.STATUTORY_POWER_NOT_IN_AGREEMENT)
-    age = _age(message, now)
+    age = subject_age(message, now)
     if age is not None and age >= 18:
         trace.append(f"the subject is {age}: not a child; adults at risk are outside this gate")
         return done(Verdict.WITHHOLD, Reason.SUBJECT_NOT_A_CHILD)
 
-    recipients = list(message.recipients) or list(policy.default_recipients.get(message.kind, ()))
-    routing: list[Reason] = []
-    if isinstance(message.payload, EncompassNotification):
-        urn = message.payload.school_urn
-        if urn is None:
-            routing.append(Reason.SCHOOL_NOT_GIVEN)
-        elif urn not in known_schools:
-            routing.append(Reason.SCHOOL_NOT_IN_DIRECTORY)
-        else:
-            recipients.insert(0, f"school:{urn}")
-        if routing:
-            trace.append(f"recipient: {routing[0].value}; referred to the {MASH_QUEUE} queue")
-        team = health_teams.for_child(age, urn, message.payload.home_postcode)
-        if team is not None:  # the health visitor (under five) or school nurse team, by age
-            recipients.append(team)
-            trace.append(f"recipient: {team} from the health directory (child aged {age})")
+    named = list(message.recipients) or list(policy.default_recipients.get(message.kind, ()))
+    recipients = [*route.first, *named, *route.also]
+    routing = list(route.problems)
+    trace.extend(route.trace)
     if not recipients and not routing:
         trace.append("recipient: none named and none derived")
         return done(Verdict.WITHHOLD, Reason.NO_RECIPIENT)
@@ -119,9 +102,23 @@ def decide(
             routing,
             *[list(r.reasons) for r in refusals if r.verdict is Verdict.REFER],
         )
-        return done(Verdict.SHARE, *reasons, releases=tuple(releases), refer_to=refer_to, **extra)
+        return done(
+            Verdict.SHARE,
+            *reasons,
+            releases=tuple(releases),
+            refer_to=refer_to,
+            routing_problems=route.problems,
+            **extra,
+        )
     if routing:
-        return done(Verdict.REFER, Reason.STATUTORY_DUTY, *routing, refer_to=MASH_QUEUE, **extra)
+        return done(
+            Verdict.REFER,
+            Reason.STATUTORY_DUTY,
+            *routing,
+            refer_to=MASH_QUEUE,
+            routing_problems=route.problems,
+            **extra,
+        )
     if advice:
         return done(Verdict.REFER, *advice.reasons, refer_to=ADVICE_QUEUE, **extra)
     return done(Verdict.WITHHOLD, *refusals[0].reasons, **extra)
@@ -271,10 +268,12 @@ def project(message: Envelope, fields: tuple[str, ...]) -> dict[str, JsonValue]:
     return out
 
 
-def _age(message: Envelope, now: datetime) -> int | None:
+def subject_age(message: Envelope, now: datetime) -> int | None:
+    """The child's age when what the message reports happened (its payload's ``occurred_at``), else now."""
     if message.subject is None:
         return None
-    on = message.payload.occurred_at if isinstance(message.payload, EncompassNotification) else now
+    occurred = getattr(message.payload, "occurred_at", None)
+    on = occurred if isinstance(occurred, datetime) else now
     return age_on(message.subject.date_of_birth, on.date())
 
 

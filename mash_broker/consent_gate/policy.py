@@ -3,39 +3,20 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, model_validator
 
 from mash_broker.consent_gate.agreements import Policy, SharingAgreement
 from mash_broker.contracts import Article6Basis, Article9Condition, ContentLevel, PolicyError, StatutoryPower
 from mash_broker.contracts.envelope import ChildSubject, Envelope
-from mash_broker.contracts.health import (
-    GpReport,
-    HealthAssessmentCompleted,
-    HealthAssessmentRequest,
-    LookedAfterChange,
-    S47InfoRequest,
-)
-from mash_broker.contracts.payloads import (
-    ConsentDispensation,
-    ConsentRecord,
-    Contact,
-    EncompassNotification,
-    Outcome,
-)
+from mash_broker.contracts.payloads import ConsentDispensation, ConsentRecord
+from mash_broker.contracts.schemas import CONTRACTS
 
-# The kinds an agreement may name, and the payload model whose fields it may release.
-SHAREABLE_KINDS: dict[str, type[BaseModel]] = {
-    "notification.encompass": EncompassNotification,
-    "contact": Contact,
-    "outcome": Outcome,
-    "care.looked_after_change": LookedAfterChange,
-    "health.assessment_request": HealthAssessmentRequest,
-    "s47.info_request": S47InfoRequest,
-    "s47.gp_report": GpReport,
-    "health.assessment_completed": HealthAssessmentCompleted,
-}
+# The kinds an agreement may name, and the payload model whose fields it may release: by default any
+# payload contract; the running stack passes the agencies' (``Registry.policy_kinds``).
+ANY_PAYLOAD_KINDS: Mapping[str, type[BaseModel]] = {k: m for k, m in CONTRACTS.items() if k != "envelope"}
 _NEVER_RELEASED = {"signature", "payload", "subject", "lawful_basis"}
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{1,63}$")]
 Purpose = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
@@ -61,12 +42,13 @@ class AgreementSpec(_Spec):
     max_age: Annotated[int, Field(ge=0, le=25)] | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> AgreementSpec:
+    def _check(self, info: ValidationInfo) -> AgreementSpec:
+        kinds: Mapping[str, type[BaseModel]] = (info.context or {}).get("kinds", ANY_PAYLOAD_KINDS)
         for i, kind in enumerate(self.message_kinds):
-            if kind not in SHAREABLE_KINDS:
-                raise ValueError(f"message_kinds[{i}]: unknown kind {kind!r} (known: {sorted(SHAREABLE_KINDS)})")
+            if kind not in kinds:
+                raise ValueError(f"message_kinds[{i}]: unknown kind {kind!r} (known: {sorted(kinds)})")
         for i, path in enumerate(self.released_fields):
-            if not any(_path_exists(path, SHAREABLE_KINDS[k]) for k in self.message_kinds):
+            if not any(_path_exists(path, kinds[k]) for k in self.message_kinds):
                 raise ValueError(f"released_fields[{i}]: {path!r} is not a field of any kind this agreement covers")
         if self.min_age is not None and self.max_age is not None and self.min_age > self.max_age:
             raise ValueError("min_age is above max_age")
@@ -82,14 +64,15 @@ class PolicySpec(_Spec):
     agreement: list[AgreementSpec] = Field(min_length=1)
 
 
-def parse_policy(text: str, *, source: str) -> Policy:
-    """Parse and validate a policy file's text; any problem is a PolicyError naming the field."""
+def parse_policy(text: str, *, source: str, kinds: Mapping[str, type[BaseModel]] | None = None) -> Policy:
+    """Parse and validate a policy file's text; any problem is a PolicyError naming the field. ``kinds``:
+    the message kinds an agreement may name and their payload models (None: any payload contract)."""
     try:
         raw: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"not valid TOML: {exc}", record=source) from exc
     try:
-        spec = PolicySpec.model_validate(raw)
+        spec = PolicySpec.model_validate(raw, context={"kinds": kinds or ANY_PAYLOAD_KINDS})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = _where(first["loc"])

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mash_broker.consent_gate import REASON_TEXT, Decision, Policy, Reason, decide
-from mash_broker.consent_gate.outcomes import decide_outcome
-from mash_broker.contracts import Delivery, Envelope, NotFound, Outcome
+from mash_broker.consent_gate import REASON_TEXT, Decision, Policy, Reason
+from mash_broker.contracts import Delivery, Envelope, NotFound
 from mash_broker.core.clocks.status import list_clocks
-from mash_broker.core.consent_service import facts_for
-from mash_broker.storage import Ledger, Tx
+from mash_broker.core.pipeline import decide_message, inputs_for
+from mash_broker.core.records import ClockRecord, DecidedMessage, DeliveryRecord
+from mash_broker.core.registry import Registry
+from mash_broker.storage import Ledger
 
 
 def reason_line(code: str) -> str:
@@ -55,70 +56,70 @@ async def explain(ledger: Ledger, message_ref: str) -> list[str]:
     row = await ledger.message(mid) if mid else None
     if row is None or mid is None:
         raise NotFound(f"no message {message_ref} in the ledger (give the id or at least its first 8 characters)")
-    message = Envelope.model_validate_json(row["envelope"])
+    message = Envelope.model_validate_json(row.envelope)
     lines = [
-        f"message {mid} ({message.kind}) from {message.sender_org}, received {_at(row['received_at'])}",
+        f"message {mid} ({message.kind}) from {message.sender_org}, received {_at(row.received_at)}",
         f"lawful basis: {_basis(message)}" if message.lawful_basis else "lawful basis: none recorded",
     ]
-    if row["verdict"] is None:
+    if row.verdict is None:
         return [*lines, "no decision is recorded"]
     lines += [
-        f"decision: {row['verdict'].upper()} under policy {row['policy_version']} at {_at(row['decided_at'])}",
+        f"decision: {row.verdict.upper()} under policy {row.policy_version} at {_at(row.decided_at)}",
         "reasons:",
-        *[f"  - {reason_line(r)}" for r in row["reasons"]],
+        *[f"  - {reason_line(r)}" for r in row.reasons or ()],
         "rules tried:",
-        *[f"  - {line}" for line in row["trace"]],
+        *[f"  - {line}" for line in row.trace or ()],
     ]
     deliveries = await ledger.deliveries_of(mid)
     for d in deliveries:
-        delivery = Envelope.model_validate_json(d["envelope"]).payload
+        delivery = Envelope.model_validate_json(d.envelope).payload
         fields = ", ".join(delivery.released) if isinstance(delivery, Delivery) else ""
         state = (
             "withdrawn before it was sent (consent withdrawn)"
-            if d["withdrawn_at"]
-            else f"read by {d['read_by']} at {_at(d['read_at'])}"
-            if d["read_at"]
-            else f"delivered {_at(d['delivered_at'])}"
-            if d["delivered_at"]
+            if d.withdrawn_at
+            else f"read by {d.read_by} at {_at(d.read_at)}"
+            if d.read_at
+            else f"delivered {_at(d.delivered_at)}"
+            if d.delivered_at
             else "not yet delivered"
         )
-        consent = f"; relied on consent {d['consent_id']}" if d["consent_id"] else ""
-        lines.append(f"released to {d['recipient']}: {fields}; {state}{consent}")
+        consent = f"; relied on consent {d.consent_id}" if d.consent_id else ""
+        lines.append(f"released to {d.recipient}: {fields}; {state}{consent}")
     for e in await ledger.events_of(mid):
-        detail = e["detail"]
-        if e["event_type"] == "share.not_released":
+        detail = e.detail
+        if e.event_type == "share.not_released":
             why = "; ".join(reason_line(r) for r in detail.get("reasons", [])[-1:])
             lines.append(f"not released to {detail.get('recipient')} ({detail.get('verdict')}): {why}")
-        elif e["event_type"] == "share.withdrawn":
-            lines.append(f"withdrawn from {detail.get('recipient')} at {_at(e['at'])}: {reason_line(detail['reason'])}")
-        elif e["event_type"] == "share.referred":
+        elif e.event_type == "share.withdrawn":
+            lines.append(f"withdrawn from {detail.get('recipient')} at {_at(e.at)}: {reason_line(detail['reason'])}")
+        elif e.event_type == "share.referred":
             lines.append(f"referred to the {detail.get('queue')} queue: {reason_line(detail.get('reason', ''))}")
-        elif e["event_type"] == "message.quarantined":
+        elif e.event_type == "message.quarantined":
             lines.append(f"quarantined: {reason_line(detail.get('reason', ''))}")
-        elif e["event_type"] == "message.replayed":
+        elif e.event_type == "message.replayed":
             lines.append(
-                f"replayed to {detail.get('recipient')} on {detail.get('topic')} at {_at(e['at'])} "
+                f"replayed to {detail.get('recipient')} on {detail.get('topic')} at {_at(e.at)} "
                 f"(replay {detail.get('replay_id')}, policy {detail.get('policy_version')})"
             )
-        elif e["event_type"] == "replay.withheld":
+        elif e.event_type == "replay.withheld":
             why = "; ".join(reason_line(r) for r in detail.get("reasons", [])[-1:])
             lines.append(
-                f"withheld from {detail.get('recipient')} by replay {detail.get('replay_id')} at {_at(e['at'])}: {why}"
+                f"withheld from {detail.get('recipient')} by replay {detail.get('replay_id')} at {_at(e.at)}: {why}"
             )
-    for subject in (mid, *(d["delivery_id"] for d in deliveries)):
+    for subject in (mid, *(d.delivery_id for d in deliveries)):
         lines += [_clock_line(c) for c in await list_clocks(ledger, subject_id=subject)]
     return lines
 
 
-def _clock_line(c: dict[str, Any]) -> str:
+def _clock_line(c: ClockRecord) -> str:
     """One declared clock on the message (or one of its deliveries): where it stands, and who it alerts."""
-    if c["stopped_at"] is not None:
-        state = f"stopped {_at(c['stopped_at'])} ({'on time' if c['stopped_at'] <= c['due_at'] else 'late'})"
+    if c.stopped_at is not None:
+        state = f"stopped {_at(c.stopped_at)} ({'on time' if c.stopped_at <= c.due_at else 'late'})"
     else:
-        state = c["state"] + (f" {_at(c['breached_at'])}" if c["breached_at"] else "")
+        state = str(c.state) + (f" {_at(c.breached_at)}" if c.breached_at else "")
     return (
-        f"clock {c['name']} ({c['subject_id'][:8]}): started {_at(c['started_at'])}, due {_at(c['due_at'])}, "
-        f"{state}; escalates to {c['escalate_to']}"
+        f"clock {c.name} ({c.subject_id[:8]}): started {_at(c.started_at)}, due {_at(c.due_at)}, "
+        f"{state}; escalates to {c.escalate_to}"
     )
 
 
@@ -136,17 +137,25 @@ class Change:
     fields_removed: tuple[str, ...]
 
 
-async def what_if(ledger: Ledger, policy: Policy, known_schools: Container[str]) -> tuple[int, list[Change]]:
-    """Re-decide every recorded message under ``policy``, with the consent known when it was decided.
-    Nothing is recorded or sent. Returns how many were replayed and those that would change."""
+async def what_if(
+    ledger: Ledger, policy: Policy, *, registry: Registry, directories: Mapping[str, Any]
+) -> tuple[int, list[Change]]:
+    """Re-decide every recorded message under ``policy``, with the consent known when it was decided and the
+    agencies' directories as they are now (``directories``: those from configuration). Nothing is recorded
+    or sent. Returns how many were replayed and those that would change."""
     changes: list[Change] = []
-    rows = [r for r in await ledger.decided_messages() if r["verdict"] != "recorded"]
+    rows = [r for r in await ledger.decided_messages() if r.verdict != "recorded"]
     for row in rows:
-        message = Envelope.model_validate_json(row["envelope"])
-        new = await redecide(
-            ledger, message, policy=policy, known_schools=known_schools, now=row["decided_at"], as_of=row["decided_at"]
+        message = Envelope.model_validate_json(row.envelope)
+        new = await redecide(  # the consent as of then is what is replayed
+            ledger,
+            message,
+            policy=policy,
+            registry=registry,
+            directories=directories,
+            now=row.decided_at,
+            as_of=row.decided_at,
         )
-        # The consent as of then is what is replayed.
         if change := await compare(ledger, row, new):
             changes.append(change)
     return len(rows), changes
@@ -157,45 +166,36 @@ async def redecide(
     message: Envelope,
     *,
     policy: Policy,
-    known_schools: Container[str],
+    registry: Registry,
+    directories: Mapping[str, Any],
     now: datetime,
     as_of: datetime | None = None,
 ) -> Decision:
-    """Decide a recorded message again at ``now``, with the consent the ledger held at ``as_of`` (None:
-    all it holds now). Nothing is recorded."""
+    """Decide a message again at ``now`` through the gate's own pipeline, with the consent the ledger held
+    at ``as_of`` (None: all it holds now), ``directories`` from configuration and the ledger's own.
+    Nothing is recorded."""
     async with ledger.reader() as tx:
-        facts = await facts_for(tx, message, as_of=as_of)
-        referrer = await _referrer(tx, message)
-    if referrer is not None:  # an outcome goes back to its contact's referrer, as at the gate
-        return decide_outcome(
-            message, referrer=referrer, known_schools=known_schools, policy=policy, now=now, facts=facts
+        inputs = await inputs_for(
+            tx, message, policy=policy, now=now, registry=registry, directories=directories, as_of=as_of
         )
-    return decide(message, known_schools=known_schools, policy=policy, now=now, facts=facts)
+    return decide_message(message, inputs)
 
 
-async def _referrer(tx: Tx, message: Envelope) -> str | None:
-    """Who raised the contact an outcome is about (None: not an outcome, or its contact is not recorded)."""
-    if not isinstance(message.payload, Outcome):
-        return None
-    found = await tx.message_sender(message.payload.contact_message_id)
-    return found[1] if found is not None and found[0] == "contact" else None
-
-
-async def compare(ledger: Ledger, row: dict[str, Any], new: Decision) -> Change | None:
+async def compare(ledger: Ledger, row: DecidedMessage, new: Decision) -> Change | None:
     """How ``new`` differs from the recorded decision on a message (a ``decided_messages`` row): verdict,
     recipients or released fields; None if it does not. Compared with the decision as it was made: a
     share stopped later by a withdrawal was a share then (its delivery is kept, marked withdrawn)."""
     was = await _original_verdict(ledger, row)
-    old = await ledger.deliveries_of(row["message_id"])
+    old = await ledger.deliveries_of(row.message_id)
     old_fields = {f for d in old for f in _released(d)}
     new_fields = {f for r in new.releases for f in r.released}
-    old_to = tuple(sorted(d["recipient"] for d in old))
+    old_to = tuple(sorted(d.recipient for d in old))
     new_to = tuple(sorted(r.recipient for r in new.releases))
     if (new.verdict.value, new_to, new_fields) == (was, old_to, old_fields):
         return None
     return Change(
-        row["message_id"],
-        row["kind"],
+        row.message_id,
+        row.kind,
         was,
         new.verdict.value,
         old_to,
@@ -205,13 +205,13 @@ async def compare(ledger: Ledger, row: dict[str, Any], new: Decision) -> Change 
     )
 
 
-async def _original_verdict(ledger: Ledger, row: dict[str, Any]) -> str:
-    recorded = [e for e in await ledger.events_of(row["message_id"]) if e["event_type"] == "decision.recorded"]
-    return str(recorded[0]["detail"]["verdict"]) if recorded else str(row["verdict"])
+async def _original_verdict(ledger: Ledger, row: DecidedMessage) -> str:
+    recorded = [e for e in await ledger.events_of(row.message_id) if e.event_type == "decision.recorded"]
+    return str(recorded[0].detail["verdict"]) if recorded else str(row.verdict)
 
 
-def _released(delivery_row: dict[str, Any]) -> list[str]:
-    payload = Envelope.model_validate_json(delivery_row["envelope"]).payload
+def _released(delivery_row: DeliveryRecord) -> list[str]:
+    payload = Envelope.model_validate_json(delivery_row.envelope).payload
     return list(payload.released) if isinstance(payload, Delivery) else []
 
 

@@ -5,30 +5,16 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from mash_broker.agencies.health.deadlines import due_by
-from mash_broker.agencies.health.tracking import answer_problem, record_health_events
-from mash_broker.consent_gate import (
-    MASH_QUEUE,
-    NO_HEALTH_TEAMS,
-    REASON_TEXT,
-    RECORD_ONLY_KINDS,
-    Decision,
-    HealthTeams,
-    Policy,
-    Reason,
-    Verdict,
-    decide,
-)
-from mash_broker.consent_gate.outcomes import decide_outcome, from_the_mash
+from mash_broker.consent_gate import REASON_TEXT, RECORD_ONLY_KINDS, Decision, Policy, Reason, Verdict
+from mash_broker.consent_gate.outcomes import from_the_mash
 from mash_broker.contracts import (
-    EncompassNotification,
     Envelope,
     Quarantined,
     ReceiptStatus,
@@ -38,8 +24,9 @@ from mash_broker.contracts import (
 )
 from mash_broker.contracts.payloads import Outcome
 from mash_broker.contracts.quality import CONTACT_INCOMPLETE, Missing, contact_quality, quality_detail
-from mash_broker.core.clocks import SchoolCalendar, encompass_deadline
-from mash_broker.core.consent_service import facts_for, record_consent
+from mash_broker.core.agency import Timing
+from mash_broker.core.clocks import SchoolCalendar
+from mash_broker.core.consent_service import record_consent
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import (
     GATE_ORG,
@@ -52,6 +39,8 @@ from mash_broker.core.messages import (
     peek,
     reply,
 )
+from mash_broker.core.pipeline import Inputs, decide_message, inputs_for
+from mash_broker.core.registry import Registry
 from mash_broker.core.signing import Signer, Verifier, sign
 from mash_broker.storage import Ledger, Tx
 
@@ -76,6 +65,7 @@ class GateContext:
     notify_by: time
     school_day_starts: time
     clock: Callable[[], datetime]
+    registry: Registry  # the agencies: their routing, pre-checks, deadlines, topics and hooks
     # A share that rests on consent waits this long before it is published, so a withdrawal
     # already on its way stops it (DOMAIN rule 6: sharing stops from the withdrawal on).
     consent_settle: timedelta = timedelta(seconds=3)
@@ -83,8 +73,13 @@ class GateContext:
     # what the gate publishes as mash:gate (None: unsigned).
     verifier: Verifier | None = None
     signer: Signer | None = None
-    # Health visitor and school nurse teams a domestic abuse notification is also routed to (by age).
-    health_teams: HealthTeams = NO_HEALTH_TEAMS
+    # The agencies' directories from configuration, by agency name (``Registry.load_directories``), e.g.
+    # the health teams a domestic abuse notification is also routed to; the ledger's are read per message.
+    directories: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def timing(self) -> Timing:
+        return Timing(self.calendar, self.notify_by, self.school_day_starts)
 
 
 def contract_problems(err: ValidationError) -> str:
@@ -133,7 +128,7 @@ async def process_inbound(ctx: GateContext, raw: bytes, topic: str) -> str:
                 outcome = "duplicate"  # this conflicting message again: already quarantined
         elif message.kind in RECORD_ONLY_KINDS:
             await _record_message(tx, message, topic, digest, now)
-            outcome = await record_consent(tx, message, now)
+            outcome = await record_consent(tx, message, now, delivery_topic=ctx.registry.delivery_topic)
             await tx.insert_decision(
                 message_id=message.message_id,
                 verdict="recorded",
@@ -146,14 +141,10 @@ async def process_inbound(ctx: GateContext, raw: bytes, topic: str) -> str:
             await _receipt(ctx, tx, message, ReceiptStatus.ACCEPTED, now, "consent_recorded")
         elif isinstance(message.payload, Outcome):
             outcome = await _outcome(ctx, tx, message, message.payload, topic, digest, now)
-        elif (problem := await answer_problem(tx, message)) is not None:
+        elif (problem := await ctx.registry.answer_problem(tx, message)) is not None:
             outcome = await _refuse(ctx, tx, message, topic, digest, now, "answer_unmatched", ": ".join(problem))
         else:
-            schools = await tx.known_school_urns()
-            facts = await facts_for(tx, message)
-            decision = decide(
-                message, known_schools=schools, policy=ctx.policy, now=now, facts=facts, health_teams=ctx.health_teams
-            )
+            decision = decide_message(message, await _inputs(ctx, tx, message, now))
             await _record(ctx, tx, message, topic, digest, decision, now)
             outcome = decision.verdict.value
     log.info(
@@ -195,16 +186,13 @@ async def _outcome(
             "contact_unknown",
             "payload.contact_message_id: no contact with this message id has been received",
         )
-    decision = decide_outcome(
-        message,
-        referrer=contact[1],
-        known_schools=await tx.known_school_urns(),
-        policy=ctx.policy,
-        now=now,
-        facts=await facts_for(tx, message),
-    )
+    decision = decide_message(message, await _inputs(ctx, tx, message, now))
     await _record(ctx, tx, message, topic, digest, decision, now)
     return decision.verdict.value
+
+
+async def _inputs(ctx: GateContext, tx: Tx, message: Envelope, now: datetime) -> Inputs:
+    return await inputs_for(tx, message, policy=ctx.policy, now=now, registry=ctx.registry, directories=ctx.directories)
 
 
 async def _refuse(
@@ -267,7 +255,7 @@ async def _record(
         policy_version=decision.policy_version,
     )
     for release in decision.releases:
-        notify_by = _notify_by(ctx, message, release.recipient)
+        notify_by = ctx.registry.deadline(message, release.recipient, ctx.timing)
         env = _signed(ctx, delivery_envelope(message, release, decision, notify_by=notify_by, now=now))
         await tx.insert_delivery(
             delivery_id=env.message_id,
@@ -280,7 +268,7 @@ async def _record(
             consent_id=release.consent_id,
         )
         hold = now + ctx.consent_settle if release.consent_id else None
-        topic_out = topics.delivery_topic(release.recipient)
+        topic_out = ctx.registry.delivery_topic(release.recipient)
         await tx.enqueue(
             outbox_id=outbox_id(env.message_id, topic_out),
             topic=topic_out,
@@ -341,7 +329,7 @@ async def _record(
     await _receipt(ctx, tx, message, status, now, decision.primary_reason.value)
     if gaps := contact_quality(message):
         await _quality_receipt(ctx, tx, message, gaps, now)
-    await record_health_events(tx, message, decision, now, ctx.calendar.tz)
+    await ctx.registry.on_decided(tx, message, decision, now, ctx.timing)
 
 
 async def _quality_receipt(
@@ -357,22 +345,11 @@ async def _quality_receipt(
 
 
 def _referral_reason(decision: Decision) -> Reason:
-    """Why a person must look: the school routing problem, or the advice question."""
-    if decision.refer_to == MASH_QUEUE:
-        return next(r for r in decision.reasons if r in (Reason.SCHOOL_NOT_GIVEN, Reason.SCHOOL_NOT_IN_DIRECTORY))
+    """Why a person must look: the routing problem an agency found, or the advice question."""
+    if decision.routing_problems:
+        return decision.routing_problems[0]
     asked = [r.reasons[-1] for r in decision.not_released if r.verdict is Verdict.REFER]
     return asked[0] if asked else decision.reasons[-1]
-
-
-def _notify_by(ctx: GateContext, message: Envelope, recipient: str) -> datetime | None:
-    """The recipient's deadline: the Encompass notify-by for a school, a health request's due time."""
-    if isinstance(message.payload, EncompassNotification):
-        if not recipient.startswith("school:"):
-            return None
-        return encompass_deadline(
-            message.payload.occurred_at, ctx.calendar, notify_by=ctx.notify_by, school_day_starts=ctx.school_day_starts
-        )
-    return due_by(message, ctx.calendar.tz)
 
 
 async def _enqueue(tx: Tx, env: Envelope, topic: str, key: str | None, now: datetime) -> None:
@@ -406,7 +383,7 @@ async def _receipt(
         salt=salt,
     )
     receipt = _signed(ctx, receipt)
-    await _enqueue(tx, receipt, topics.receipts_topic(message.sender_org), message.sender_org, now)
+    await _enqueue(tx, receipt, ctx.registry.receipts_topic(message.sender_org), message.sender_org, now)
 
 
 async def _quarantine(
@@ -446,7 +423,7 @@ async def _quarantine(
 
 async def _reject(ctx: GateContext, raw: bytes, topic: str, now: datetime, reason: str, detail: str) -> str:
     """A record that is not a valid contract: quarantined with the reason, and its sender told."""
-    ids: dict[str, Any] = peek(raw)
+    ids: dict[str, Any] = peek(raw, ctx.registry.areas)
     mid, sender = ids.get("message_id"), ids.get("sender_org")
     record = hashlib.sha256(raw).hexdigest()
     async with ctx.ledger.transaction() as tx:
@@ -468,7 +445,7 @@ async def _reject(ctx: GateContext, raw: bytes, topic: str, now: datetime, reaso
                 produced_at=now,
                 payload=receipt,
             )
-            await _enqueue(tx, _signed(ctx, env), topics.receipts_topic(sender), sender, now)
+            await _enqueue(tx, _signed(ctx, env), ctx.registry.receipts_topic(sender), sender, now)
     outcome = "rejected" if fresh else "duplicate"
     log.warning(
         "message.rejected",

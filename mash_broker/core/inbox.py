@@ -9,15 +9,16 @@ to ``police.acknowledgement.v1``); they carry no child data and go to the outbox
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from pydantic import ValidationError
 
 from mash_broker.contracts import Delivery, Envelope, NotFound, PersonRead, ReceiptStatus, SystemReceipt, topics
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import encode, headers_for, outbox_id, reply
-from mash_broker.storage import Ledger, Tx
+from mash_broker.core.ports import InboxLedger, InboxTransaction
+from mash_broker.core.records import DeliveryRecord, MessageRecord
 
 log = get_logger("mash.inbox")
 
@@ -26,7 +27,7 @@ Sign = Callable[[Envelope], Envelope]
 
 
 async def receive_delivery(
-    ledger: Ledger,
+    ledger: InboxLedger,
     raw: bytes,
     now: datetime,
     *,
@@ -72,13 +73,21 @@ async def receive_delivery(
     return "delivered"
 
 
-async def resolve_delivery(ledger: Ledger, recipient: str, message_id: str) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class ReadRecorded:
+    """A person's read of a delivery: who read it and when (the first read, if one was already recorded)."""
+
+    delivery_id: str
+    read_by: str | None
+    read_at: datetime | None
+    already_read: bool
+
+
+async def resolve_delivery(ledger: InboxLedger, recipient: str, message_id: str) -> DeliveryRecord:
     """A delivery in this recipient's inbox, by full id or a unique prefix of at least 8 characters."""
     rows = await ledger.deliveries_for(recipient)
     wanted = message_id.strip().lower()
-    matches = [
-        r for r in rows if r["delivery_id"] == wanted or (len(wanted) >= 8 and r["delivery_id"].startswith(wanted))
-    ]
+    matches = [r for r in rows if r.delivery_id == wanted or (len(wanted) >= 8 and r.delivery_id.startswith(wanted))]
     if len(matches) != 1:
         # Another recipient's delivery is answered exactly like one that does not exist.
         raise NotFound(f"no notification {message_id} in {recipient}'s inbox", record=recipient)
@@ -86,15 +95,15 @@ async def resolve_delivery(ledger: Ledger, recipient: str, message_id: str) -> d
 
 
 async def acknowledge_read(
-    ledger: Ledger, row: dict[str, Any], reader: str, now: datetime, *, sign: Sign | None = None
-) -> dict[str, Any]:
+    ledger: InboxLedger, row: DeliveryRecord, reader: str, now: datetime, *, sign: Sign | None = None
+) -> ReadRecorded:
     """A named person read the delivery ``row``: recorded once, and a person-read acknowledgement sent."""
-    env = Envelope.model_validate_json(row["envelope"])
+    env = Envelope.model_validate_json(row.envelope)
     assert isinstance(env.payload, Delivery)
     source = await ledger.message(str(env.payload.source_message_id))
     async with ledger.transaction() as tx:
         if not await tx.mark_read(env.message_id, reader, now):
-            return {**row, "already_read": True}
+            return ReadRecorded(row.delivery_id, row.read_by, row.read_at, already_read=True)
         await tx.event(
             "notification.read",
             env.payload.source_message_id,
@@ -110,13 +119,15 @@ async def acknowledge_read(
         )
         await _acknowledge(tx, reply(env, ack, sender_org=env.payload.recipient, now=now), source, now, sign)
     log.info("notification.read", message_id=str(env.message_id), agency=env.payload.recipient)
-    return {**row, "read_at": now, "read_by": reader, "already_read": False}
+    return ReadRecorded(row.delivery_id, reader, now, already_read=False)
 
 
-async def _acknowledge(tx: Tx, ack: Envelope, source: dict[str, Any] | None, now: datetime, sign: Sign | None) -> None:
+async def _acknowledge(
+    tx: InboxTransaction, ack: Envelope, source: MessageRecord | None, now: datetime, sign: Sign | None
+) -> None:
     ack = sign(ack) if sign else ack
     # The gate recorded the source message before it queued the delivery; police if it cannot be found.
-    topic = topics.acknowledgements_topic(source["sender_org"] if source else "police:unknown")
+    topic = topics.acknowledgements_topic(source.sender_org if source else "police:unknown")
     await tx.enqueue(
         outbox_id=outbox_id(ack.message_id, topic),
         topic=topic,

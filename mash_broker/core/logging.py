@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -36,6 +38,31 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+class RepeatLimiter(logging.Filter):
+    """Lets the first record of each kind through (kind: logger, level and message template), then at
+    most one per ``every_s`` seconds, saying how many like it were held back. A client library that
+    cannot reach its broker logs the same few lines many times a second; this keeps them readable."""
+
+    def __init__(self, every_s: float = 30.0, clock: Callable[[], float] = time.monotonic, kinds: int = 1000) -> None:
+        super().__init__()
+        self.every_s, self.clock, self.kinds = every_s, clock, kinds
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}  # kind -> (last shown, held back since)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = (record.name, record.levelno, str(record.msg))
+        now = self.clock()
+        shown = self._seen.get(kind)
+        if shown is not None and now - shown[0] < self.every_s:
+            self._seen[kind] = (shown[0], shown[1] + 1)
+            return False
+        if shown is not None and shown[1]:
+            record.msg = f"{record.msg} (and {shown[1]} more like it in the last {now - shown[0]:.0f} s)"
+        if len(self._seen) >= self.kinds and kind not in self._seen:
+            self._seen.clear()  # many kinds at once: forget the counts, show each again (bounded memory)
+        self._seen[kind] = (now, 0)
+        return True
+
+
 def configure_logging(level: str = "INFO", json: bool | None = None, stream: Any = None) -> None:
     """JSON lines on stderr when not on a terminal, a console renderer when on one."""
     global _configured
@@ -61,6 +88,7 @@ def configure_logging(level: str = "INFO", json: bool | None = None, stream: Any
         root.removeHandler(old)
     handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    handler.addFilter(RepeatLimiter())
     handler._mash = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.WARNING)

@@ -7,13 +7,14 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Container
 from datetime import datetime
 from typing import Any
 
 import rfc8785
 
 from mash_broker.consent_gate import Decision, Release
-from mash_broker.contracts import Delivery, Envelope, deterministic_id, topics
+from mash_broker.contracts import Delivery, Envelope, deterministic_id
 from mash_broker.contracts.payloads import Payload
 
 GATE_ORG = "mash:gate"
@@ -99,8 +100,9 @@ def outbox_id(message_id: uuid.UUID, topic: str) -> uuid.UUID:
     return deterministic_id("outbox", str(message_id), topic)
 
 
-def peek(raw: bytes) -> dict[str, Any]:
-    """Best-effort ids from a message that failed its contract, to say whose it was."""
+def peek(raw: bytes, areas: Container[str]) -> dict[str, Any]:
+    """Best-effort ids from a message that failed its contract, to say whose it was: its sender only if
+    its area is one the broker knows (``areas``), so a receipt goes to a topic someone reads."""
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -111,6 +113,6 @@ def peek(raw: bytes) -> dict[str, Any]:
     with contextlib.suppress(ValueError):
         out["message_id"] = uuid.UUID(str(doc.get("message_id")))
     sender = doc.get("sender_org")
-    if isinstance(sender, str) and _ORG.match(sender) and sender.split(":")[0] in topics.AREAS:
+    if isinstance(sender, str) and _ORG.match(sender) and sender.split(":")[0] in areas:
         out["sender_org"] = sender
     return out

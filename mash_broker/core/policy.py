@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from mash_broker import defaults
 from mash_broker.consent_gate import Policy, parse_policy
@@ -31,14 +34,15 @@ class LoadedPolicy:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
 
-def load_policy(path: Path | None) -> LoadedPolicy:
-    """Read and validate a policy file (the shipped one by default). PolicyError names the field."""
+def load_policy(path: Path | None, kinds: Mapping[str, type[BaseModel]] | None = None) -> LoadedPolicy:
+    """Read and validate a policy file (the shipped one by default). PolicyError names the field.
+    ``kinds``: the message kinds its agreements may name (the registry's; None: any payload contract)."""
     path = path or DEFAULT_POLICY
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"cannot read the policy file ({exc})", record=str(path)) from exc
-    return LoadedPolicy(parse_policy(text, source=str(path)), str(path), text)
+    return LoadedPolicy(parse_policy(text, source=str(path), kinds=kinds), str(path), text)
 
 
 async def record_policy(ledger: Ledger, loaded: LoadedPolicy, now: datetime) -> None:

@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from mash_broker.consent_gate import RECORD_ONLY_KINDS, Decision
-from mash_broker.contracts import BrokerUnavailable, Envelope, NotFound, deterministic_id, topics
+from mash_broker.contracts import BrokerUnavailable, Envelope, NotFound, deterministic_id
 from mash_broker.core.explain import Change, compare, redecide
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import delivery_envelope, encode, headers_for
 from mash_broker.core.policy import LoadedPolicy, record_policy
+from mash_broker.core.records import DeliveryRecord
+from mash_broker.core.registry import Registry
 from mash_broker.core.signing import Signer, sign
 from mash_broker.storage import Ledger, OutboxRow
 
@@ -116,6 +118,8 @@ async def replay(
     request: ReplayRequest,
     *,
     policy: LoadedPolicy,
+    registry: Registry,
+    directories: Mapping[str, Any],
     clock: Callable[[], datetime],
     dry_run: bool = False,
     publish: Publish | None = None,
@@ -129,13 +133,14 @@ async def replay(
     BrokerUnavailable if publishing fails: the replay is recorded and the relay publishes it later.
     """
     replay_id = str(uuid.uuid4())
-    plan = await plan_replay(ledger, request, policy=policy, now=clock(), replay_id=replay_id)
+    scope: dict[str, Any] = {"policy": policy, "registry": registry, "directories": directories}
+    plan = await plan_replay(ledger, request, now=clock(), replay_id=replay_id, **scope)
     if dry_run:
         _log_finished(plan)
         return plan
     if consent_settle_s and any(i.consent_id for i in plan.sends):
         await asyncio.sleep(consent_settle_s)
-        plan = await plan_replay(ledger, request, policy=policy, now=clock(), replay_id=replay_id)
+        plan = await plan_replay(ledger, request, now=clock(), replay_id=replay_id, **scope)
     plan.dry_run = False
     await record_policy(ledger, policy, plan.decided_at)
     ids = await _record(ledger, plan, signer, lease_until=clock() + PUBLISH_LEASE)
@@ -158,31 +163,39 @@ async def replay(
 
 
 async def plan_replay(
-    ledger: Ledger, request: ReplayRequest, *, policy: LoadedPolicy, now: datetime, replay_id: str
+    ledger: Ledger,
+    request: ReplayRequest,
+    *,
+    policy: LoadedPolicy,
+    registry: Registry,
+    directories: Mapping[str, Any],
+    now: datetime,
+    replay_id: str,
 ) -> ReplayPlan:
-    """Decide every selected message again at ``now``; nothing is written."""
-    schools = await ledger.known_school_urns()
+    """Decide every selected message again at ``now``, through the gate's pipeline; nothing is written."""
     rows = [
         r
         for r in await ledger.decided_messages(
             received_from=request.received_from, received_to=request.received_to, kind=request.kind
         )
-        if r["kind"] not in RECORD_ONLY_KINDS
+        if r.kind not in RECORD_ONLY_KINDS
     ]
     plan = ReplayPlan(replay_id, request, policy.policy.version, now, 0, [], [])
     for row in rows:
-        deliveries = await ledger.deliveries_of(row["message_id"])
+        deliveries = await ledger.deliveries_of(row.message_id)
         if request.recipient is not None:
-            deliveries = [d for d in deliveries if d["recipient"] == request.recipient]
+            deliveries = [d for d in deliveries if d.recipient == request.recipient]
             if not deliveries:
                 continue
         plan.selected += 1
-        message = Envelope.model_validate_json(row["envelope"])
-        decision = await redecide(ledger, message, policy=policy.policy, known_schools=schools, now=now)
+        message = Envelope.model_validate_json(row.envelope)
+        decision = await redecide(
+            ledger, message, policy=policy.policy, registry=registry, directories=directories, now=now
+        )
         if change := await compare(ledger, row, decision):
             plan.changes.append(change)
         for delivery in deliveries:
-            plan.items.append(_item(plan, message, decision, delivery))
+            plan.items.append(_item(plan, message, decision, delivery, registry))
     if not plan.selected:
         scope = "".join(
             [
@@ -197,15 +210,17 @@ async def plan_replay(
     return plan
 
 
-def _item(plan: ReplayPlan, message: Envelope, decision: Decision, delivery: dict[str, Any]) -> ReplayItem:
+def _item(
+    plan: ReplayPlan, message: Envelope, decision: Decision, delivery: DeliveryRecord, registry: Registry
+) -> ReplayItem:
     """What happens now to one original delivery; a re-send's envelope goes into ``plan.envelopes``."""
-    recipient = delivery["recipient"]
-    topic = plan.request.to_topic or topics.delivery_topic(recipient)
+    recipient = delivery.recipient
+    topic = plan.request.to_topic or registry.delivery_topic(recipient)
     base = {
         "message_id": str(message.message_id),
         "kind": message.kind,
         "recipient": recipient,
-        "delivery_id": delivery["delivery_id"],
+        "delivery_id": delivery.delivery_id,
         "topic": topic,
     }
     release = next((r for r in decision.releases if r.recipient == recipient), None)
@@ -215,11 +230,9 @@ def _item(plan: ReplayPlan, message: Envelope, decision: Decision, delivery: dic
         return ReplayItem(
             **base, action="withhold", verdict=verdict.value, reasons=tuple(r.value for r in reasons), fields=()
         )
-    env = delivery_envelope(
-        message, release, decision, notify_by=delivery["notify_by"], now=plan.decided_at, replay=True
-    )
-    assert str(env.message_id) == delivery["delivery_id"]  # the original's id: recipients deduplicate by it
-    plan.envelopes[delivery["delivery_id"]] = env
+    env = delivery_envelope(message, release, decision, notify_by=delivery.notify_by, now=plan.decided_at, replay=True)
+    assert str(env.message_id) == delivery.delivery_id  # the original's id: recipients deduplicate by it
+    plan.envelopes[delivery.delivery_id] = env
     consent = str(release.consent_id) if release.consent_id else None
     return ReplayItem(
         **base,

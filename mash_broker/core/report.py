@@ -36,7 +36,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from mash_broker.storage import Ledger
+from mash_broker.core.ports import EventSource, LoggedEvent
 
 
 @dataclass(frozen=True)
@@ -70,15 +70,30 @@ class Report:
 
     def as_csv(self) -> str:
         """Each section as its own CSV block (a header row, then its rows), separated by a blank line;
-        the first column names the section, so blocks can be split or filtered by it."""
+        the first column names the section, so blocks can be split or filtered by it. Text cells are
+        made safe to open in a spreadsheet (``spreadsheet_safe``)."""
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         for n, s in enumerate(self.sections):
             if n:
                 buf.write("\n")
             writer.writerow(("section", *s.columns))
-            writer.writerows((s.name, *row) for row in s.rows)
+            writer.writerows((s.name, *map(spreadsheet_safe, row)) for row in s.rows)
         return buf.getvalue()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (it starts with one of ``FORMULA_STARTS``:
+    OWASP's CSV injection list) prefixed with a single quote, so it shows as text; a carriage return
+    inside a cell written as a newline, so the cell is quoted and stays one cell. Numbers as they are."""
+    if not isinstance(cell, str):
+        return cell
+    if cell.startswith(FORMULA_STARTS):
+        cell = "'" + cell
+    return cell.replace("\r\n", "\n").replace("\r", "\n")
 
 
 ENCOMPASS_COLUMNS = (
@@ -94,12 +109,12 @@ ENCOMPASS_COLUMNS = (
 )
 
 
-async def front_door_report(ledger: Ledger, start: datetime, end: datetime, tz: ZoneInfo) -> Report:
+async def front_door_report(ledger: EventSource, start: datetime, end: datetime, tz: ZoneInfo) -> Report:
     """The figures for ``[start, end)`` from the ledger's events."""
     return report_from_events(await ledger.events(), start, end, tz)
 
 
-def report_from_events(events: Iterable[dict[str, Any]], start: datetime, end: datetime, tz: ZoneInfo) -> Report:
+def report_from_events(events: Iterable[LoggedEvent], start: datetime, end: datetime, tz: ZoneInfo) -> Report:
     """The figures from audited-log entries (``event_type``, ``at``, ``message_id``, ``detail``): the
     ledger's events, or the entries of a verified `mash audit export` file."""
     events = list(events)
@@ -121,18 +136,18 @@ def _at(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
-def encompass_section(events: Iterable[dict[str, Any]], start: datetime, end: datetime, tz: ZoneInfo) -> Section:
+def encompass_section(events: Iterable[LoggedEvent], start: datetime, end: datetime, tz: ZoneInfo) -> Section:
     queued: dict[str, tuple[str, datetime]] = {}  # delivery id -> (school, deadline)
     received: dict[str, datetime] = {}
     read: dict[str, datetime] = {}
     for e in events:
-        d, kind = e["detail"], e["event_type"]
+        d, kind = e.detail, e.event_type
         if kind == "delivery.queued" and str(d.get("recipient", "")).startswith("school:") and d.get("notify_by"):
             queued[d["delivery_id"]] = (d["recipient"].split(":", 1)[1], _at(d["notify_by"]))
         elif kind == "delivery.received":
-            received.setdefault(d["delivery_id"], _at(e["at"]))
+            received.setdefault(d["delivery_id"], _at(e.at))
         elif kind == "notification.read":
-            read.setdefault(d["delivery_id"], _at(e["at"]))
+            read.setdefault(d["delivery_id"], _at(e.at))
     counts: dict[tuple[date, str], Counter[str]] = defaultdict(Counter)
     for delivery_id, (school, deadline) in queued.items():
         if not start <= deadline < end:
@@ -162,20 +177,20 @@ _NOT_SHARED = {
 }
 
 
-def not_shared_section(events: Iterable[dict[str, Any]], start: datetime, end: datetime) -> Section:
+def not_shared_section(events: Iterable[LoggedEvent], start: datetime, end: datetime) -> Section:
     """Messages withheld, recipients refused (within shared or withheld messages alike), shares stopped
     by a withdrawal, and messages rejected before any decision (a withheld message is quarantined
     too; it is counted once, as withheld)."""
     events = list(events)
-    withheld = {e["message_id"] for e in events if e["event_type"] == "share.withheld"}
+    withheld = {e.message_id for e in events if e.event_type == "share.withheld"}
     counts: Counter[tuple[str, str]] = Counter()
     for e in events:
-        what = _NOT_SHARED.get(e["event_type"])
-        if what is None or not start <= _at(e["at"]) < end:
+        what = _NOT_SHARED.get(e.event_type)
+        if what is None or not start <= _at(e.at) < end:
             continue
-        if e["event_type"] == "message.quarantined" and e["message_id"] in withheld:
+        if e.event_type == "message.quarantined" and e.message_id in withheld:
             continue
-        d = e["detail"]
+        d = e.detail
         reasons = d.get("reasons") or [d.get("reason", "unknown")]
         counts[(what, str(reasons[-1]))] += 1
     return Section(
@@ -186,11 +201,11 @@ def not_shared_section(events: Iterable[dict[str, Any]], start: datetime, end: d
     )
 
 
-def referred_section(events: Iterable[dict[str, Any]], start: datetime, end: datetime) -> Section:
+def referred_section(events: Iterable[LoggedEvent], start: datetime, end: datetime) -> Section:
     counts: Counter[tuple[str, str]] = Counter()
     for e in events:
-        if e["event_type"] == "share.referred" and start <= _at(e["at"]) < end:
-            counts[(str(e["detail"].get("queue")), str(e["detail"].get("reason")))] += 1
+        if e.event_type == "share.referred" and start <= _at(e.at) < end:
+            counts[(str(e.detail.get("queue")), str(e.detail.get("reason")))] += 1
     return Section(
         "referred",
         "Referred to a person, by queue and reason",
@@ -202,18 +217,18 @@ def referred_section(events: Iterable[dict[str, Any]], start: datetime, end: dat
 CONTACT_COLUMNS = ("day", "contacts", "flagged_incomplete", "decided_within_24h", "decided_late", "not_decided")
 
 
-def contacts_section(events: Iterable[dict[str, Any]], start: datetime, end: datetime, tz: ZoneInfo) -> Section:
+def contacts_section(events: Iterable[LoggedEvent], start: datetime, end: datetime, tz: ZoneInfo) -> Section:
     received: dict[str, datetime] = {}
     flagged: set[str] = set()
     decided: dict[str, bool] = {}  # contact id -> on time
     for e in events:
-        kind, d = e["event_type"], e["detail"]
+        kind, d = e.event_type, e.detail
         if kind == "message.received" and d.get("kind") == "contact":
-            received.setdefault(str(e["message_id"]), _at(e["at"]))
+            received.setdefault(str(e.message_id), _at(e.at))
         elif kind == "contact.flagged":
-            flagged.add(str(e["message_id"]))
+            flagged.add(str(e.message_id))
         elif kind == "clock.stopped" and d.get("clock") == "contact_decision":
-            decided.setdefault(str(e["message_id"]), bool(d.get("on_time")))
+            decided.setdefault(str(e.message_id), bool(d.get("on_time")))
     counts: dict[date, Counter[str]] = defaultdict(Counter)
     for contact, at in received.items():
         if not start <= at < end:
@@ -235,16 +250,16 @@ OUTCOME_COLUMNS = ("day", "outcomes", "fed_back_to_referrer", "received_by_refer
 REFERRER_AGREEMENT = "referrer-outcome-"
 
 
-def outcomes_section(events: Iterable[dict[str, Any]], start: datetime, end: datetime, tz: ZoneInfo) -> Section:
+def outcomes_section(events: Iterable[LoggedEvent], start: datetime, end: datetime, tz: ZoneInfo) -> Section:
     recorded: dict[str, datetime] = {}
     fed_back: dict[str, str] = {}  # outcome id -> delivery id to the referrer
     received: set[str] = set()
     for e in events:
-        kind, d = e["event_type"], e["detail"]
+        kind, d = e.event_type, e.detail
         if kind == "message.received" and d.get("kind") == "outcome":
-            recorded.setdefault(str(e["message_id"]), _at(e["at"]))
+            recorded.setdefault(str(e.message_id), _at(e.at))
         elif kind == "delivery.queued" and str(d.get("agreement") or "").startswith(REFERRER_AGREEMENT):
-            fed_back.setdefault(str(e["message_id"]), str(d["delivery_id"]))
+            fed_back.setdefault(str(e.message_id), str(d["delivery_id"]))
         elif kind == "delivery.received":
             received.add(str(d["delivery_id"]))
     counts: dict[date, Counter[str]] = defaultdict(Counter)
@@ -267,18 +282,18 @@ def outcomes_section(events: Iterable[dict[str, Any]], start: datetime, end: dat
 S47_COLUMNS = ("gp_practice", "requests", "answered_on_time", "answered_late", "overdue", "awaiting")
 
 
-def s47_section(events: Iterable[dict[str, Any]], start: datetime, end: datetime) -> Section:
+def s47_section(events: Iterable[LoggedEvent], start: datetime, end: datetime) -> Section:
     """Requests made in the period, by practice; each request's status as at the end of the period."""
     requested: dict[str, tuple[str, datetime]] = {}  # request id -> (practice, answer by)
     answered: dict[str, datetime] = {}  # request id -> first answer
     for e in events:
-        kind, d = e["event_type"], e["detail"]
-        if kind == "s47.gp_report_requested" and start <= _at(e["at"]) < end:
+        kind, d = e.event_type, e.detail
+        if kind == "s47.gp_report_requested" and start <= _at(e.at) < end:
             practices = [r for r in d.get("recipients", []) if str(r).startswith("gp:")]
             for practice in practices[:1]:
-                requested[str(e["message_id"])] = (practice, _at(d["answer_by"]))
-        elif kind == "s47.gp_report_received" and d.get("first_answer") and _at(e["at"]) < end:
-            answered.setdefault(str(d["request_message_id"]), _at(e["at"]))
+                requested[str(e.message_id)] = (practice, _at(d["answer_by"]))
+        elif kind == "s47.gp_report_received" and d.get("first_answer") and _at(e.at) < end:
+            answered.setdefault(str(d["request_message_id"]), _at(e.at))
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for request, (practice, answer_by) in requested.items():
         c = counts[practice]

@@ -29,7 +29,9 @@ class Settings(BaseSettings):
         default="SCRAM-SHA-512", description="SASL mechanism with SASL_SSL (PLAIN only over TLS)."
     )
     kafka_username: str | None = Field(default=None, description="SASL user name (this agency's or the gate's).")
-    kafka_password: SecretStr | None = Field(default=None, description="SASL password; prefer MASH_KAFKA_PASSWORD_FILE.")
+    kafka_password: SecretStr | None = Field(
+        default=None, description="SASL password; prefer MASH_KAFKA_PASSWORD_FILE."
+    )
     kafka_password_file: Path | None = Field(
         default=None, description="File holding the SASL password (a mounted secret); trailing newline ignored."
     )
@@ -40,6 +42,9 @@ class Settings(BaseSettings):
         default=None, description="PEM client certificate for mutual TLS (with MASH_KAFKA_KEY_FILE)."
     )
     kafka_key_file: Path | None = Field(default=None, description="PEM private key of the client certificate.")
+    kafka_partitions: int = Field(
+        default=6, ge=1, description="Partitions of the topics it creates on Apache Kafka (gate replicas share them)."
+    )
     kafka_replication_factor: int = Field(
         default=3, ge=1, description="Replication factor of the topics the broker creates on Apache Kafka."
     )
@@ -87,6 +92,13 @@ class Settings(BaseSettings):
     )
     clock_tick_s: float = Field(
         default=30.0, gt=0, description="How often the running stack checks clocks for warnings and breaches."
+    )
+    projector_interval_s: float = Field(
+        default=0.25,
+        gt=0,
+        le=60,
+        description="How often the running stack looks for audited events to apply to clocks and alerts "
+        "(any process's; its own are applied at once).",
     )
     web_host: str = Field(default="127.0.0.1", description="Address the web pages listen on (loopback by default).")
     web_port: int = Field(

@@ -14,6 +14,7 @@ from mash_broker.contracts import Envelope
 from mash_broker.contracts.payloads import Delivery
 from mash_broker.core.clocks import delivery_status, read_status
 from mash_broker.core.explain import Change
+from mash_broker.core.records import DeliveryRecord
 
 SUMMARY_WIDTH = 140
 
@@ -27,17 +28,17 @@ def local(ts: datetime | None, tz: ZoneInfo) -> str:
     return ts.astimezone(tz).strftime("%a %d %b %H:%M") if ts else ""
 
 
-def inbox_rows(deliveries: list[dict[str, Any]], tz: ZoneInfo) -> list[dict[str, Any]]:
+def inbox_rows(deliveries: Iterable[DeliveryRecord], tz: ZoneInfo) -> list[dict[str, Any]]:
     """One school's notifications as plain dicts (for --json and for the table)."""
     out = []
     for d in deliveries:
-        env = Envelope.model_validate_json(d["envelope"])
+        env = Envelope.model_validate_json(d.envelope)
         assert isinstance(env.payload, Delivery)
         rel = env.payload.released
-        deadline = d["notify_by"]
+        deadline = d.notify_by
         out.append(
             {
-                "message_id": d["delivery_id"],
+                "message_id": d.delivery_id,
                 "police_reference": rel.get("payload.police_reference"),
                 "child": f"{rel.get('subject.given_name', '')} {rel.get('subject.family_name', '')}".strip(),
                 "date_of_birth": rel.get("subject.date_of_birth"),
@@ -45,11 +46,11 @@ def inbox_rows(deliveries: list[dict[str, Any]], tz: ZoneInfo) -> list[dict[str,
                 "child_present": rel.get("payload.child_present"),
                 "summary": rel.get("payload.summary_for_school"),
                 "notify_by": deadline.isoformat() if deadline else None,
-                "delivered_at": d["delivered_at"].isoformat() if d["delivered_at"] else None,
-                "delivery_status": delivery_status(deadline, d["delivered_at"]).value if deadline else None,
-                "read_at": d["read_at"].isoformat() if d["read_at"] else None,
-                "read_by": d["read_by"],
-                "read_status": read_status(deadline, d["read_at"]).value if deadline else None,
+                "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
+                "delivery_status": delivery_status(deadline, d.delivered_at).value if deadline else None,
+                "read_at": d.read_at.isoformat() if d.read_at else None,
+                "read_by": d.read_by,
+                "read_status": read_status(deadline, d.read_at).value if deadline else None,
             }
         )
     return out

@@ -20,6 +20,7 @@ from mash_broker.app import commands
 from mash_broker.app.runtime import running
 from mash_broker.core import views
 from mash_broker.core.audit.keys import KeyStore
+from mash_broker.core.records import DeliveryRecord
 from mash_broker.core.settings import Settings
 from mash_broker.core.signing import Signers, ensure_key
 from mash_broker.demo.data import DEMO_DIR
@@ -42,13 +43,13 @@ class DemoClock:
         self.offset += when - self()
 
 
-async def _wait_delivered(ledger: Ledger, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+async def _wait_delivered(ledger: Ledger, timeout_s: float = 30.0) -> list[DeliveryRecord]:
     """Wait until every shared notification has reached its school's inbox."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout_s
     while True:
         rows = await ledger.all_deliveries()
-        if all(r["delivered_at"] for r in rows) or loop.time() > end:
+        if all(r.delivered_at for r in rows) or loop.time() > end:
             return rows
         await asyncio.sleep(0.1)
 
@@ -108,7 +109,7 @@ async def run_demo(settings: Settings, out: Console, data_dir: Path | None) -> i
         for school in sorted(await ledger.known_school_urns()):
             info = await ledger.school(school)
             rows = views.inbox_rows(await ledger.deliveries_for(f"school:{school}"), tz)
-            out.print(views.inbox_table(f"{info['name'] if info else school} ({school})", rows, tz))
+            out.print(views.inbox_table(f"{info.name if info else school} ({school})", rows, tz))
             summary.append(_summary_row(school, rows))
 
         queue = await ledger.queue("mash")
@@ -116,7 +117,7 @@ async def run_demo(settings: Settings, out: Console, data_dir: Path | None) -> i
             views.rows_table(
                 f"\n6. MASH queue: {len(queue)} for a person to route",
                 ["message id", "reason"],
-                [[q["message_id"][:8], q["detail"]] for q in queue],
+                [[q.message_id[:8], q.detail] for q in queue],
             )
         )
         rejected = [r for r in report.receipts if r.status == "rejected"]
@@ -161,8 +162,8 @@ async def _ack_some(ledger: Ledger, clock: DemoClock, sign: Sign) -> list[tuple[
         adults = await ledger.key_adults(urn)
         if i % 2 or not rows or not adults:
             continue
-        row = await record_read(ledger, urn, rows[0]["delivery_id"], adults[0]["name"], clock(), sign=sign)
-        done.append((urn, row["read_by"], row["delivery_id"]))
+        row = await record_read(ledger, urn, rows[0].delivery_id, adults[0].name, clock(), sign=sign)
+        done.append((urn, str(row.read_by), row.delivery_id))
         clock.advance_to(clock() + timedelta(minutes=7))
     return done
 

@@ -28,11 +28,15 @@ from zoneinfo import ZoneInfo
 
 from rich.console import Console
 
+from mash_broker.agencies.education import EDUCATION_INBOUND
 from mash_broker.agencies.education.inbox import receive_delivery, record_read
+from mash_broker.agencies.health import HEALTH_INBOUND
+from mash_broker.agencies.police import POLICE_NOTIFICATIONS
 from mash_broker.agencies.police.export import EXPORT_COLUMNS, parse_export
+from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app import commands
 from mash_broker.consent_gate import Policy
-from mash_broker.contracts import Envelope, topics
+from mash_broker.contracts import Envelope
 from mash_broker.core import views
 from mash_broker.core.clocks import SchoolCalendar, encompass_deadline, load_calendar
 from mash_broker.core.clocks.declared import load_clocks
@@ -229,9 +233,10 @@ async def synthetic_week(
         notify_by=notify_by,
         school_day_starts=school_day_starts,
         clock=lambda: clock[0],
+        registry=REGISTRY,
         consent_settle=timedelta(0),
     )
-    ClockKeeper(ledger, load_clocks(None).clocks, calendar, lambda: clock[0], tz=tz).install()
+    keeper = ClockKeeper(ledger, load_clocks(None).clocks, calendar, lambda: clock[0], tz=tz)
     loaded = await commands.load_schools(ledger, DEMO_DIR / "schools.csv", start - timedelta(days=1))
     assert loaded.schools, "the demo school directory loads"
     adults: dict[str, list[str]] = {}
@@ -274,7 +279,7 @@ async def synthetic_week(
             truth.unconsented_referrals.append(sent)
             # A contact too (to early help, with no identifier for the child): flagged, never decided.
             truth.contacts.append(PlannedContact(sent_at=sent, complete=False, decided_at=None))
-            at(sent, _send(gate, _unconsented_referral(sent, rng), topics.EDUCATION_INBOUND))
+            at(sent, _send(gate, _unconsented_referral(sent, rng), EDUCATION_INBOUND))
 
     for weekday in range(5):
         morning = datetime.combine(monday + timedelta(days=weekday), time(9, 0), tz)
@@ -291,6 +296,7 @@ async def synthetic_week(
     for when, _, act in sorted(actions, key=lambda a: (a[0], a[1])):
         clock[0] = when
         await act()
+    await keeper.catch_up()  # the clocks follow the audited log: started and stopped at their events' times
     return truth
 
 
@@ -351,7 +357,7 @@ def _parse(rows: list[list[str]], now: datetime, tz: ZoneInfo) -> list[Envelope]
 def _ingest(gate: GateContext, envelopes: list[Envelope]) -> Callable[[], Awaitable[object]]:
     async def act() -> None:
         for env in envelopes:
-            await process_inbound(gate, encode(env).encode(), topics.POLICE_NOTIFICATIONS)
+            await process_inbound(gate, encode(env).encode(), POLICE_NOTIFICATIONS)
 
     return act
 
@@ -359,7 +365,7 @@ def _ingest(gate: GateContext, envelopes: list[Envelope]) -> Callable[[], Awaita
 def _send_malformed(gate: GateContext, day: int) -> Callable[[], Awaitable[object]]:
     async def act() -> None:
         raw = f'{{"message_id": "{uuid.UUID(int=day + 1)}", "sender_org": "police:examplepolice"}}'.encode()
-        await process_inbound(gate, raw, topics.POLICE_NOTIFICATIONS)
+        await process_inbound(gate, raw, POLICE_NOTIFICATIONS)
 
     return act
 
@@ -503,7 +509,7 @@ def _plan_contact(rng: random.Random, truth: Truth, gate: GateContext, sent: dat
         lawful_basis=S47_BASIS,
         recipients=["mash:hub"],
     )
-    inbound = topics.EDUCATION_INBOUND if school else topics.POLICE_NOTIFICATIONS
+    inbound = EDUCATION_INBOUND if school else POLICE_NOTIFICATIONS
     at(sent, _send(gate, contact, inbound))
     if decided is None:
         return
@@ -522,7 +528,7 @@ def _plan_contact(rng: random.Random, truth: Truth, gate: GateContext, sent: dat
         lawful_basis=S47_BASIS,
         correlation_id=str(contact.correlation_id),
     )
-    at(decided, _send(gate, outcome, topics.EDUCATION_INBOUND))
+    at(decided, _send(gate, outcome, EDUCATION_INBOUND))
     if taken is not None:
         at(taken, _take(gate.ledger, str(delivery_id(outcome.message_id, referrer)), taken))
 
@@ -531,8 +537,8 @@ def _take(ledger: Ledger, delivery: str, now: datetime) -> Callable[[], Awaitabl
     """The school's system takes a delivery (its system receipt, as from the delivery topic)."""
 
     async def act() -> None:
-        [row] = [d for d in await ledger.all_deliveries() if d["delivery_id"] == delivery]
-        await receive_delivery(ledger, str(row["envelope"]).encode(), now)
+        [row] = [d for d in await ledger.all_deliveries() if d.delivery_id == delivery]
+        await receive_delivery(ledger, row.envelope.encode(), now)
 
     return act
 
@@ -567,7 +573,7 @@ def _plan_s47(rng: random.Random, truth: Truth, gate: GateContext, sent: datetim
         recipients=[practice],
         special_category=True,
     )
-    at(sent, _send(gate, request, topics.HEALTH_INBOUND))
+    at(sent, _send(gate, request, HEALTH_INBOUND))
     if answered is not None:
         report = _message(
             rng,
@@ -586,4 +592,4 @@ def _plan_s47(rng: random.Random, truth: Truth, gate: GateContext, sent: datetim
             recipients=["la:999"],
             special_category=True,
         )
-        at(answered, _send(gate, report, topics.HEALTH_INBOUND))
+        at(answered, _send(gate, report, HEALTH_INBOUND))

@@ -247,3 +247,13 @@ alerts = Table(
     Column("sent_at", UtcDateTime),
     Column("last_error", String(200)),
 )
+
+# Where each projection of the audited log stands (storage.projections): the seq of the last event it
+# applied, advanced in the same transaction as the projection's own writes, so each event is applied
+# exactly once, whichever process wrote it and however often the stack restarts.
+projections = Table(
+    "projections",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+)

@@ -22,6 +22,7 @@ from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker, KafkaMessage, TestKafkaBroker
 from signing_helpers import Keyring
 
+from mash_broker.agencies.police import POLICE_ACKNOWLEDGEMENTS, POLICE_NOTIFICATIONS, POLICE_RECEIPTS
 from mash_broker.app.bootstrap import Services, build_broker, build_services
 from mash_broker.contracts import Envelope, topics
 from mash_broker.core.settings import Settings
@@ -30,8 +31,8 @@ from mash_broker.storage import Ledger
 NOW = datetime(2026, 11, 17, 7, 0, tzinfo=UTC)  # a Tuesday in term, before the 10:00 deadline
 SCHOOL_URN = "900001"
 KEY_ADULT = ("Ada Keyadult", "ada.keyadult@school.example")
-CAPTURED = (topics.POLICE_RECEIPTS, topics.POLICE_ACKNOWLEDGEMENTS, topics.GATE_QUARANTINE,
-            topics.MASH_QUEUE)
+CAPTURED = (POLICE_RECEIPTS, POLICE_ACKNOWLEDGEMENTS, topics.GATE_QUARANTINE,
+            topics.MASH_QUEUE, topics.receipts_topic("probation:x"), topics.acknowledgements_topic("la:x"))
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Flow:
     broker: KafkaBroker
     seen: dict[str, list[Record]] = field(default_factory=lambda: defaultdict(list))
 
-    async def send(self, value: bytes, topic: str = topics.POLICE_NOTIFICATIONS) -> None:
+    async def send(self, value: bytes, topic: str = POLICE_NOTIFICATIONS) -> None:
         await self.broker.publish(value, topic)
 
     async def settle(self) -> int:

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from signing_helpers import Keyring
 
 from flows.conftest import KEY_ADULT, NOW, SCHOOL_URN, Flow
+from mash_broker.agencies.education import EDUCATION_DELIVERIES
 from mash_broker.agencies.education.inbox import record_read
+from mash_broker.agencies.police import POLICE_ACKNOWLEDGEMENTS, POLICE_NOTIFICATIONS, POLICE_RECEIPTS
 from mash_broker.contracts import (
     Delivery,
     Envelope,
@@ -38,29 +40,29 @@ async def test_notification_reaches_the_school_inbox_and_police_hear_back(
     message = notification()
     await flow.send(message.model_dump_json().encode())
 
-    assert (await flow.ledger.message(str(message.message_id)))["verdict"] == "share"  # type: ignore[index]
+    assert (await flow.ledger.message(str(message.message_id))).verdict == "share"  # type: ignore[union-attr]
     [pending] = await flow.ledger.deliveries_for(f"school:{SCHOOL_URN}")
-    assert pending["delivered_at"] is None  # decided and queued, not yet relayed
+    assert pending.delivered_at is None  # decided and queued, not yet relayed
 
     assert await flow.settle() == 3  # the delivery and the gate's receipt, then the school's receipt
     assert await flow.ledger.pending_outbox() == []
 
     [row] = await flow.ledger.deliveries_for(f"school:{SCHOOL_URN}")
-    assert row["delivered_at"] == NOW
-    assert row["message_id"] == str(message.message_id)
-    delivery = Envelope.model_validate_json(row["envelope"]).payload
+    assert row.delivered_at == NOW
+    assert row.message_id == str(message.message_id)
+    delivery = Envelope.model_validate_json(row.envelope).payload
     assert isinstance(delivery, Delivery)
     assert "payload.home_postcode" not in delivery.released
-    assert "ZZ99 1AA" not in row["envelope"]
+    assert "ZZ99 1AA" not in row.envelope
     assert delivery.notify_by is not None
     assert delivery.notify_by > NOW
 
-    [gate_receipt] = receipts(flow, topics.POLICE_RECEIPTS)
+    [gate_receipt] = receipts(flow, POLICE_RECEIPTS)
     assert gate_receipt.receipted_message_id == message.message_id
     assert gate_receipt.status is ReceiptStatus.ACCEPTED
     assert gate_receipt.reason_code == "statutory_duty"
 
-    [ack] = flow.seen[topics.POLICE_ACKNOWLEDGEMENTS]
+    [ack] = flow.seen[POLICE_ACKNOWLEDGEMENTS]
     school_receipt = ack.envelope()
     assert school_receipt.sender_org == f"school:{SCHOOL_URN}"
     assert school_receipt.correlation_id == message.correlation_id
@@ -68,7 +70,7 @@ async def test_notification_reaches_the_school_inbox_and_police_hear_back(
     assert school_receipt.payload.status is ReceiptStatus.DELIVERED
     assert school_receipt.payload.receipted_message_id == message.message_id
 
-    for record in [*flow.seen[topics.POLICE_RECEIPTS], ack]:
+    for record in [*flow.seen[POLICE_RECEIPTS], ack]:
         assert record.headers["message-id"]
         assert record.headers["correlation-id"] == str(message.correlation_id)
         assert not any(p in v for p in PERSONAL for v in record.headers.values())
@@ -80,9 +82,9 @@ async def test_key_adult_read_goes_back_to_police(flow: Flow, notification: Noti
     await flow.send(notification().model_dump_json().encode())
     await flow.settle()
     [row] = await flow.ledger.deliveries_for(f"school:{SCHOOL_URN}")
-    await record_read(flow.ledger, SCHOOL_URN, row["delivery_id"], KEY_ADULT[0], NOW)
+    await record_read(flow.ledger, SCHOOL_URN, row.delivery_id, KEY_ADULT[0], NOW)
     assert await flow.settle() == 1
-    read = flow.seen[topics.POLICE_ACKNOWLEDGEMENTS][-1].envelope().payload
+    read = flow.seen[POLICE_ACKNOWLEDGEMENTS][-1].envelope().payload
     assert isinstance(read, PersonRead)
     assert read.reader_name == KEY_ADULT[0]
 
@@ -97,8 +99,8 @@ async def test_malformed_bytes_are_quarantined_without_raising(flow: Flow) -> No
     assert notice.source_message_id is None
     assert record.headers["reason-code"] == "contract_invalid"
     [item] = await flow.ledger.quarantined()
-    assert item["topic"] == topics.POLICE_NOTIFICATIONS
-    assert flow.seen[topics.POLICE_RECEIPTS] == []  # nobody to tell: the sender is unknown
+    assert item.topic == POLICE_NOTIFICATIONS
+    assert flow.seen[POLICE_RECEIPTS] == []  # nobody to tell: the sender is unknown
     assert await flow.ledger.count("messages") == 0
 
 
@@ -115,7 +117,7 @@ async def test_contract_violation_is_quarantined_and_its_sender_told(
     assert notice.reason_code == "contract_invalid"
     assert "payload.notification.encompass.summary_for_school" in notice.detail
     assert "xxxx" not in notice.detail  # field paths and reasons, never the values
-    [rejected] = receipts(flow, topics.POLICE_RECEIPTS)
+    [rejected] = receipts(flow, POLICE_RECEIPTS)
     assert rejected.status is ReceiptStatus.REJECTED
     assert str(rejected.receipted_message_id) == doc["message_id"]
 
@@ -131,8 +133,8 @@ async def test_notification_without_a_school_goes_to_the_mash_queue(
     assert record.envelope().message_id == message.message_id
     assert record.headers["reason-code"] == "school_not_given"
     [item] = await flow.ledger.queue("mash")
-    assert item["reason_code"] == "school_not_given"
-    [receipt] = receipts(flow, topics.POLICE_RECEIPTS)
+    assert item.reason_code == "school_not_given"
+    [receipt] = receipts(flow, POLICE_RECEIPTS)
     assert receipt.status is ReceiptStatus.REFERRED
     assert await flow.ledger.all_deliveries() == []
 
@@ -154,7 +156,7 @@ async def test_no_lawful_basis_is_withheld_and_quarantined(flow: Flow, notificat
     notice = Quarantined.model_validate_json(record.value)
     assert (notice.reason_code, notice.source_message_id) == ("no_lawful_basis", message.message_id)
     assert not any(p.encode() in record.value for p in PERSONAL)
-    [receipt] = receipts(flow, topics.POLICE_RECEIPTS)
+    [receipt] = receipts(flow, POLICE_RECEIPTS)
     assert receipt.status is ReceiptStatus.QUARANTINED
     assert await flow.ledger.all_deliveries() == []
     assert flow.seen[topics.MASH_QUEUE] == []
@@ -166,14 +168,14 @@ async def test_resent_notification_is_delivered_once(flow: Flow, notification: N
         await flow.send(message.model_dump_json().encode())
         await flow.settle()
     assert len(await flow.ledger.all_deliveries()) == 1
-    assert len(flow.seen[topics.POLICE_RECEIPTS]) == 1
-    assert len(flow.seen[topics.POLICE_ACKNOWLEDGEMENTS]) == 1
+    assert len(flow.seen[POLICE_RECEIPTS]) == 1
+    assert len(flow.seen[POLICE_ACKNOWLEDGEMENTS]) == 1
 
     # The relay may publish a delivery twice (at least once): the inbox records it once.
     [row] = await flow.ledger.all_deliveries()
-    await flow.send(row["envelope"].encode(), topics.EDUCATION_DELIVERIES)
+    await flow.send(row.envelope.encode(), EDUCATION_DELIVERIES)
     assert await flow.settle() == 0
-    assert len(flow.seen[topics.POLICE_ACKNOWLEDGEMENTS]) == 1
+    assert len(flow.seen[POLICE_ACKNOWLEDGEMENTS]) == 1
 
 
 async def test_reused_message_id_is_rejected(flow: Flow, notification: Notification, keyring: Keyring) -> None:
@@ -185,6 +187,6 @@ async def test_reused_message_id_is_rejected(flow: Flow, notification: Notificat
     await flow.settle()
     reasons = [Quarantined.model_validate_json(r.value).reason_code for r in flow.seen[topics.GATE_QUARANTINE]]
     assert reasons == ["message_id_reused"]
-    statuses = sorted(r.status.value for r in receipts(flow, topics.POLICE_RECEIPTS))
+    statuses = sorted(r.status.value for r in receipts(flow, POLICE_RECEIPTS))
     assert statuses == ["accepted", "rejected"]
     assert len(await flow.ledger.all_deliveries()) == 1

@@ -7,7 +7,9 @@ import uuid
 from signing_helpers import Keyring
 
 from flows.conftest import NOW, Flow
-from mash_broker.contracts import Delivery, Envelope, ReceiptStatus, SystemReceipt, topics
+from mash_broker.agencies.education import EDUCATION_INBOUND
+from mash_broker.agencies.police import POLICE_RECEIPTS
+from mash_broker.contracts import Delivery, Envelope, ReceiptStatus, SystemReceipt
 
 CHILD = {"given_name": "Zebedee", "family_name": "Quillfeather", "date_of_birth": "2016-05-12"}
 S47 = {"article6": "public_task", "statutory_power": "children_act_1989_s47"}
@@ -40,20 +42,20 @@ async def test_a_contact_is_flagged_screened_and_its_outcome_reaches_the_referre
     await flow.send(contact.model_dump_json().encode())
     await flow.settle()
 
-    statuses = [(r.status, r.reason_code) for r in (rec.envelope().payload for rec in flow.seen[topics.POLICE_RECEIPTS])
+    statuses = [(r.status, r.reason_code) for r in (rec.envelope().payload for rec in flow.seen[POLICE_RECEIPTS])
                 if isinstance(r, SystemReceipt) and r.receipted_message_id == contact.message_id]
     assert (ReceiptStatus.ACCEPTED, "contact_incomplete") in statuses
     assert len(statuses) == 2
     [screening] = await flow.ledger.deliveries_for("mash:hub")
-    assert screening["message_id"] == str(contact.message_id)
+    assert screening.message_id == str(contact.message_id)
 
     outcome = keyring.sign(mash_outcome(contact))
-    await flow.send(outcome.model_dump_json().encode(), topics.EDUCATION_INBOUND)
+    await flow.send(outcome.model_dump_json().encode(), EDUCATION_INBOUND)
     await flow.settle()
 
     [feedback] = await flow.ledger.deliveries_for("police:example")
-    assert feedback["message_id"] == str(outcome.message_id)
-    sent = Envelope.model_validate_json(feedback["envelope"]).payload
+    assert feedback.message_id == str(outcome.message_id)
+    sent = Envelope.model_validate_json(feedback.envelope).payload
     assert isinstance(sent, Delivery)
     assert sent.released["payload.decision"] == "child_in_need_s17"
     assert await flow.ledger.pending_outbox() == []

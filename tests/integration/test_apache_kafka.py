@@ -40,15 +40,16 @@ def kafka_bootstrap() -> Iterator[str]:
 async def test_encompass_notification_is_gated_and_delivered_on_apache_kafka(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
+    from mash_broker.agencies.police import POLICE_NOTIFICATIONS
     from mash_broker.agencies.police.export import parse_export
+    from mash_broker.agencies.registry import REGISTRY
     from mash_broker.app.bootstrap import build_broker, build_services
     from mash_broker.app.kafka import ensure_topics
-    from mash_broker.contracts import topics
     from mash_broker.core.settings import Settings
     from mash_broker.storage import Ledger
 
     settings = Settings(data_dir=tmp_path, kafka_bootstrap=kafka_bootstrap)
-    await ensure_topics(kafka_bootstrap, topics.ALL)
+    await ensure_topics(kafka_bootstrap, REGISTRY.all_topics)
     ledger = await Ledger.open(settings.ledger_url)
     now = datetime.now(UTC)
     async with ledger.transaction() as tx:
@@ -65,15 +66,15 @@ async def test_encompass_notification_is_gated_and_delivered_on_apache_kafka(
     services = build_services(settings, ledger, build_broker(kafka_bootstrap, embedded=False))
     await services.start()
     try:
-        await services.broker.publish(envelope.model_dump_json().encode(), topics.POLICE_NOTIFICATIONS)
+        await services.broker.publish(envelope.model_dump_json().encode(), POLICE_NOTIFICATIONS)
         for _ in range(300):
             rows = await ledger.all_deliveries()
-            if rows and rows[0]["delivered_at"]:
+            if rows and rows[0].delivered_at:
                 break
             await asyncio.sleep(0.1)
         assert len(rows) == 1
-        assert rows[0]["recipient"] == "school:900001"
-        assert rows[0]["delivered_at"] is not None
+        assert rows[0].recipient == "school:900001"
+        assert rows[0].delivered_at is not None
     finally:
         await services.stop()
         await ledger.close()

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from mash_broker.agencies.education import EDUCATION_INBOUND
+from mash_broker.agencies.registry import REGISTRY
 from mash_broker.contracts import Envelope, deterministic_id, topics
 from mash_broker.core.audit.keys import Ed25519Signer
 from mash_broker.core.messages import outbox_id
@@ -31,7 +33,7 @@ pytestmark = pytest.mark.embedded
 SETTLE_S = 5.0
 SCHOOL = "school:900001"
 EARLY_HELP = "early_help:team-north"
-DELIVERIES = topics.delivery_topic(EARLY_HELP)  # mash.delivery.v1
+DELIVERIES = REGISTRY.delivery_topic(EARLY_HELP)  # mash.delivery.v1
 RECEIPTS = topics.receipts_topic(SCHOOL)  # school.receipt.v1
 DECIDE_TIMEOUT_S = 30.0
 
@@ -139,7 +141,7 @@ def give_consent(stack: Stack, subject: dict[str, Any]) -> uuid.UUID:
 def refer(stack: Stack, subject: dict[str, Any], what: str) -> tuple[Envelope, tuple[str, list[str]]]:
     """The school refers the child to early help; returns the referral once the gate has decided it."""
     message = referral(subject)
-    send(stack, topics.EDUCATION_INBOUND, message)
+    send(stack, EDUCATION_INBOUND, message)
     return message, decided(stack.mash, message, what)
 
 

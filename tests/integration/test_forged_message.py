@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from mash_broker.agencies.education import EDUCATION_DELIVERIES
+from mash_broker.agencies.police import POLICE_NOTIFICATIONS, POLICE_RECEIPTS
 from mash_broker.contracts import Envelope, deterministic_id, topics
 from mash_broker.core.audit.keys import KeyStore
 from mash_broker.core.signing import sign
@@ -123,7 +125,7 @@ def sent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sent]:
             "another-forces-key": sign(plain["another-forces-key"], other),
             "unsigned": plain["unsigned"],
         }
-        send_all(mash.bootstrap(), [(topics.POLICE_NOTIFICATIONS, m.model_dump_json().encode())
+        send_all(mash.bootstrap(), [(POLICE_NOTIFICATIONS, m.model_dump_json().encode())
                                     for m in messages.values()])
 
         genuine_id = str(messages[GENUINE].message_id)
@@ -141,9 +143,9 @@ def sent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sent]:
         yield Sent(
             mash=mash, messages=messages, forged_key_id=forged.key_id, real_key_id=real.key_id,
             inbox=inbox.json(),
-            receipts=[json.loads(r.value) for r in read_topic(bootstrap, topics.POLICE_RECEIPTS)],
+            receipts=[json.loads(r.value) for r in read_topic(bootstrap, POLICE_RECEIPTS)],
             notices=[json.loads(r.value) for r in read_topic(bootstrap, topics.GATE_QUARANTINE)],
-            deliveries=[json.loads(r.value) for r in read_topic(bootstrap, topics.EDUCATION_DELIVERIES)],
+            deliveries=[json.loads(r.value) for r in read_topic(bootstrap, EDUCATION_DELIVERIES)],
         )
 
 
@@ -164,7 +166,7 @@ def test_forged_notification_is_quarantined_with_the_verifiers_reason(sent: Sent
     expected = forgery.detail(sent.forged_key_id, sent.real_key_id)
     [(reason, detail, sender, topic)] = sent.mash.sql(
         "SELECT reason_code, detail, sender_org, topic FROM quarantine WHERE message_id = ?", mid)
-    assert (reason, sender, topic) == (forgery.reason, FORCE, topics.POLICE_NOTIFICATIONS)
+    assert (reason, sender, topic) == (forgery.reason, FORCE, POLICE_NOTIFICATIONS)
     assert expected in detail
     [notice] = [n for n in sent.notices if n["source_message_id"] == mid]
     assert (notice["reason_code"], notice["sender_org"]) == (forgery.reason, FORCE)

@@ -17,6 +17,8 @@ import pytest
 from consent_builders import CHILD, NOW, POLICY, ROOT, consent, contact
 from typer.testing import CliRunner
 
+from mash_broker.agencies.education import EDUCATION_INBOUND
+from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app.cli import app
 from mash_broker.contracts import ConsentRecord, Envelope, topics
 from mash_broker.core.clocks import load_calendar
@@ -52,22 +54,23 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     async def build() -> None:
         ledger = await Ledger.open(Settings(data_dir=h.data_dir).ledger_url)
         at = [NOW]
-        gate = GateContext(ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
+        gate = GateContext(registry=REGISTRY,
+                           ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
                            school_day_starts=time(8, 30), clock=lambda: at[0], consent_settle=timedelta(minutes=5))
         try:
             await process_inbound(gate, consent_envelope(h.consent).model_dump_json().encode(), topics.CONSENT_RECORDS)
-            assert await process_inbound(gate, h.shared.model_dump_json().encode(), topics.EDUCATION_INBOUND) == "share"
+            assert await process_inbound(gate, h.shared.model_dump_json().encode(), EDUCATION_INBOUND) == "share"
             published = await ledger.pending_outbox(now=NOW + timedelta(minutes=5))
             await ledger.mark_published([r.seq for r in published], NOW + timedelta(minutes=5))
             at[0] = NOW + timedelta(hours=1)
             assert await process_inbound(gate, h.withdrawn.model_dump_json().encode(),
-                                         topics.EDUCATION_INBOUND) == "share"
+                                         EDUCATION_INBOUND) == "share"
             at[0] = NOW + timedelta(hours=1, minutes=1)  # while the second share waits out its window
             withdrawal = consent("withdrawn", consent_id=h.consent.consent_id, recorded=at[0])
             await process_inbound(gate, consent_envelope(withdrawal).model_dump_json().encode(),
                                   topics.CONSENT_RECORDS)
             assert await process_inbound(gate, h.unconsented.model_dump_json().encode(),
-                                         topics.EDUCATION_INBOUND) == "withhold"
+                                         EDUCATION_INBOUND) == "withhold"
         finally:
             await ledger.close()
 

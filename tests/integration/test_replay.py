@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from consent_builders import consent, contact
 
+from mash_broker.agencies.education import EDUCATION_INBOUND
+from mash_broker.agencies.registry import REGISTRY
 from mash_broker.contracts import ChildSubject, ConsentRecord, Envelope, topics
 from mash_broker.core.settings import Settings
 from mash_broker.core.signing import load_registry, sign, verify
@@ -72,10 +74,10 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Story:
         # The gate reads the consent and inbound topics independently: consent first, then the referrals.
         wait_for("both consents to be recorded", lambda: mash.scalar(
             "SELECT count(DISTINCT message_id) FROM consents WHERE status = 'given'") == 2, 30)
-        send_all(bootstrap, [(topics.EDUCATION_INBOUND, signed(r, mash)) for r in referrals.values()])
+        send_all(bootstrap, [(EDUCATION_INBOUND, signed(r, mash)) for r in referrals.values()])
         wait_for("both referrals to be shared and published", lambda: mash.scalar(
             "SELECT count(*) FROM outbox WHERE topic = ? AND published_at IS NOT NULL",
-            topics.delivery_topic(EARLY_HELP)) == 2, 30)
+            REGISTRY.delivery_topic(EARLY_HELP)) == 2, 30)
 
         withdrawn_at = datetime.now(UTC)
         withdrawal = consent("withdrawn", recipients=(EARLY_HELP,), recorded=withdrawn_at,
@@ -87,7 +89,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Story:
         window = ["--from", (start - timedelta(minutes=5)).isoformat(), "--to",
                   (datetime.now(UTC) + timedelta(minutes=5)).isoformat(), "--json"]
         dry_run, replay = mash.run_all(("replay", *window, "--dry-run"), ("replay", *window))
-        on_topic = read_topic(bootstrap, topics.delivery_topic(EARLY_HELP))
+        on_topic = read_topic(bootstrap, REGISTRY.delivery_topic(EARLY_HELP))
         return Story(mash, referrals[WITHDRAWN.given_name], referrals[KEPT.given_name], dry_run, replay, on_topic,
                      Settings(data_dir=mash.data_dir).key_registry_file)
 

@@ -17,7 +17,6 @@ import venv
 from pathlib import Path
 
 import pytest
-
 from services.require import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -99,7 +99,7 @@ class AuditContract:
         report = await self.verify(log, signer)
         assert report.ok, report.problems
         assert (report.entries, report.checkpoints, report.covered) == (TOTAL, 3, sum(BATCHES))
-        assert [e["seq"] for e in await log.events()] == list(range(1, TOTAL + 1))
+        assert [e.seq for e in await log.events()] == list(range(1, TOTAL + 1))
 
     async def test_nothing_new_means_no_new_checkpoint(self, log: Ledger, signer: Ed25519Signer) -> None:
         checkpointer = Checkpointer(log, signer, ticking())
@@ -127,9 +127,9 @@ class AuditContract:
             await rolled_back()
         await writer(8)
         events = await ledger.events()
-        assert [e["seq"] for e in events] == list(range(1, 28))
+        assert [e.seq for e in events] == list(range(1, 28))
         for first in range(0, 27, 3):  # each transaction's entries are contiguous: appends were serialised
-            assert len({e["detail"]["writer"] for e in events[first:first + 3]}) == 1
+            assert len({e.detail["writer"] for e in events[first:first + 3]}) == 1
         await Checkpointer(ledger, signer, ticking()).checkpoint()
         assert (await self.verify(ledger, signer)).ok
 

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from consent_builders import CHILD, NOW, POLICY, consent, contact, dispensation
 
+from mash_broker.agencies.education import EDUCATION_INBOUND
+from mash_broker.agencies.registry import REGISTRY
 from mash_broker.consent_gate import Reason, Verdict
 from mash_broker.contracts import ConsentDispensation, ConsentRecord, Envelope, PolicyError, topics
 from mash_broker.core.clocks import load_calendar
@@ -70,7 +72,8 @@ class ConsentGate:
 
     @pytest.fixture
     def gate(self, ledger: Ledger, clock: Clock) -> GateContext:
-        return GateContext(ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
+        return GateContext(registry=REGISTRY,
+                           ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
                            school_day_starts=time(8, 30), clock=clock, consent_settle=self.settle)
 
 
@@ -82,21 +85,21 @@ class ConsentServiceContract(ConsentGate):
         given = consent()
         assert await process_inbound(gate, wire(consent_envelope(given)), topics.CONSENT_RECORDS) == "given"
         referral = contact()
-        assert await process_inbound(gate, wire(referral), topics.EDUCATION_INBOUND) == "share"
+        assert await process_inbound(gate, wire(referral), EDUCATION_INBOUND) == "share"
 
         [delivery] = await gate.ledger.deliveries_of(str(referral.message_id))
-        assert (delivery["recipient"], delivery["consent_id"]) == (EARLY_HELP, str(given.consent_id))
-        topic = topics.delivery_topic(EARLY_HELP)
+        assert (delivery.recipient, delivery.consent_id) == (EARLY_HELP, str(given.consent_id))
+        topic = REGISTRY.delivery_topic(EARLY_HELP)
         held = [r for r in await gate.ledger.pending_outbox(now=clock.at) if r.topic == topic]
         assert held == [], "a share resting on consent waits out the settle window"
         released = [r for r in await gate.ledger.pending_outbox(now=clock.at + SETTLE) if r.topic == topic]
-        assert [r.outbox_id for r in released] == [str(outbox_id(uuid.UUID(delivery["delivery_id"]), topic))]
+        assert [r.outbox_id for r in released] == [str(outbox_id(uuid.UUID(delivery.delivery_id), topic))]
 
     async def test_a_withdrawal_stops_a_queued_share_and_records_why(self, gate: GateContext, clock: Clock) -> None:
         given = consent()
         await process_inbound(gate, wire(consent_envelope(given)), topics.CONSENT_RECORDS)
         referral = contact()
-        assert await process_inbound(gate, wire(referral), topics.EDUCATION_INBOUND) == "share"
+        assert await process_inbound(gate, wire(referral), EDUCATION_INBOUND) == "share"
 
         clock.at = NOW + SETTLE / 3  # inside the window: the share is still in the outbox
         withdrawn = consent("withdrawn", consent_id=given.consent_id, recorded=clock.at)
@@ -104,16 +107,16 @@ class ConsentServiceContract(ConsentGate):
 
         ledger = gate.ledger
         later = await ledger.pending_outbox(now=NOW + timedelta(days=1))
-        assert [r for r in later if r.topic == topics.delivery_topic(EARLY_HELP)] == [], "never published"
+        assert [r for r in later if r.topic == REGISTRY.delivery_topic(EARLY_HELP)] == [], "never published"
         row = await ledger.message(str(referral.message_id))
         assert row is not None
-        assert (row["verdict"], row["reasons"]) == ("withhold", [Reason.CONSENT_WITHDRAWN.value])
+        assert (row.verdict, row.reasons) == ("withhold", (Reason.CONSENT_WITHDRAWN.value,))
         [delivery] = await ledger.deliveries_of(str(referral.message_id))
-        assert delivery["withdrawn_at"] is not None
+        assert delivery.withdrawn_at is not None
         [stopped] = [e for e in await ledger.events_of(str(referral.message_id))
-                     if e["event_type"] == "share.withdrawn"]
-        assert stopped["detail"]["reason"] == Reason.CONSENT_WITHDRAWN.value
-        assert stopped["detail"]["consent_id"] == str(given.consent_id)
+                     if e.event_type == "share.withdrawn"]
+        assert stopped.detail["reason"] == Reason.CONSENT_WITHDRAWN.value
+        assert stopped.detail["consent_id"] == str(given.consent_id)
 
         text = "\n".join(await explain(ledger, str(referral.message_id)))
         assert f"withdrawn from {EARLY_HELP}" in text
@@ -126,24 +129,24 @@ class ConsentServiceContract(ConsentGate):
         for record in (to_early_help, to_south):
             await process_inbound(gate, wire(consent_envelope(record)), topics.CONSENT_RECORDS)
         referral = contact(recipients=(EARLY_HELP, south))
-        assert await process_inbound(gate, wire(referral), topics.EDUCATION_INBOUND) == "share"
+        assert await process_inbound(gate, wire(referral), EDUCATION_INBOUND) == "share"
         ledger = gate.ledger
-        relied = {d["recipient"]: d["consent_id"] for d in await ledger.deliveries_of(str(referral.message_id))}
+        relied = {d.recipient: d.consent_id for d in await ledger.deliveries_of(str(referral.message_id))}
         assert relied == {EARLY_HELP: str(to_early_help.consent_id), south: str(to_south.consent_id)}
 
         clock.at = NOW + SETTLE / 3
         withdrawn = consent("withdrawn", consent_id=to_early_help.consent_id, recorded=clock.at)
         await process_inbound(gate, wire(consent_envelope(withdrawn)), topics.CONSENT_RECORDS)
 
-        stopped = {d["recipient"]: d["withdrawn_at"] is not None
+        stopped = {d.recipient: d.withdrawn_at is not None
                    for d in await ledger.deliveries_of(str(referral.message_id))}
         assert stopped == {EARLY_HELP: True, south: False}
         row = await ledger.message(str(referral.message_id))
         assert row is not None
-        assert row["verdict"] == "share", "the share to the south team stands"
-        assert row["reasons"][-1] == Reason.CONSENT_WITHDRAWN.value
+        assert row.verdict == "share", "the share to the south team stands"
+        assert row.reasons[-1] == Reason.CONSENT_WITHDRAWN.value
         going = [json.loads(r.value)["payload"]["recipient"] for r in await ledger.pending_outbox(now=NOW + SETTLE)
-                 if r.topic == topics.delivery_topic(south)]
+                 if r.topic == REGISTRY.delivery_topic(south)]
         assert going == [south]
 
     async def test_after_a_withdrawal_the_next_message_is_withheld(self, gate: GateContext, clock: Clock) -> None:
@@ -155,18 +158,18 @@ class ConsentServiceContract(ConsentGate):
 
         clock.at = NOW + timedelta(hours=2)
         referral = contact()
-        assert await process_inbound(gate, wire(referral), topics.EDUCATION_INBOUND) == Verdict.WITHHOLD.value
+        assert await process_inbound(gate, wire(referral), EDUCATION_INBOUND) == Verdict.WITHHOLD.value
         assert await gate.ledger.deliveries_of(str(referral.message_id)) == []
         row = await gate.ledger.message(str(referral.message_id))
         assert row is not None
-        assert Reason.CONSENT_WITHDRAWN.value in row["reasons"]
+        assert Reason.CONSENT_WITHDRAWN.value in row.reasons
 
     async def test_a_withdrawal_after_publication_leaves_the_share_on_record(
             self, gate: GateContext, clock: Clock) -> None:
         given = consent()
         await process_inbound(gate, wire(consent_envelope(given)), topics.CONSENT_RECORDS)
         referral = contact()
-        await process_inbound(gate, wire(referral), topics.EDUCATION_INBOUND)
+        await process_inbound(gate, wire(referral), EDUCATION_INBOUND)
         ledger = gate.ledger
         published = await ledger.pending_outbox(now=NOW + SETTLE)
         await ledger.mark_published([r.seq for r in published], NOW + SETTLE)
@@ -176,10 +179,10 @@ class ConsentServiceContract(ConsentGate):
         await process_inbound(gate, wire(consent_envelope(withdrawn)), topics.CONSENT_RECORDS)
         row = await ledger.message(str(referral.message_id))
         assert row is not None
-        assert row["verdict"] == "share", "what was already sent stands; the withdrawal is on record"
+        assert row.verdict == "share", "what was already sent stands; the withdrawal is on record"
         [delivery] = await ledger.deliveries_of(str(referral.message_id))
-        assert delivery["withdrawn_at"] is None
-        assert [e["detail"]["status"] for e in await ledger.events("consent.recorded")] == ["given", "withdrawn"]
+        assert delivery.withdrawn_at is None
+        assert [e.detail["status"] for e in await ledger.events("consent.recorded")] == ["given", "withdrawn"]
 
     async def test_consent_state_is_rebuilt_from_the_ledger(self, gate: GateContext) -> None:
         given, refused_elsewhere = consent(), consent("refused", recipients=("gp",), purposes=("safeguarding_health",))
@@ -212,13 +215,13 @@ class ConsentServiceContract(ConsentGate):
         assert await process_inbound(gate, json.dumps(doc).encode(), topics.CONSENT_RECORDS) == "rejected"
 
         [item] = await ledger.quarantined()
-        assert item["reason_code"] == "contract_invalid"
-        assert field in item["detail"]
+        assert item.reason_code == "contract_invalid"
+        assert field in item.detail
         assert await ledger.count("consents") == before, "the child's consent state is unchanged"
         receipts = [r for r in await ledger.pending_outbox() if r.topic == topics.receipts_topic("school:900001")]
         assert any(json.loads(r.value)["payload"]["status"] == "rejected" for r in receipts), "the sender is told"
         referral = contact()
-        assert await process_inbound(gate, wire(referral), topics.EDUCATION_INBOUND) == "share", \
+        assert await process_inbound(gate, wire(referral), EDUCATION_INBOUND) == "share", \
             "the consent still stands"
 
     async def test_each_policy_version_is_recorded_once_and_a_reused_version_is_refused(
@@ -227,7 +230,7 @@ class ConsentServiceContract(ConsentGate):
         await record_policy(ledger, shipped, NOW)
         await record_policy(ledger, shipped, NOW + timedelta(days=1))  # a restart: nothing new
         [loaded] = await ledger.events("policy.loaded")
-        assert loaded["detail"] == {"version": shipped.policy.version, "sha256": shipped.sha256,
+        assert loaded.detail == {"version": shipped.policy.version, "sha256": shipped.sha256,
                                     "source": "policy.toml"}
 
         changed_text = shipped.text.replace('max_age = 17', 'max_age = 16', 1)
@@ -240,5 +243,5 @@ class ConsentServiceContract(ConsentGate):
         next_text = changed_text.replace(f'version = "{shipped.policy.version}"', 'version = "next-1"', 1)
         following = LoadedPolicy(replace(shipped.policy, version="next-1"), shipped.source, next_text)
         await record_policy(ledger, following, NOW + timedelta(days=3))
-        assert [e["detail"]["version"] for e in await ledger.events("policy.loaded")] == [
+        assert [e.detail["version"] for e in await ledger.events("policy.loaded")] == [
             shipped.policy.version, "next-1"]

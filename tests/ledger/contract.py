@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.exc import IntegrityError, StatementError
 
+from mash_broker.core.records import DecidedMessage, Receipt, School
 from mash_broker.storage import Ledger, Tx, schema
 from mash_broker.storage.schema import metadata
 
@@ -79,6 +80,7 @@ async def write_one_of_everything(tx: Tx, at: datetime = T0) -> uuid.UUID:
     await tx.record_policy(version="test-1", sha256="0" * 64, source="test", text="", at=at)
     await tx.start_clock(clock_id=uuid.uuid4(), name="contact_decision", subject_id=str(mid), started_at=at,
                          due_at=at, warn_at=at, escalate_to="mash:team-manager")
+    await tx.claim_projection("clocks")  # a projection's cursor (core.projector)
     # The web pages' tables (broker.web.accounts, broker.alerts write them through the transaction's connection).
     await tx.conn.execute(schema.web_accounts.insert().values(
         login="ada.keyadult@school.example", role="key_adult", urn="900001", name="Ada Keyadult",
@@ -117,12 +119,12 @@ class LedgerContract:
         assert message is not None
         assert delivery is not None
         (event,) = await ledger.events()
-        for got, sent in [(message["received_at"], received), (message["decided_at"], summer),
-                          (delivery["created_at"], received), (delivery["notify_by"], summer),
-                          (event["at"], summer)]:
+        for got, sent in [(message.received_at, received), (message.decided_at, summer),
+                          (delivery.created_at, received), (delivery.notify_by, summer),
+                          (event.at, summer)]:
             assert got.tzinfo is UTC
             assert got.isoformat() == sent.astimezone(UTC).isoformat()
-        assert delivery["delivered_at"] is None
+        assert delivery.delivered_at is None
 
     async def test_naive_datetimes_are_refused(self, ledger: Ledger) -> None:
         naive = datetime(2026, 11, 17, 7, 0)  # noqa: DTZ001 -- the point of the test
@@ -251,8 +253,8 @@ class LedgerContract:
                 await tx.insert_decision(message_id=mid, verdict="share", reasons=[], policy_version="test-1",
                                          decided_at=T2, refer_to=None, trace=[])
 
-        def ids(rows: list[dict[str, object]]) -> set[str]:
-            return {str(r["message_id"]) for r in rows}
+        def ids(rows: list[DecidedMessage]) -> set[str]:
+            return {str(r.message_id) for r in rows}
 
         assert ids(await ledger.decided_messages()) == {str(m) for m in (at_t0, at_t1, at_t2, contact)}
         assert str(undecided) not in ids(await ledger.decided_messages())
@@ -260,7 +262,7 @@ class LedgerContract:
         assert ids(window) == {str(at_t1), str(contact)}, "from is inclusive, to exclusive"
         assert ids(await ledger.decided_messages(received_from=T1, received_to=T2)) == {str(at_t1), str(contact)}
         [only] = await ledger.decided_messages(received_from=T0, received_to=T2, kind="contact")
-        assert (only["message_id"], only["kind"], only["verdict"]) == (str(contact), "contact", "share")
+        assert (only.message_id, only.kind, only.verdict) == (str(contact), "contact", "share")
 
     # -- quarantine ----------------------------------------------------------------------------
 
@@ -273,10 +275,10 @@ class LedgerContract:
             await tx.add_quarantine(message_id=uuid.uuid4(), sender_org="police:x", topic="t",
                                     reason_code="message_too_large", detail="2000001 bytes", raw="{}", at=T1)
         first, second = await ledger.quarantined()
-        assert first["raw"] == raw.replace("\x00", "\ufffd")
-        assert first["detail"] == "(message): bad \ufffd"
-        assert (first["message_id"], first["sender_org"], first["created_at"]) == (None, None, T0)
-        assert (second["reason_code"], second["created_at"]) == ("message_too_large", T1)
+        assert first.raw == raw.replace("\x00", "\ufffd")
+        assert first.detail == "(message): bad \ufffd"
+        assert (first.message_id, first.sender_org, first.created_at) == (None, None, T0)
+        assert (second.reason_code, second.created_at) == ("message_too_large", T1)
 
     # -- deliveries ----------------------------------------------------------------------------
 
@@ -290,7 +292,7 @@ class LedgerContract:
             assert await tx.mark_delivered(uuid.uuid4(), T2) is False
         row = await ledger.delivery(str(did))
         assert row is not None
-        assert (row["delivered_at"], row["read_at"]) == (T1, None)
+        assert (row.delivered_at, row.read_at) == (T1, None)
 
     async def test_mark_read_records_the_first_reader_only(self, ledger: Ledger) -> None:
         async with ledger.transaction() as tx:
@@ -302,7 +304,7 @@ class LedgerContract:
             assert await tx.mark_read(uuid.uuid4(), "Sam Deputy", T2) is False
         row = await ledger.delivery(str(did))
         assert row is not None
-        assert (row["read_at"], row["read_by"], row["delivered_at"]) == (T1, "Alex Keyadult", None)
+        assert (row.read_at, row.read_by, row.delivered_at) == (T1, "Alex Keyadult", None)
 
     # -- receipts ------------------------------------------------------------------------------
 
@@ -320,10 +322,10 @@ class LedgerContract:
         receipts = await ledger.receipts_for(iter(unknown[:3] + known + unknown[3:]))
 
         assert set(receipts) == {str(m) for m in known}
-        assert receipts[str(known[999])] == {"message_id": str(known[999]), "verdict": "refer",
-                                             "reasons": ["school_not_given"], "refer_to": "mash"}
-        assert receipts[str(known[1000])]["verdict"] is None  # in the ledger, not yet decided
-        assert sum(r["verdict"] == "refer" for r in receipts.values()) == 334
+        assert receipts[str(known[999])] == Receipt(message_id=str(known[999]), verdict="refer",
+                                                    reasons=("school_not_given",), refer_to="mash")
+        assert receipts[str(known[1000])].verdict is None  # in the ledger, not yet decided
+        assert sum(r.verdict == "refer" for r in receipts.values()) == 334
         assert await ledger.receipts_for([]) == {}
 
     # -- directory -----------------------------------------------------------------------------
@@ -341,12 +343,12 @@ class LedgerContract:
                 [("900001", "Example Primary School", "999", [("Kim New", "kim@example.org")])], T1)
         assert loaded == 1
 
-        assert [(a["name"], a["email"]) for a in await ledger.key_adults("900001")] == [
+        assert [(a.name, a.email) for a in await ledger.key_adults("900001")] == [
             ("Kim New", "kim@example.org")]
-        assert [a["name"] for a in await ledger.key_adults("900002")] == ["Jo Testperson"]
+        assert [a.name for a in await ledger.key_adults("900002")] == ["Jo Testperson"]
         assert await ledger.key_adults("900003") == []
-        assert await ledger.school("900001") == {"urn": "900001", "name": "Example Primary School",
-                                                 "la_code": "999", "loaded_at": T1}
+        assert await ledger.school("900001") == School(urn="900001", name="Example Primary School",
+                                                       la_code="999", loaded_at=T1)
         assert await ledger.known_school_urns() == {"900001", "900002"}
         async with ledger.transaction() as tx:
             assert await tx.known_school_urns() == {"900001", "900002"}
@@ -365,8 +367,8 @@ class LedgerContract:
                 await commit_then_raise(ledger, lambda tx: tx.event("thing.rolled_back", None, T0))
 
         events = await ledger.events()
-        assert [e["event_type"] for e in events] == written
-        assert all(a["seq"] < b["seq"] for a, b in itertools.pairwise(events))
-        assert events[5]["detail"] == {"batch": 1, "items": [1, "x"]}
-        assert events[4]["message_id"] is None
-        assert [e["seq"] for e in await ledger.events("thing.happened_2_3")] == [events[-1]["seq"]]
+        assert [e.event_type for e in events] == written
+        assert all(a.seq < b.seq for a, b in itertools.pairwise(events))
+        assert events[5].detail == {"batch": 1, "items": [1, "x"]}
+        assert events[4].message_id is None
+        assert [e.seq for e in await ledger.events("thing.happened_2_3")] == [events[-1].seq]

@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 from consent_builders import CHILD, NOW, POLICY, contact, outcome
 
+from mash_broker.agencies.education import EDUCATION_DELIVERIES, EDUCATION_INBOUND
+from mash_broker.agencies.health import HEALTH_DELIVERIES
+from mash_broker.agencies.registry import REGISTRY
 from mash_broker.contracts import Delivery, Envelope, ReceiptStatus, SystemReceipt, topics
 from mash_broker.core.clocks import load_calendar
 from mash_broker.core.explain import compare, redecide
@@ -76,25 +79,26 @@ class FrontDoorContract:
 
     @pytest.fixture
     def gate(self, ledger: Ledger) -> GateContext:
-        return GateContext(ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
+        return GateContext(registry=REGISTRY,
+                           ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
                            school_day_starts=time(8, 30), clock=lambda: NOW, consent_settle=timedelta(0))
 
     # -- contact quality (item 1) ----------------------------------------------------------------
 
     async def test_a_complete_contact_is_shared_with_the_mash_and_not_flagged(self, gate: GateContext) -> None:
         env = referral()
-        assert await process_inbound(gate, wire(env), topics.EDUCATION_INBOUND) == "share"
+        assert await process_inbound(gate, wire(env), EDUCATION_INBOUND) == "share"
 
         (receipt,) = await receipts(gate.ledger, REFERRER)
         assert (receipt.status, receipt.reason_code) == (ReceiptStatus.ACCEPTED, "statutory_duty")
         (delivery,) = await gate.ledger.all_deliveries()
-        assert delivery["recipient"] == "mash:hub"
+        assert delivery.recipient == "mash:hub"
         assert await gate.ledger.events("contact.flagged") == []
 
     async def test_an_incomplete_contact_is_accepted_and_the_referrer_told_what_is_missing(
             self, gate: GateContext) -> None:
         env = referral(subject=CHILD, worried_about="", consent_given=None)
-        assert await process_inbound(gate, wire(env), topics.EDUCATION_INBOUND) == "share"
+        assert await process_inbound(gate, wire(env), EDUCATION_INBOUND) == "share"
 
         decision, quality = await receipts(gate.ledger, REFERRER)
         assert (decision.status, decision.reason_code) == (ReceiptStatus.ACCEPTED, "statutory_duty")
@@ -106,15 +110,15 @@ class FrontDoorContract:
         for value in PERSONAL:
             assert value not in quality.detail
         (delivery,) = await gate.ledger.all_deliveries()
-        assert delivery["recipient"] == "mash:hub"  # still screened
+        assert delivery.recipient == "mash:hub"  # still screened
         (flagged,) = await gate.ledger.events("contact.flagged")
-        assert flagged["detail"]["fields"] == ["subject.identifiers", "payload.worried_about",
+        assert flagged.detail["fields"] == ["subject.identifiers", "payload.worried_about",
                                                "payload.consent_given"]
 
     async def test_an_incomplete_contact_sent_twice_is_flagged_once(self, gate: GateContext) -> None:
         env = referral(worried_about="")
-        assert await process_inbound(gate, wire(env), topics.EDUCATION_INBOUND) == "share"
-        assert await process_inbound(gate, wire(env), topics.EDUCATION_INBOUND) == "duplicate"
+        assert await process_inbound(gate, wire(env), EDUCATION_INBOUND) == "share"
+        assert await process_inbound(gate, wire(env), EDUCATION_INBOUND) == "duplicate"
         assert len(await receipts(gate.ledger, REFERRER)) == 2
         assert len(await gate.ledger.events("contact.flagged")) == 1
 
@@ -122,7 +126,7 @@ class FrontDoorContract:
             self, gate: GateContext) -> None:
         doc = referral().model_dump(mode="json")
         del doc["payload"]["referrer_role"]
-        assert await process_inbound(gate, json.dumps(doc).encode(), topics.EDUCATION_INBOUND) == "rejected"
+        assert await process_inbound(gate, json.dumps(doc).encode(), EDUCATION_INBOUND) == "rejected"
 
         (receipt,) = await receipts(gate.ledger, REFERRER)
         assert (receipt.status, receipt.reason_code) == (ReceiptStatus.REJECTED, "contract_invalid")
@@ -134,15 +138,15 @@ class FrontDoorContract:
 
     async def received(self, gate: GateContext, sender: str) -> Envelope:
         env = referral(sender=sender)
-        assert await process_inbound(gate, wire(env), topics.EDUCATION_INBOUND) == "share"
+        assert await process_inbound(gate, wire(env), EDUCATION_INBOUND) == "share"
         return env
 
     async def test_a_school_referrer_gets_the_decision_only(self, gate: GateContext) -> None:
         contact_env = await self.received(gate, REFERRER)
         out = decision_on(contact_env)
-        assert await process_inbound(gate, wire(out), topics.EDUCATION_INBOUND) == "share"
+        assert await process_inbound(gate, wire(out), EDUCATION_INBOUND) == "share"
 
-        sent = await sent_to(gate.ledger, topics.EDUCATION_DELIVERIES, REFERRER)
+        sent = await sent_to(gate.ledger, EDUCATION_DELIVERIES, REFERRER)
         assert (sent.purpose, sent.content_level) == ("referrer_feedback", "summary")
         assert sent.released == {"payload.contact_message_id": str(contact_env.message_id),
                                  "payload.decision": "strategy_discussion_s47",
@@ -151,9 +155,9 @@ class FrontDoorContract:
         assert (receipt.receipted_message_id, receipt.status) == (out.message_id, ReceiptStatus.ACCEPTED)
         recorded = await gate.ledger.message(str(out.message_id))
         assert recorded is not None
-        assert recorded["verdict"] == "share"
-        assert any(REFERRER in line and str(contact_env.message_id) in line for line in recorded["trace"])
-        deliveries = {d["recipient"] for d in await gate.ledger.all_deliveries()}
+        assert recorded.verdict == "share"
+        assert any(REFERRER in line and str(contact_env.message_id) in line for line in recorded.trace)
+        deliveries = {d.recipient for d in await gate.ledger.all_deliveries()}
         assert deliveries == {"mash:hub", REFERRER}
 
     async def test_a_police_referrer_gets_the_rationale_and_a_named_gp_its_own_fields(
@@ -161,13 +165,13 @@ class FrontDoorContract:
         police = "police:examplepolice"
         contact_env = await self.received(gate, police)
         out = decision_on(contact_env, recipients=("gp:A12345",))
-        assert await process_inbound(gate, wire(out), topics.EDUCATION_INBOUND) == "share"
+        assert await process_inbound(gate, wire(out), EDUCATION_INBOUND) == "share"
 
         to_police = await sent_to(gate.ledger, topics.MASH_DELIVERIES, police)
         assert to_police.content_level == "full"
         assert set(to_police.released) == {"payload.contact_message_id", "payload.decision",
                                            "payload.decided_at", "payload.rationale"}
-        to_gp = await sent_to(gate.ledger, topics.HEALTH_DELIVERIES, "gp:A12345")
+        to_gp = await sent_to(gate.ledger, HEALTH_DELIVERIES, "gp:A12345")
         assert to_gp.purpose == "safeguarding_health"
         assert "subject.given_name" in to_gp.released
         assert "payload.rationale" not in to_gp.released
@@ -175,8 +179,8 @@ class FrontDoorContract:
     async def test_an_outcome_for_an_unknown_contact_is_refused_with_the_reason(self, gate: GateContext) -> None:
         unknown = referral()  # never sent
         out = decision_on(unknown)
-        assert await process_inbound(gate, wire(out), topics.EDUCATION_INBOUND) == "rejected"
-        assert await process_inbound(gate, wire(out), topics.EDUCATION_INBOUND) == "duplicate"
+        assert await process_inbound(gate, wire(out), EDUCATION_INBOUND) == "rejected"
+        assert await process_inbound(gate, wire(out), EDUCATION_INBOUND) == "duplicate"
 
         (receipt,) = await receipts(gate.ledger, "la:999")
         assert (receipt.status, receipt.reason_code) == (ReceiptStatus.REJECTED, "contact_unknown")
@@ -185,17 +189,17 @@ class FrontDoorContract:
         assert await gate.ledger.message(str(out.message_id)) is None
         assert await gate.ledger.all_deliveries() == []
         (q,) = await gate.ledger.quarantined()
-        assert q["reason_code"] == "contact_unknown"
+        assert q.reason_code == "contact_unknown"
 
         # Once the contact has arrived, the same outcome sent again is decided and fed back.
-        assert await process_inbound(gate, wire(unknown), topics.EDUCATION_INBOUND) == "share"
-        assert await process_inbound(gate, wire(out), topics.EDUCATION_INBOUND) == "share"
-        await sent_to(gate.ledger, topics.EDUCATION_DELIVERIES, REFERRER)
+        assert await process_inbound(gate, wire(unknown), EDUCATION_INBOUND) == "share"
+        assert await process_inbound(gate, wire(out), EDUCATION_INBOUND) == "share"
+        await sent_to(gate.ledger, EDUCATION_DELIVERIES, REFERRER)
 
     async def test_an_outcome_not_from_the_mash_is_refused(self, gate: GateContext) -> None:
         contact_env = await self.received(gate, REFERRER)
         out = decision_on(contact_env, sender="school:900002")
-        assert await process_inbound(gate, wire(out), topics.EDUCATION_INBOUND) == "rejected"
+        assert await process_inbound(gate, wire(out), EDUCATION_INBOUND) == "rejected"
 
         (receipt,) = [r for r in await receipts(gate.ledger, "school:900002")
                       if r.receipted_message_id == out.message_id]
@@ -207,9 +211,9 @@ class FrontDoorContract:
         """what-if, replay and `mash gate check` re-decide through the same referrer lookup."""
         contact_env = await self.received(gate, REFERRER)
         out = decision_on(contact_env)
-        assert await process_inbound(gate, wire(out), topics.EDUCATION_INBOUND) == "share"
+        assert await process_inbound(gate, wire(out), EDUCATION_INBOUND) == "share"
 
-        again = await redecide(gate.ledger, out, policy=POLICY, known_schools=frozenset(), now=NOW)
+        again = await redecide(gate.ledger, out, policy=POLICY, registry=REGISTRY, directories={}, now=NOW)
         assert [r.recipient for r in again.releases] == [REFERRER]
         (row,) = [r for r in await gate.ledger.decided_messages(kind="outcome")]
         assert await compare(gate.ledger, row, again) is None

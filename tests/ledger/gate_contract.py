@@ -16,8 +16,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from mash_broker.agencies.education import EDUCATION_DELIVERIES
 from mash_broker.agencies.education.inbox import receive_delivery, record_read
+from mash_broker.agencies.police import POLICE_ACKNOWLEDGEMENTS, POLICE_NOTIFICATIONS, POLICE_RECEIPTS
 from mash_broker.agencies.police.export import EXPORT_COLUMNS, parse_export
+from mash_broker.agencies.registry import REGISTRY
 from mash_broker.consent_gate import BUILTIN_POLICY, ENCOMPASS_AGREEMENT, REASON_TEXT, Reason
 from mash_broker.contracts import (
     Delivery,
@@ -93,7 +96,7 @@ async def outbox(ledger: Ledger, topic: str) -> list[OutboxRow]:
 
 
 async def event_types(ledger: Ledger) -> list[str]:
-    return [e["event_type"] for e in await ledger.events()]
+    return [e.event_type for e in await ledger.events()]
 
 
 def assert_no_personal_values(text: str) -> None:
@@ -113,13 +116,13 @@ class GateServiceContract:
     async def gate(self, ledger: Ledger) -> GateContext:
         async with ledger.transaction() as tx:
             await tx.replace_directory(DIRECTORY, NOW - timedelta(days=1))
-        return GateContext(ledger=ledger, policy=BUILTIN_POLICY, calendar=load_calendar(None),
+        return GateContext(registry=REGISTRY, ledger=ledger, policy=BUILTIN_POLICY, calendar=load_calendar(None),
                            notify_by=time(10, 0), school_day_starts=time(8, 30), clock=lambda: NOW)
 
     async def shared(self, gate: GateContext) -> tuple[Envelope, OutboxRow]:
         env = police_envelope()
-        assert await process_inbound(gate, wire(env), topics.POLICE_NOTIFICATIONS) == "share"
-        (row,) = await outbox(gate.ledger, topics.EDUCATION_DELIVERIES)
+        assert await process_inbound(gate, wire(env), POLICE_NOTIFICATIONS) == "share"
+        (row,) = await outbox(gate.ledger, EDUCATION_DELIVERIES)
         return env, row
 
     # -- share -----------------------------------------------------------------------------------
@@ -129,29 +132,29 @@ class GateServiceContract:
         env, row = await self.shared(gate)
 
         (delivery,) = await ledger.all_deliveries()
-        assert (delivery["recipient"], delivery["message_id"]) == ("school:900001", str(env.message_id))
-        assert delivery["notify_by"] == DEADLINE
-        assert delivery["delivered_at"] is None
-        assert (row.key, row.value) == ("school:900001", delivery["envelope"])
+        assert (delivery.recipient, delivery.message_id) == ("school:900001", str(env.message_id))
+        assert delivery.notify_by == DEADLINE
+        assert delivery.delivered_at is None
+        assert (row.key, row.value) == ("school:900001", delivery.envelope)
         sent = Envelope.model_validate_json(row.value)
-        assert (str(sent.message_id), sent.sender_org) == (delivery["delivery_id"], GATE_ORG)
+        assert (str(sent.message_id), sent.sender_org) == (delivery.delivery_id, GATE_ORG)
         assert (sent.causation_id, sent.correlation_id) == (env.message_id, env.correlation_id)
         assert isinstance(sent.payload, Delivery)
         assert sent.payload.notify_by == DEADLINE
 
-        (receipt_row,) = await outbox(ledger, topics.POLICE_RECEIPTS)
+        (receipt_row,) = await outbox(ledger, POLICE_RECEIPTS)
         assert receipt_row.key == env.sender_org
         receipt = Envelope.model_validate_json(receipt_row.value).payload
         assert isinstance(receipt, SystemReceipt)
         assert (receipt.receipted_message_id, receipt.status) == (env.message_id, ReceiptStatus.ACCEPTED)
         assert sorted(r.topic for r in await ledger.pending_outbox()) == [
-            topics.EDUCATION_DELIVERIES, topics.POLICE_RECEIPTS]
+            EDUCATION_DELIVERIES, POLICE_RECEIPTS]
 
         assert await event_types(ledger) == ["message.received", "decision.recorded", "delivery.queued"]
         message = await ledger.message(str(env.message_id))
         assert message is not None
-        assert (message["verdict"], message["reasons"], message["policy_version"]) == (
-            "share", ["statutory_duty", "minimum_fields_released"], BUILTIN_POLICY.version)
+        assert (message.verdict, message.reasons, message.policy_version) == (
+            "share", ("statutory_duty", "minimum_fields_released"), BUILTIN_POLICY.version)
         assert await ledger.queue() == []
         assert await ledger.quarantined() == []
 
@@ -166,20 +169,20 @@ class GateServiceContract:
         assert sent.subject is None  # the child's details travel only as released fields
         assert sent.payload.released["subject.given_name"] == "Zebedee"
         (queued,) = await gate.ledger.events("delivery.queued")
-        assert queued["detail"]["fields"] == sorted(ENCOMPASS_AGREEMENT.released_fields)
-        (receipt_row,) = await outbox(gate.ledger, topics.POLICE_RECEIPTS)
+        assert queued.detail["fields"] == sorted(ENCOMPASS_AGREEMENT.released_fields)
+        (receipt_row,) = await outbox(gate.ledger, POLICE_RECEIPTS)
         assert_no_personal_values(receipt_row.value)
 
     # -- idempotence -----------------------------------------------------------------------------
 
     async def test_the_same_message_twice_is_a_duplicate_and_changes_nothing(self, gate: GateContext) -> None:
         env = police_envelope()
-        assert await process_inbound(gate, wire(env), topics.POLICE_NOTIFICATIONS) == "share"
+        assert await process_inbound(gate, wire(env), POLICE_NOTIFICATIONS) == "share"
         before = await table_counts(gate.ledger)
 
-        assert await process_inbound(gate, wire(env), topics.POLICE_NOTIFICATIONS) == "duplicate"
+        assert await process_inbound(gate, wire(env), POLICE_NOTIFICATIONS) == "duplicate"
         resent = env.model_copy(update={"produced_at": NOW + timedelta(hours=1)})  # a resend, re-stamped
-        assert await process_inbound(gate, wire(resent), topics.POLICE_NOTIFICATIONS) == "duplicate"
+        assert await process_inbound(gate, wire(resent), POLICE_NOTIFICATIONS) == "duplicate"
 
         assert await table_counts(gate.ledger) == before
 
@@ -188,18 +191,18 @@ class GateServiceContract:
         first = police_envelope()
         other = police_envelope(summary="A different account.")
         assert other.message_id == first.message_id
-        assert await process_inbound(gate, wire(first), topics.POLICE_NOTIFICATIONS) == "share"
+        assert await process_inbound(gate, wire(first), POLICE_NOTIFICATIONS) == "share"
         before = await table_counts(ledger)
 
-        assert await process_inbound(gate, wire(other), topics.POLICE_NOTIFICATIONS) == "rejected"
+        assert await process_inbound(gate, wire(other), POLICE_NOTIFICATIONS) == "rejected"
 
         (q,) = await ledger.quarantined()
-        assert (q["reason_code"], q["message_id"], q["sender_org"]) == (
+        assert (q.reason_code, q.message_id, q.sender_org) == (
             "message_id_reused", str(first.message_id), first.sender_org)
         (notice,) = await outbox(ledger, topics.GATE_QUARANTINE)
         assert Quarantined.model_validate_json(notice.value).reason_code == "message_id_reused"
         receipts = [Envelope.model_validate_json(r.value).payload
-                    for r in await outbox(ledger, topics.POLICE_RECEIPTS)]
+                    for r in await outbox(ledger, POLICE_RECEIPTS)]
         assert [(r.status, r.reason_code) for r in receipts if isinstance(r, SystemReceipt)] == [
             (ReceiptStatus.ACCEPTED, "statutory_duty"), (ReceiptStatus.REJECTED, "message_id_reused")]
         after = await table_counts(ledger)
@@ -207,7 +210,7 @@ class GateServiceContract:
             assert after[table] == before[table]
         kept = await ledger.message(str(first.message_id))
         assert kept is not None
-        assert "A different account." not in kept["envelope"]
+        assert "A different account." not in kept.envelope
 
     # -- withhold and refer ----------------------------------------------------------------------
 
@@ -215,22 +218,22 @@ class GateServiceContract:
         ledger = gate.ledger
         env = Envelope.model_validate({**police_envelope().model_dump(), "lawful_basis": None})
 
-        assert await process_inbound(gate, wire(env), topics.POLICE_NOTIFICATIONS) == "withhold"
+        assert await process_inbound(gate, wire(env), POLICE_NOTIFICATIONS) == "withhold"
 
         message = await ledger.message(str(env.message_id))
         assert message is not None
-        assert (message["verdict"], message["reasons"]) == ("withhold", ["no_lawful_basis"])
+        assert (message.verdict, message.reasons) == ("withhold", ("no_lawful_basis",))
         (q,) = await ledger.quarantined()
-        assert (q["reason_code"], q["detail"]) == ("no_lawful_basis", REASON_TEXT[Reason.NO_LAWFUL_BASIS])
+        assert (q.reason_code, q.detail) == ("no_lawful_basis", REASON_TEXT[Reason.NO_LAWFUL_BASIS])
         (notice,) = await outbox(ledger, topics.GATE_QUARANTINE)
         assert Quarantined.model_validate_json(notice.value).reason_code == "no_lawful_basis"
         assert_no_personal_values(notice.value)
-        (receipt_row,) = await outbox(ledger, topics.POLICE_RECEIPTS)
+        (receipt_row,) = await outbox(ledger, POLICE_RECEIPTS)
         receipt = Envelope.model_validate_json(receipt_row.value).payload
         assert isinstance(receipt, SystemReceipt)
         assert receipt.status is ReceiptStatus.QUARANTINED
         assert await ledger.all_deliveries() == []
-        assert await outbox(ledger, topics.EDUCATION_DELIVERIES) == []
+        assert await outbox(ledger, EDUCATION_DELIVERIES) == []
         assert "share.withheld" in await event_types(ledger)
 
     @pytest.mark.parametrize(("urn", "reason"), [("", "school_not_given"),
@@ -240,20 +243,20 @@ class GateServiceContract:
         ledger = gate.ledger
         env = police_envelope(school_urn=urn)
 
-        assert await process_inbound(gate, wire(env), topics.POLICE_NOTIFICATIONS) == "refer"
+        assert await process_inbound(gate, wire(env), POLICE_NOTIFICATIONS) == "refer"
 
         (item,) = await ledger.queue("mash")
-        assert (item["message_id"], item["reason_code"]) == (str(env.message_id), reason)
-        assert item["detail"] == REASON_TEXT[Reason(reason)]
+        assert (item.message_id, item.reason_code) == (str(env.message_id), reason)
+        assert item.detail == REASON_TEXT[Reason(reason)]
         (queued,) = await outbox(ledger, topics.MASH_QUEUE)
         assert queued.headers["reason-code"] == reason
         assert Envelope.model_validate_json(queued.value).message_id == env.message_id
-        (receipt_row,) = await outbox(ledger, topics.POLICE_RECEIPTS)
+        (receipt_row,) = await outbox(ledger, POLICE_RECEIPTS)
         receipt = Envelope.model_validate_json(receipt_row.value).payload
         assert isinstance(receipt, SystemReceipt)
         assert receipt.status is ReceiptStatus.REFERRED
         receipts = await ledger.receipts_for([env.message_id])
-        assert (receipts[str(env.message_id)]["verdict"], receipts[str(env.message_id)]["refer_to"]) == (
+        assert (receipts[str(env.message_id)].verdict, receipts[str(env.message_id)].refer_to) == (
             "refer", "mash")
         assert await ledger.all_deliveries() == []
 
@@ -275,18 +278,18 @@ class GateServiceContract:
         env = police_envelope()
         raw = bad(env)
 
-        assert await process_inbound(gate, raw, topics.POLICE_NOTIFICATIONS) == "rejected"
+        assert await process_inbound(gate, raw, POLICE_NOTIFICATIONS) == "rejected"
 
         (q,) = await ledger.quarantined()
-        assert q["reason_code"] == "contract_invalid"
-        assert names in q["detail"]
-        assert_no_personal_values(q["detail"])
-        assert "Secret" not in q["detail"]
-        assert q["raw"] == raw.decode()  # never lost: the raw record is kept for a person to see
+        assert q.reason_code == "contract_invalid"
+        assert names in q.detail
+        assert_no_personal_values(q.detail)
+        assert "Secret" not in q.detail
+        assert q.raw == raw.decode()  # never lost: the raw record is kept for a person to see
         (notice,) = await outbox(ledger, topics.GATE_QUARANTINE)
-        assert Quarantined.model_validate_json(notice.value).detail == q["detail"]
+        assert Quarantined.model_validate_json(notice.value).detail == q.detail
         assert_no_personal_values(notice.value)
-        receipts = await outbox(ledger, topics.POLICE_RECEIPTS)
+        receipts = await outbox(ledger, POLICE_RECEIPTS)
         if receipted:
             (receipt_row,) = receipts
             assert receipt_row.key == "police:x"
@@ -296,7 +299,7 @@ class GateServiceContract:
             assert (receipt.receipted_message_id, receipt.status, receipt.reason_code) == (
                 env.message_id, ReceiptStatus.REJECTED, "contract_invalid")
         else:
-            assert (receipts, q["message_id"], q["sender_org"]) == ([], None, None)
+            assert (receipts, q.message_id, q.sender_org) == ([], None, None)
         for table in ("messages", "decisions", "deliveries", "queue_items"):
             assert await ledger.count(table) == 0
 
@@ -305,12 +308,12 @@ class GateServiceContract:
         env = police_envelope()
         raw = wire(env)[:-1] + b" " * MAX_MESSAGE_BYTES + b"}"
 
-        assert await process_inbound(gate, raw, topics.POLICE_NOTIFICATIONS) == "rejected"
+        assert await process_inbound(gate, raw, POLICE_NOTIFICATIONS) == "rejected"
 
         (q,) = await ledger.quarantined()
-        assert (q["reason_code"], q["detail"]) == ("message_too_large", f"{len(raw)} bytes")
-        assert len(q["raw"]) <= MAX_MESSAGE_BYTES
-        (receipt_row,) = await outbox(ledger, topics.POLICE_RECEIPTS)
+        assert (q.reason_code, q.detail) == ("message_too_large", f"{len(raw)} bytes")
+        assert len(q.raw) <= MAX_MESSAGE_BYTES
+        (receipt_row,) = await outbox(ledger, POLICE_RECEIPTS)
         receipt = Envelope.model_validate_json(receipt_row.value).payload
         assert isinstance(receipt, SystemReceipt)
         assert (receipt.receipted_message_id, receipt.reason_code) == (env.message_id, "message_too_large")
@@ -327,8 +330,8 @@ class GateServiceContract:
 
         delivery = await ledger.delivery(str(Envelope.model_validate_json(row.value).message_id))
         assert delivery is not None
-        assert delivery["delivered_at"] == LATER
-        (ack_row,) = await outbox(ledger, topics.POLICE_ACKNOWLEDGEMENTS)
+        assert delivery.delivered_at == LATER
+        (ack_row,) = await outbox(ledger, POLICE_ACKNOWLEDGEMENTS)
         ack = Envelope.model_validate_json(ack_row.value)
         assert (ack.sender_org, ack.correlation_id) == ("school:900001", env.correlation_id)
         assert isinstance(ack.payload, SystemReceipt)
@@ -345,13 +348,13 @@ class GateServiceContract:
         first = await record_read(ledger, "900001", delivery_id[:8], "  alex KEYADULT ", LATER)
         again = await record_read(ledger, "900001", delivery_id, "Sam Deputy", LATER + timedelta(hours=1))
 
-        assert (first["already_read"], first["read_by"]) == (False, "Alex Keyadult")
-        assert again["already_read"] is True
+        assert (first.already_read, first.read_by) == (False, "Alex Keyadult")
+        assert again.already_read is True
         delivery = await ledger.delivery(delivery_id)
         assert delivery is not None
-        assert (delivery["read_by"], delivery["read_at"]) == ("Alex Keyadult", LATER)
+        assert (delivery.read_by, delivery.read_at) == ("Alex Keyadult", LATER)
         reads = [Envelope.model_validate_json(r.value).payload
-                 for r in await outbox(ledger, topics.POLICE_ACKNOWLEDGEMENTS)]
+                 for r in await outbox(ledger, POLICE_ACKNOWLEDGEMENTS)]
         (read,) = [p for p in reads if isinstance(p, PersonRead)]
         assert (read.read_message_id, read.reader_name, read.reader_org, read.read_at) == (
             env.message_id, "Alex Keyadult", "school:900001", LATER)
@@ -373,45 +376,45 @@ class GateServiceContract:
         assert await table_counts(ledger) == before
         delivery = await ledger.delivery(delivery_id)
         assert delivery is not None
-        assert delivery["read_at"] is None
+        assert delivery.read_at is None
 
 
     async def test_a_malformed_message_redelivered_is_quarantined_once(self, gate: GateContext) -> None:
         raw = json_doc(police_envelope(), lambda d: d["subject"].pop("date_of_birth"))
-        assert await process_inbound(gate, raw, topics.POLICE_NOTIFICATIONS) == "rejected"
-        assert await process_inbound(gate, b"not json", topics.POLICE_NOTIFICATIONS) == "rejected"
+        assert await process_inbound(gate, raw, POLICE_NOTIFICATIONS) == "rejected"
+        assert await process_inbound(gate, b"not json", POLICE_NOTIFICATIONS) == "rejected"
         before = await table_counts(gate.ledger)
 
-        assert await process_inbound(gate, raw, topics.POLICE_NOTIFICATIONS) == "duplicate"
-        assert await process_inbound(gate, b"not json", topics.POLICE_NOTIFICATIONS) == "duplicate"
+        assert await process_inbound(gate, raw, POLICE_NOTIFICATIONS) == "duplicate"
+        assert await process_inbound(gate, b"not json", POLICE_NOTIFICATIONS) == "duplicate"
 
         assert await table_counts(gate.ledger) == before
 
     async def test_different_unreadable_messages_are_each_quarantined(self, gate: GateContext) -> None:
         """Same error, same (absent) ids, different bytes: two records, two notices, none lost."""
         for raw in (b"garbage one", b"garbage two", b"\x00\xff garbage with a NUL"):
-            assert await process_inbound(gate, raw, topics.POLICE_NOTIFICATIONS) == "rejected"
+            assert await process_inbound(gate, raw, POLICE_NOTIFICATIONS) == "rejected"
 
         quarantined = await gate.ledger.quarantined()
-        assert [q["raw"] for q in quarantined] == ["garbage one", "garbage two",
+        assert [q.raw for q in quarantined] == ["garbage one", "garbage two",
                                                    "\ufffd\ufffd garbage with a NUL"]
         assert len(await outbox(gate.ledger, topics.GATE_QUARANTINE)) == 3
 
     async def test_a_reused_message_id_redelivered_is_quarantined_once(self, gate: GateContext) -> None:
         other = police_envelope(summary="A different account.")
-        assert await process_inbound(gate, wire(police_envelope()), topics.POLICE_NOTIFICATIONS) == "share"
-        assert await process_inbound(gate, wire(other), topics.POLICE_NOTIFICATIONS) == "rejected"
+        assert await process_inbound(gate, wire(police_envelope()), POLICE_NOTIFICATIONS) == "share"
+        assert await process_inbound(gate, wire(other), POLICE_NOTIFICATIONS) == "rejected"
         before = await table_counts(gate.ledger)
 
         resent = other.model_copy(update={"produced_at": NOW + timedelta(hours=1)})
         for again in (other, resent):
-            assert await process_inbound(gate, wire(again), topics.POLICE_NOTIFICATIONS) == "duplicate"
+            assert await process_inbound(gate, wire(again), POLICE_NOTIFICATIONS) == "duplicate"
 
         assert await table_counts(gate.ledger) == before
         third = police_envelope(summary="Yet another account.")
-        assert await process_inbound(gate, wire(third), topics.POLICE_NOTIFICATIONS) == "rejected"
+        assert await process_inbound(gate, wire(third), POLICE_NOTIFICATIONS) == "rejected"
         assert len(await gate.ledger.quarantined()) == 2
-        assert len(await outbox(gate.ledger, topics.POLICE_RECEIPTS)) == 3  # accepted, rejected twice
+        assert len(await outbox(gate.ledger, POLICE_RECEIPTS)) == 3  # accepted, rejected twice
 
     @pytest.mark.parametrize("key", ["bad\u0001key", "Zebedee Quillfeather", "x" * 500],
                              ids=["control-character", "a-name", "over-long"])
@@ -419,7 +422,7 @@ class GateServiceContract:
             self, gate: GateContext, key: str) -> None:
         raw = json_doc(police_envelope(), lambda d: d["payload"].update({key: 1}))
 
-        assert await process_inbound(gate, raw, topics.POLICE_NOTIFICATIONS) == "rejected"
+        assert await process_inbound(gate, raw, POLICE_NOTIFICATIONS) == "rejected"
 
         (q,) = await gate.ledger.quarantined()
-        assert q["detail"] == "payload.notification.encompass.<key>: Extra inputs are not permitted"
+        assert q.detail == "payload.notification.encompass.<key>: Extra inputs are not permitted"

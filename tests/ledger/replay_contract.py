@@ -15,6 +15,8 @@ import pytest
 from consent_builders import NOW, POLICY, consent, contact
 from signing_helpers import Keyring
 
+from mash_broker.agencies.education import EDUCATION_INBOUND
+from mash_broker.agencies.registry import REGISTRY
 from mash_broker.consent_gate import Reason, parse_policy
 from mash_broker.contracts import BrokerUnavailable, ChildSubject, ConsentRecord, Delivery, Envelope, NotFound, topics
 from mash_broker.core.explain import Change, explain
@@ -76,7 +78,7 @@ class ReplayContract(ConsentGate):
         """A referral about ``subject`` shared on ``given`` and published, as the running stack would."""
         await process_inbound(gate, wire(about(consent_envelope(given), subject)), topics.CONSENT_RECORDS)
         referral = about(contact(recipients=recipients), subject)
-        assert await process_inbound(gate, wire(referral), topics.EDUCATION_INBOUND) == "share"
+        assert await process_inbound(gate, wire(referral), EDUCATION_INBOUND) == "share"
         published = await gate.ledger.pending_outbox(now=gate.clock())
         await gate.ledger.mark_published([r.seq for r in published], gate.clock())
         return referral
@@ -90,7 +92,8 @@ class ReplayContract(ConsentGate):
     async def run(self, ledger: Ledger, request: ReplayRequest = WINDOW, *, sent: Sent | None = None,
                   keyring: Keyring | None = None, dry_run: bool = False,
                   policy: LoadedPolicy = SHIPPED) -> ReplayPlan:
-        return await replay(ledger, request, policy=policy, clock=lambda: REPLAYED_AT, dry_run=dry_run,
+        return await replay(ledger, request, policy=policy, registry=REGISTRY, directories={},
+                            clock=lambda: REPLAYED_AT, dry_run=dry_run,
                             publish=sent if sent is not None else Sent(),
                             signer=keyring.gate() if keyring else None)
 
@@ -108,19 +111,19 @@ class ReplayContract(ConsentGate):
 
         assert sent.rows == [], "nothing the current decision does not release is published"
         assert [r for r in await ledger.pending_outbox(now=REPLAYED_AT + PUBLISH_LEASE)
-                if r.topic == topics.delivery_topic(EARLY_HELP)] == [], "nor left for the relay"
+                if r.topic == REGISTRY.delivery_topic(EARLY_HELP)] == [], "nor left for the relay"
         assert plan.sends == []
         [withheld] = plan.withheld
         assert (withheld.message_id, withheld.recipient, withheld.verdict) == (
             str(referral.message_id), EARLY_HELP, "withhold")
         assert withheld.reasons[-1] == Reason.CONSENT_WITHDRAWN.value
         [recorded] = await ledger.events("replay.withheld")
-        assert recorded["message_id"] == str(referral.message_id)
-        assert recorded["detail"]["replay_id"] == plan.replay_id
-        assert recorded["detail"]["reasons"][-1] == Reason.CONSENT_WITHDRAWN.value
+        assert recorded.message_id == str(referral.message_id)
+        assert recorded.detail["replay_id"] == plan.replay_id
+        assert recorded.detail["reasons"][-1] == Reason.CONSENT_WITHDRAWN.value
         assert await ledger.events("message.replayed") == []
         [run] = await ledger.events("replay.decided")
-        assert (run["detail"]["resend"], run["detail"]["withheld"]) == (0, 1)
+        assert (run.detail["resend"], run.detail["withheld"]) == (0, 1)
         text = "\n".join(await explain(ledger, str(referral.message_id)))
         assert f"withheld from {EARLY_HELP} by replay {plan.replay_id}" in text
         assert "consent_withdrawn" in text
@@ -135,25 +138,25 @@ class ReplayContract(ConsentGate):
         plan = await self.run(ledger, sent=sent, keyring=keyring)
 
         [row] = sent.rows
-        assert row.topic == topics.delivery_topic(EARLY_HELP)
+        assert row.topic == REGISTRY.delivery_topic(EARLY_HELP)
         assert row.key == EARLY_HELP
         assert row.headers[REPLAY_HEADER] == plan.replay_id
-        assert row.headers["message-id"] == original["delivery_id"] == str(
+        assert row.headers["message-id"] == original.delivery_id == str(
             delivery_id(referral.message_id, EARLY_HELP))
         again = Envelope.model_validate_json(row.value)
-        assert str(again.message_id) == original["delivery_id"], "recipients deduplicate by this id"
+        assert str(again.message_id) == original.delivery_id, "recipients deduplicate by this id"
         assert again.replay is True
         assert again.sender_org == GATE_ORG
         assert verify(again, keyring.registry, REPLAYED_AT).ok, "signed by the gate, replay mark included"
-        first = Envelope.model_validate_json(original["envelope"])
+        first = Envelope.model_validate_json(original.envelope)
         assert isinstance(again.payload, Delivery)
         assert isinstance(first.payload, Delivery)
         assert again.payload.released == first.payload.released
         assert await ledger.pending_outbox(now=REPLAYED_AT + PUBLISH_LEASE) == [], "marked published"
         [event] = await ledger.events("message.replayed")
-        assert event["message_id"] == str(referral.message_id)
-        assert (event["detail"]["replay_id"], event["detail"]["delivery_id"], event["detail"]["recipient"]) == (
-            plan.replay_id, original["delivery_id"], EARLY_HELP)
+        assert event.message_id == str(referral.message_id)
+        assert (event.detail["replay_id"], event.detail["delivery_id"], event.detail["recipient"]) == (
+            plan.replay_id, original.delivery_id, EARLY_HELP)
         assert "replayed to early_help:team-north" in "\n".join(await explain(ledger, str(referral.message_id)))
 
     # -- dry run ---------------------------------------------------------------------------------
@@ -199,7 +202,7 @@ class ReplayContract(ConsentGate):
         [change] = plan.changes
         assert (change.message_id, change.was, change.would_be) == (str(referral.message_id), "share", "share")
         assert change.fields_removed == ("payload.referrer_name", "payload.referrer_role")
-        assert [e["detail"]["version"] for e in await gate.ledger.events("policy.loaded")] == ["narrower-1"]
+        assert [e.detail["version"] for e in await gate.ledger.events("policy.loaded")] == ["narrower-1"]
 
     # -- selection -------------------------------------------------------------------------------
 
@@ -253,7 +256,8 @@ class ReplayContract(ConsentGate):
         clock.at = REPLAYED_AT
         sent = Sent()
 
-        task = asyncio.create_task(replay(gate.ledger, WINDOW, policy=SHIPPED, clock=clock, publish=sent,
+        task = asyncio.create_task(replay(gate.ledger, WINDOW, policy=SHIPPED, registry=REGISTRY, directories={},
+                                          clock=clock, publish=sent,
                                           consent_settle_s=0.3))
         await asyncio.sleep(0.05)
         await self.withdraw(gate, clock, given, REPLAYED_AT)

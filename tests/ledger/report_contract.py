@@ -93,5 +93,5 @@ class ReportContract:
                              truth.start - timedelta(days=1), truth.end + timedelta(days=2))
         checked = check_proof(proof.model_dump_json(), signer.public_key)
         assert checked.ok, checked.problems
-        again = report_from_events(checked.entries, truth.start, truth.end, TZ)
+        again = report_from_events(checked.proven, truth.start, truth.end, TZ)
         assert again.as_json() == report.as_json()

@@ -15,7 +15,10 @@ import pytest
 from consent_builders import POLICY, contact
 from signing_helpers import Keyring
 
+from mash_broker.agencies.education import EDUCATION_DELIVERIES, EDUCATION_INBOUND
 from mash_broker.agencies.education.inbox import receive_delivery
+from mash_broker.agencies.police import POLICE_NOTIFICATIONS, POLICE_RECEIPTS
+from mash_broker.agencies.registry import REGISTRY
 from mash_broker.consent_gate import BUILTIN_POLICY
 from mash_broker.contracts import AlertState, ClockAlert, Envelope, ReceiptStatus, SystemReceipt, topics
 from mash_broker.core.clocks import load_calendar
@@ -42,7 +45,7 @@ CLOCKS = tuple(c for c in SHIPPED if c.name != "encompass_read")
 
 def signed_keeper(ledger: Ledger, at: Time, keyring: Keyring) -> ClockKeeper:
     gate = keyring.gate()
-    return ClockKeeper(ledger, CLOCKS, load_calendar(None), at, sign=lambda env: sign(env, gate)).install()
+    return ClockKeeper(ledger, CLOCKS, load_calendar(None), at, sign=lambda env: sign(env, gate))
 
 
 async def alerts(ledger: Ledger) -> list[tuple[OutboxRow, Envelope]]:
@@ -51,7 +54,7 @@ async def alerts(ledger: Ledger) -> list[tuple[OutboxRow, Envelope]]:
 
 
 async def not_delivered(ledger: Ledger) -> list[Envelope]:
-    envs = [Envelope.model_validate_json(r.value) for r in await outbox(ledger, topics.POLICE_RECEIPTS)]
+    envs = [Envelope.model_validate_json(r.value) for r in await outbox(ledger, POLICE_RECEIPTS)]
     return [e for e in envs if isinstance(e.payload, SystemReceipt)
             and e.payload.status is ReceiptStatus.NOT_DELIVERED]
 
@@ -67,10 +70,11 @@ class EscalationContract:
                                                                              keyring: Keyring) -> None:
         at = Time(START)
         k = signed_keeper(ledger, at, keyring)
-        ctx = GateContext(ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
-                          school_day_starts=time(8, 30), clock=at, consent_settle=timedelta(0))
+        ctx = GateContext(registry=REGISTRY, ledger=ledger, policy=POLICY, calendar=load_calendar(None),
+                          notify_by=time(10, 0), school_day_starts=time(8, 30), clock=at,
+                          consent_settle=timedelta(0))
         c = contact()
-        await process_inbound(ctx, encode(c).encode(), topics.EDUCATION_INBOUND)  # no outcome follows
+        await process_inbound(ctx, encode(c).encode(), EDUCATION_INBOUND)  # no outcome follows
         assert await k.tick(START + timedelta(hours=20)) == 1
         assert await k.tick(START + timedelta(hours=24, minutes=1)) == 1
         assert await k.tick(START + timedelta(hours=30)) == 0
@@ -89,7 +93,7 @@ class EscalationContract:
             states.append(env.payload.state)
         assert states == [AlertState.WARNING, AlertState.BREACHED]
         breach = (await ledger.events("clock.breached"))[0]
-        assert breach["detail"]["sent_to"] == topics.MASH_QUEUE
+        assert breach.detail["sent_to"] == topics.MASH_QUEUE
         restarted = ClockKeeper(ledger, CLOCKS, load_calendar(None), at)  # after a restart: nothing again
         assert await restarted.tick(START + timedelta(hours=40)) == 0
         assert len(await alerts(ledger)) == 2
@@ -120,9 +124,10 @@ class EscalationContract:
         # The school's system comes back late: recorded as any receipt, and the clock stops late.
         assert await receive_delivery(ledger, delivery_row.value.encode(), NOW + timedelta(hours=4)) == "delivered"
         assert len(await ledger.events("delivery.received")) == 1
+        await k.catch_up()
         (stopped,) = await ledger.events("clock.stopped")
-        assert stopped["detail"]["clock"] == "delivery_ack_school"
-        assert stopped["detail"]["on_time"] is False
+        assert stopped.detail["clock"] == "delivery_ack_school"
+        assert stopped.detail["on_time"] is False
         assert len(await not_delivered(ledger)) == 1
         (line,) = [x for x in await explain(ledger, str(env.message_id)) if x.startswith("clock ")]
         assert line.startswith(f"clock delivery_ack_school ({str(delivery.message_id)[:8]})")
@@ -145,23 +150,24 @@ class EscalationContract:
             await tx.event("delivery.queued", source, NOW, delivery_id=str(la), recipient="la:999")
             await tx.event("share.withdrawn", source, NOW + timedelta(seconds=2), delivery_id=str(school),
                            recipient="school:900001", reason="consent_withdrawn")
+        await k.catch_up()
         (row,) = await list_clocks(ledger)  # la: has no inbox that acknowledges: no clock
-        assert (row["name"], row["subject_id"], row["state"]) == ("delivery_ack_school", str(school), "stopped")
+        assert (row.name, row.subject_id, row.state) == ("delivery_ack_school", str(school), "stopped")
         assert await k.tick(NOW + timedelta(hours=1)) == 0
         assert await not_delivered(ledger) == []
 
     @staticmethod
     async def _shared(ledger: Ledger, keyring: Keyring) -> tuple[ClockKeeper, Envelope, OutboxRow]:
-        """A police notification shared with its school at NOW (the keeper installed first)."""
+        """A police notification shared with its school at NOW."""
         at = Time(NOW)
         k = signed_keeper(ledger, at, keyring)
         async with ledger.transaction() as tx:
             await tx.replace_directory(DIRECTORY, NOW - timedelta(days=1))
-        gate = GateContext(ledger=ledger, policy=BUILTIN_POLICY, calendar=load_calendar(None),
+        gate = GateContext(registry=REGISTRY, ledger=ledger, policy=BUILTIN_POLICY, calendar=load_calendar(None),
                            notify_by=time(10, 0), school_day_starts=time(8, 30), clock=at)
         env = police_envelope()
-        assert await process_inbound(gate, wire(env), topics.POLICE_NOTIFICATIONS) == "share"
-        (delivery_row,) = await outbox(ledger, topics.EDUCATION_DELIVERIES)
+        assert await process_inbound(gate, wire(env), POLICE_NOTIFICATIONS) == "share"
+        (delivery_row,) = await outbox(ledger, EDUCATION_DELIVERIES)
         return k, env, delivery_row
 
 

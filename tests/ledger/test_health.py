@@ -17,10 +17,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mash_broker import defaults
+from mash_broker.agencies.education import EDUCATION_DELIVERIES
+from mash_broker.agencies.health import HEALTH_DELIVERIES, HEALTH_INBOUND
 from mash_broker.agencies.health import inbox as health_inbox
 from mash_broker.agencies.health.deadlines import iha_due
+from mash_broker.agencies.health.routing import HealthTeams
 from mash_broker.agencies.health.tracking import s47_status
-from mash_broker.consent_gate import HealthTeams, parse_policy
+from mash_broker.agencies.police import POLICE_NOTIFICATIONS
+from mash_broker.agencies.registry import REGISTRY
+from mash_broker.consent_gate import parse_policy
 from mash_broker.contracts import Delivery, Envelope, PersonRead, Quarantined, ReceiptStatus, SystemReceipt, topics
 from mash_broker.core import inbox
 from mash_broker.core.clocks import load_calendar
@@ -101,8 +106,9 @@ class HealthContract:
     async def gate(self, ledger: Ledger) -> GateContext:
         async with ledger.transaction() as tx:
             await tx.replace_directory(DIRECTORY, NOW - timedelta(days=1))
-        return GateContext(ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
-                           school_day_starts=time(8, 30), clock=self.now, health_teams=TEAMS)
+        return GateContext(registry=REGISTRY,
+                           ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
+                           school_day_starts=time(8, 30), clock=self.now, directories={"health": TEAMS})
 
     moment = NOW
 
@@ -124,25 +130,25 @@ class HealthContract:
     async def test_school_age_notification_reaches_the_school_and_the_school_nurse_team(
             self, gate: GateContext) -> None:
         env = police_envelope()  # born 2016: school age
-        assert await process_inbound(gate, wire(env), topics.POLICE_NOTIFICATIONS) == "share"
-        (row,) = await outbox(gate.ledger, topics.HEALTH_DELIVERIES)
+        assert await process_inbound(gate, wire(env), POLICE_NOTIFICATIONS) == "share"
+        (row,) = await outbox(gate.ledger, HEALTH_DELIVERIES)
         sent = Envelope.model_validate_json(row.value)
         assert isinstance(sent.payload, Delivery)
         assert (row.key, sent.payload.recipient) == ("school_nurse:sn-north", "school_nurse:sn-north")
         assert "payload.summary_for_school" not in sent.payload.released
         assert "ZZ99" not in row.value  # routed by the postcode district, never released
-        recipients = {d["recipient"] for d in await gate.ledger.all_deliveries()}
+        recipients = {d.recipient for d in await gate.ledger.all_deliveries()}
         assert recipients == {"school:900001", "school_nurse:sn-north"}
-        assert len(await outbox(gate.ledger, topics.EDUCATION_DELIVERIES)) == 1
+        assert len(await outbox(gate.ledger, EDUCATION_DELIVERIES)) == 1
 
     async def test_under_five_notification_reaches_the_health_visitor_team(self, gate: GateContext) -> None:
         env = police_envelope(child_dob="2023-02-01", school_urn="")
-        assert await process_inbound(gate, wire(env), topics.POLICE_NOTIFICATIONS) == "share"
-        (row,) = await outbox(gate.ledger, topics.HEALTH_DELIVERIES)
+        assert await process_inbound(gate, wire(env), POLICE_NOTIFICATIONS) == "share"
+        (row,) = await outbox(gate.ledger, HEALTH_DELIVERIES)
         assert row.key == "health_visitor:hv-north"
         (queued,) = await gate.ledger.events("delivery.queued")
-        assert queued["detail"]["agreement"] == "health-visitor-domestic-abuse"
-        assert [q["reason_code"] for q in await gate.ledger.queue()] == ["school_not_given"]
+        assert queued.detail["agreement"] == "health-visitor-domestic-abuse"
+        assert [q.reason_code for q in await gate.ledger.queue()] == ["school_not_given"]
 
     # -- (b) the GP practice is told when a child becomes, or stops being, looked after -------------
 
@@ -150,12 +156,12 @@ class HealthContract:
         for change in ({"change": "became_looked_after", "legal_status": "s31_care_order"},
                        {"change": "ceased_looked_after"}):
             msg = la_message({"kind": "care.looked_after_change", "effective_on": "2026-11-16", **change})
-            assert await process_inbound(gate, wire(msg), topics.HEALTH_INBOUND) == "share"
-        rows = await outbox(gate.ledger, topics.HEALTH_DELIVERIES)
+            assert await process_inbound(gate, wire(msg), HEALTH_INBOUND) == "share"
+        rows = await outbox(gate.ledger, HEALTH_DELIVERIES)
         changes = [Envelope.model_validate_json(r.value).payload for r in rows]
         assert [c.released["payload.change"] for c in changes if isinstance(c, Delivery)] == [
             "became_looked_after", "ceased_looked_after"]
-        events = [e["event_type"] for e in await gate.ledger.events()]
+        events = [e.event_type for e in await gate.ledger.events()]
         assert [e for e in events if e.startswith("care.")] == [
             "care.child_looked_after", "care.child_ceased_looked_after"]
         msg_row = rows[0]
@@ -170,19 +176,19 @@ class HealthContract:
 
     async def test_iha_request_with_the_consent_form_is_delivered_and_its_clock_runs(self, gate: GateContext) -> None:
         msg = iha_request(consent_form=FORM)
-        assert await process_inbound(gate, wire(msg), topics.HEALTH_INBOUND) == "share"
+        assert await process_inbound(gate, wire(msg), HEALTH_INBOUND) == "share"
         due = iha_due(date(2026, 11, 16), ZoneInfo("Europe/London"))
         (delivery,) = await gate.ledger.all_deliveries()
-        assert (delivery["recipient"], delivery["notify_by"]) == ("health:lac-team", due)
+        assert (delivery.recipient, delivery.notify_by) == ("health:lac-team", due)
         (requested,) = await gate.ledger.events("health.iha_requested")
-        assert requested["message_id"] == str(msg.message_id)
-        assert requested["detail"]["due_by"] == due.isoformat()
+        assert requested.message_id == str(msg.message_id)
+        assert requested.detail["due_by"] == due.isoformat()
         (receipt,) = await receipts(gate.ledger, "la.receipt.v1")
         assert receipt.status is ReceiptStatus.ACCEPTED
 
     async def test_iha_request_without_the_consent_form_is_refused_with_the_reason(self, gate: GateContext) -> None:
         msg = iha_request()
-        assert await process_inbound(gate, wire(msg), topics.HEALTH_INBOUND) == "withhold"
+        assert await process_inbound(gate, wire(msg), HEALTH_INBOUND) == "withhold"
         assert await gate.ledger.all_deliveries() == []
         assert await gate.ledger.events("health.iha_requested") == []
         (receipt,) = await receipts(gate.ledger, "la.receipt.v1")
@@ -194,14 +200,14 @@ class HealthContract:
 
     async def test_s47_report_answered_on_time_with_receipts_and_reads_both_ways(self, gate: GateContext) -> None:
         request = s47_request()
-        assert await process_inbound(gate, wire(request), topics.HEALTH_INBOUND) == "share"
+        assert await process_inbound(gate, wire(request), HEALTH_INBOUND) == "share"
         assert (await s47_status(gate.ledger, str(request.message_id), NOW) or {})["status"] == "awaiting"
-        to_gp = await self.received_and_read(gate, GP, topics.HEALTH_DELIVERIES)
+        to_gp = await self.received_and_read(gate, GP, HEALTH_DELIVERIES)
         assert to_gp.notify_by == DUE
 
         self.moment = NOW + timedelta(days=1)
         report = gp_report(request.message_id)
-        assert await process_inbound(gate, wire(report), topics.HEALTH_INBOUND) == "share"
+        assert await process_inbound(gate, wire(report), HEALTH_INBOUND) == "share"
         (row,) = [r for r in await outbox(gate.ledger, topics.MASH_DELIVERIES) if r.key == "la:999"]
         assert await inbox.receive_delivery(gate.ledger, row.value.encode(), self.moment,
                                             recipient_classes=("la",), topic=topics.MASH_DELIVERIES) == "delivered"
@@ -213,37 +219,39 @@ class HealthContract:
         assert status == {"request_message_id": str(request.message_id), "answer_by": DUE,
                           "answered_at": self.moment, "report_message_id": str(report.message_id),
                           "status": "answered_on_time"}
-        deliveries = {d["recipient"]: d for d in await gate.ledger.all_deliveries()}
-        assert all(d["delivered_at"] and d["read_at"] for d in deliveries.values())
+        deliveries = {d.recipient: d for d in await gate.ledger.all_deliveries()}
+        assert all(d.delivered_at and d.read_at for d in deliveries.values())
         la_acks = await outbox(gate.ledger, "la.acknowledgement.v1")  # the GP's receipt and read of the request
         gp_acks = await outbox(gate.ledger, "gp.acknowledgement.v1")  # the LA's receipt and read of the report
         assert (len(la_acks), len(gp_acks)) == (2, 2)
 
     async def test_the_declared_clocks_start_and_stop_on_the_health_events(self, gate: GateContext) -> None:
-        ClockKeeper(gate.ledger, load_clocks(None).clocks, load_calendar(None), self.now).install()
+        keeper = ClockKeeper(gate.ledger, load_clocks(None).clocks, load_calendar(None), self.now)
         iha, request = iha_request(consent_form=FORM), s47_request()
         for msg in (iha, request):
-            assert await process_inbound(gate, wire(msg), topics.HEALTH_INBOUND) == "share"
+            assert await process_inbound(gate, wire(msg), HEALTH_INBOUND) == "share"
         self.moment = NOW + timedelta(days=1)
-        assert await process_inbound(gate, wire(gp_report(request.message_id)), topics.HEALTH_INBOUND) == "share"
-        started = {(e["detail"]["clock"], e["message_id"]) for e in await gate.ledger.events("clock.started")
-                   if not e["detail"]["clock"].startswith("delivery_ack_")}  # each delivery's own clock
+        assert await process_inbound(gate, wire(gp_report(request.message_id)), HEALTH_INBOUND) == "share"
+        await keeper.catch_up()  # the clocks follow the audited log
+        started = {(e.detail["clock"], e.message_id) for e in await gate.ledger.events("clock.started")
+                   if not e.detail["clock"].startswith("delivery_ack_")}  # each delivery's own clock
         assert started == {("initial_health_assessment", str(iha.message_id)),
                            ("s47_gp_report", str(request.message_id))}
-        assert await process_inbound(gate, wire(iha_completed(iha.message_id)), topics.HEALTH_INBOUND) == "share"
-        stopped = {e["detail"]["clock"]: e for e in await gate.ledger.events("clock.stopped")}
-        assert (stopped["s47_gp_report"]["message_id"], stopped["s47_gp_report"]["detail"]["on_time"]) == (
+        assert await process_inbound(gate, wire(iha_completed(iha.message_id)), HEALTH_INBOUND) == "share"
+        await keeper.catch_up()
+        stopped = {e.detail["clock"]: e for e in await gate.ledger.events("clock.stopped")}
+        assert (stopped["s47_gp_report"].message_id, stopped["s47_gp_report"].detail["on_time"]) == (
             str(request.message_id), True)
-        assert stopped["s47_gp_report"]["detail"]["due_at"] == DUE.isoformat()  # the request's answer_by
-        assert (stopped["initial_health_assessment"]["message_id"],
-                stopped["initial_health_assessment"]["detail"]["on_time"]) == (str(iha.message_id), True)
+        assert stopped["s47_gp_report"].detail["due_at"] == DUE.isoformat()  # the request's answer_by
+        assert (stopped["initial_health_assessment"].message_id,
+                stopped["initial_health_assessment"].detail["on_time"]) == (str(iha.message_id), True)
 
     async def test_a_completed_assessment_from_another_team_is_refused_with_field_and_reason(
             self, gate: GateContext) -> None:
         iha = iha_request(consent_form=FORM)
-        assert await process_inbound(gate, wire(iha), topics.HEALTH_INBOUND) == "share"
+        assert await process_inbound(gate, wire(iha), HEALTH_INBOUND) == "share"
         other = iha_completed(iha.message_id, sender="health:other-team")
-        assert await process_inbound(gate, wire(other), topics.HEALTH_INBOUND) == "rejected"
+        assert await process_inbound(gate, wire(other), HEALTH_INBOUND) == "rejected"
         (refused,) = await receipts(gate.ledger, "health.receipt.v1")
         assert (refused.reason_code, refused.detail) == (
             "answer_unmatched",
@@ -253,26 +261,26 @@ class HealthContract:
     async def test_a_late_report_is_answered_late_and_a_second_report_does_not_change_it(
             self, gate: GateContext) -> None:
         request = s47_request()
-        assert await process_inbound(gate, wire(request), topics.HEALTH_INBOUND) == "share"
+        assert await process_inbound(gate, wire(request), HEALTH_INBOUND) == "share"
         assert (await s47_status(gate.ledger, str(request.message_id), DUE + timedelta(hours=1)) or {})[
             "status"] == "overdue"
         self.moment = DUE + timedelta(hours=2)
         late = gp_report(request.message_id)
-        assert await process_inbound(gate, wire(late), topics.HEALTH_INBOUND) == "share"
+        assert await process_inbound(gate, wire(late), HEALTH_INBOUND) == "share"
         self.moment = DUE + timedelta(hours=3)
-        assert await process_inbound(gate, wire(gp_report(request.message_id)), topics.HEALTH_INBOUND) == "share"
+        assert await process_inbound(gate, wire(gp_report(request.message_id)), HEALTH_INBOUND) == "share"
         status = await s47_status(gate.ledger, str(request.message_id), self.moment)
         assert status is not None
         assert (status["status"], status["report_message_id"]) == ("answered_late", str(late.message_id))
-        assert [e["detail"]["first_answer"] for e in await gate.ledger.events("s47.gp_report_received")] == [
+        assert [e.detail["first_answer"] for e in await gate.ledger.events("s47.gp_report_received")] == [
             True, False]
 
     async def test_a_report_that_answers_no_request_to_this_practice_is_refused_with_field_and_reason(
             self, gate: GateContext) -> None:
         request = s47_request()
-        assert await process_inbound(gate, wire(request), topics.HEALTH_INBOUND) == "share"
+        assert await process_inbound(gate, wire(request), HEALTH_INBOUND) == "share"
         for report in (gp_report(uuid.uuid4()), gp_report(request.message_id, sender="gp:B99999")):
-            assert await process_inbound(gate, wire(report), topics.HEALTH_INBOUND) == "rejected"
+            assert await process_inbound(gate, wire(report), HEALTH_INBOUND) == "rejected"
         refused = await receipts(gate.ledger, "gp.receipt.v1")
         assert [(r.status, r.reason_code) for r in refused] == [(ReceiptStatus.REJECTED, "answer_unmatched")] * 2
         assert all((r.detail or "").startswith("payload.request_message_id: ") for r in refused)
@@ -283,7 +291,7 @@ class HealthContract:
         doc = json.loads(wire(s47_request()))
         del doc["payload"]["answer_by"]
         doc["subject"]["date_of_birth"] = "not a date"
-        assert await process_inbound(gate, json.dumps(doc).encode(), topics.HEALTH_INBOUND) == "rejected"
+        assert await process_inbound(gate, json.dumps(doc).encode(), HEALTH_INBOUND) == "rejected"
         (receipt,) = await receipts(gate.ledger, "la.receipt.v1")
         assert (receipt.status, receipt.reason_code) == (ReceiptStatus.REJECTED, "contract_invalid")
         assert "subject.date_of_birth" in (receipt.detail or "")

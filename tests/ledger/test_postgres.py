@@ -22,6 +22,7 @@ from .consent_contract import ConsentServiceContract
 from .contract import LedgerContract
 from .front_door_contract import FrontDoorContract
 from .gate_contract import GateServiceContract
+from .projector_contract import ProjectorContract
 from .replay_contract import ReplayContract
 from .report_contract import ReportContract
 
@@ -48,19 +49,33 @@ class PostgresBackend:
     """A fresh ledger in its own schema, created for the test and dropped after it."""
 
     @pytest.fixture
-    async def ledger(self, postgres_url: str) -> AsyncIterator[Ledger]:
+    async def pg_schema(self, postgres_url: str) -> AsyncIterator[str]:
+        """A fresh schema for the test, dropped after it."""
         admin = await _connect_admin(postgres_url)
         schema = f"t_{uuid.uuid4().hex}"
         try:
             await admin.execute(f'CREATE SCHEMA "{schema}"')
-            ledger = await Ledger.open(postgres_url, connect_args={"server_settings": {"search_path": schema}})
-            try:
-                yield ledger
-            finally:
-                await ledger.close()
+            yield schema
         finally:
             await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             await admin.close()
+
+    @pytest.fixture
+    async def ledger(self, postgres_url: str, pg_schema: str) -> AsyncIterator[Ledger]:
+        ledger = await Ledger.open(postgres_url, connect_args={"server_settings": {"search_path": pg_schema}})
+        try:
+            yield ledger
+        finally:
+            await ledger.close()
+
+    @pytest.fixture
+    async def other_handle(self, postgres_url: str, pg_schema: str, ledger: Ledger) -> AsyncIterator[Ledger]:
+        """A second handle on the same schema, as another process (`mash school ack`) opens it."""
+        other = await Ledger.open(postgres_url, connect_args={"server_settings": {"search_path": pg_schema}})
+        try:
+            yield other
+        finally:
+            await other.close()
 
 
 class TestPostgresLedger(PostgresBackend, LedgerContract):
@@ -89,3 +104,7 @@ class TestPostgresFrontDoor(PostgresBackend, FrontDoorContract):
 
 class TestPostgresReport(PostgresBackend, ReportContract):
     """`mash report`'s figures for a synthetic week on PostgreSQL."""
+
+
+class TestPostgresProjector(PostgresBackend, ProjectorContract):
+    """Clocks and alerts follow the audited log, whichever handle wrote it, on PostgreSQL."""

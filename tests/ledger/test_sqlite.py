@@ -14,6 +14,7 @@ from .consent_contract import ConsentServiceContract
 from .contract import LedgerContract
 from .front_door_contract import FrontDoorContract
 from .gate_contract import GateServiceContract
+from .projector_contract import ProjectorContract
 from .replay_contract import ReplayContract
 from .report_contract import ReportContract
 
@@ -28,6 +29,15 @@ class SqliteBackend:
             yield ledger
         finally:
             await ledger.close()
+
+    @pytest.fixture
+    async def other_handle(self, tmp_path: Path) -> AsyncIterator[Ledger]:
+        """A second handle on the same file, as another process (`mash school ack`) opens it."""
+        other = await Ledger.open(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
+        try:
+            yield other
+        finally:
+            await other.close()
 
 
 class TestSqliteLedger(SqliteBackend, LedgerContract):
@@ -56,3 +66,7 @@ class TestSqliteFrontDoor(SqliteBackend, FrontDoorContract):
 
 class TestSqliteReport(SqliteBackend, ReportContract):
     """`mash report`'s figures for a synthetic week on SQLite."""
+
+
+class TestSqliteProjector(SqliteBackend, ProjectorContract):
+    """Clocks and alerts follow the audited log, whichever handle wrote it, on SQLite."""

@@ -7,8 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gate_pipeline import decide
+
 from mash_broker import defaults
-from mash_broker.consent_gate import ConsentFacts, Decision, Policy, decide, parse_policy
+from mash_broker.consent_gate import ConsentFacts, Decision, Policy, parse_policy
 from mash_broker.contracts import ConsentDispensation, ConsentRecord, Envelope
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -25,7 +25,7 @@ def test_shipped_file_declares_every_front_door_clock() -> None:
     names = {c.name for c in declared.clocks}
     assert names == {"contact_decision", "initial_health_assessment", "s47_gp_report",
                      "child_and_family_assessment", "initial_child_protection_conference",
-                     "encompass_read", "delivery_ack_school", "delivery_ack_health"}
+                     "encompass_read", "delivery_ack_school", "delivery_ack_health", "delivery_ack_probation"}
     by_name = {c.name: c for c in declared.clocks}
     assert by_name["child_and_family_assessment"].working_days == 45
     assert by_name["initial_child_protection_conference"].working_days == 15

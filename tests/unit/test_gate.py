@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from gate_pipeline import decide
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,6 @@ from mash_broker.consent_gate import (
     Policy,
     Reason,
     Verdict,
-    decide,
 )
 from mash_broker.contracts import ChildPresent, ChildSubject, EncompassNotification, Envelope
 

@@ -12,8 +12,10 @@ from pathlib import Path
 from consent_builders import CHILD, POLICY, ROOT
 from typer.testing import CliRunner
 
+from mash_broker.agencies.health import HEALTH_INBOUND
+from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app.cli import app
-from mash_broker.contracts import Envelope, topics
+from mash_broker.contracts import Envelope
 from mash_broker.core.clocks import load_calendar
 from mash_broker.core.gate_service import GateContext, process_inbound
 from mash_broker.core.settings import Settings
@@ -38,9 +40,10 @@ def s47_request() -> Envelope:
 async def gate_receives(directory: Path, message: Envelope) -> None:
     ledger = await Ledger.open(Settings(data_dir=directory).ledger_url)
     try:
-        gate = GateContext(ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
+        gate = GateContext(registry=REGISTRY,
+                           ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
                            school_day_starts=time(8, 30), clock=lambda: NOW)
-        assert await process_inbound(gate, message.model_dump_json().encode(), topics.HEALTH_INBOUND) == "share"
+        assert await process_inbound(gate, message.model_dump_json().encode(), HEALTH_INBOUND) == "share"
     finally:
         await ledger.close()
 

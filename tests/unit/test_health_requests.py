@@ -10,10 +10,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from consent_builders import CHILD, KNOWN, NOW, POLICY
+from gate_pipeline import decide
 from pydantic import ValidationError
 
 from mash_broker.agencies.health.deadlines import AnswerStatus, answer_status, due_by, iha_due
-from mash_broker.consent_gate import Reason, Verdict, decide
+from mash_broker.consent_gate import Reason, Verdict
 from mash_broker.contracts import Envelope
 
 LONDON = ZoneInfo("Europe/London")

@@ -6,11 +6,12 @@ from datetime import date
 
 import pytest
 from consent_builders import NOW, POLICY, ROOT
+from gate_pipeline import decide
 from test_gate import KNOWN, OCCURRED, notification
 
+from mash_broker.agencies.health.routing import HealthTeams, postcode_district
 from mash_broker.agencies.health.teams import parse_teams
-from mash_broker.consent_gate import HealthTeams, Reason, Verdict, decide
-from mash_broker.consent_gate.health import postcode_district
+from mash_broker.consent_gate import Reason, Verdict
 from mash_broker.contracts import InputFileError
 
 TEAMS = HealthTeams(school_nurses={"900001": "school_nurse:sn-north"},

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from consent_builders import KNOWN, NOW, POLICY, outcome
+from gate_pipeline import decide_outcome
 
 from mash_broker.consent_gate import Reason, Verdict
-from mash_broker.consent_gate.outcomes import decide_outcome, for_referrer, from_the_mash
+from mash_broker.consent_gate.outcomes import for_referrer, from_the_mash
 
 
 def test_the_referrer_is_told_at_its_classs_level() -> None:

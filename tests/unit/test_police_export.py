@@ -201,6 +201,8 @@ INVALID: list[tuple[str, str, str]] = [
     ("reported_at", "", "not a date and time"),
     ("reported_at", "2026-11-16T21:39:59", "is before occurred_at"),
     ("reported_at", "2026-11-16T21:55:00+01:00", "is before occurred_at"),
+    ("reported_at", "2030-01-01T09:00:00", "is in the future"),
+    ("reported_at", "2026-11-23T06:05:01", "is in the future"),  # NOW + 5 minutes 1 second
     ("force", "", "expected 1-40"),
     ("force", "example police", "expected 1-40"),
     ("force", "F" * 41, "expected 1-40"),
@@ -405,11 +407,32 @@ def test_unbalanced_quote_swallowing_the_rest_is_a_row_problem() -> None:
     assert where(result) == [(3, "row")]
 
 
-def test_a_cell_too_big_for_the_csv_reader_makes_the_file_unusable() -> None:
-    data = csv_bytes(row()) + b'B/2,"' + b"x" * 200_000 + b'"\n'
-    message = str(file_error(data))
-    assert "broken CSV at line 3" in message
-    assert "xxx" not in message
+def test_a_cell_too_big_for_the_csv_reader_is_a_problem_of_its_row_only() -> None:
+    data = csv_bytes(row()) + b'B/2,"' + b"x" * 200_000 + b'"\n' + csv_bytes(row(incident_ref="C/4"))[-300:].split(
+        b"\n", 1)[1]
+    result = parse(data)
+    assert [p.line for p in result.accepted] == [2, 4]  # its neighbours still go
+    assert where(result) == [(3, "occurred_at"), (3, "row")]  # the over-long cell, and the short row
+    assert "longer than 10000 characters" in result.problems[0].reason
+    assert "xxx" not in "".join(str(p) for p in result.problems)
+
+
+def test_an_over_long_summary_rejects_that_row_naming_line_and_field() -> None:
+    huge = row(incident_ref="B/2", summary="x" * 200_000)
+    result = parse(csv_bytes(row(), huge, row(incident_ref="C/3")))
+    assert [p.line for p in result.accepted] == [2, 4]
+    [problem] = result.problems
+    assert (problem.line, problem.field) == (3, "summary")
+    assert "xxx" not in str(problem)
+
+
+def test_a_quote_left_open_names_the_lines_its_cell_swallowed() -> None:
+    swallowed = "".join(f"S/{i},2026-11-16T21:40:00,more\n" for i in range(5_000))
+    data = csv_bytes(row()) + b'B/2,"unterminated\n' + swallowed.encode()
+    result = parse(data)
+    assert [p.line for p in result.accepted] == [2]
+    assert where(result) == [(3, "occurred_at"), (3, "row")]
+    assert "lines 3 to 5003" in result.problems[0].reason
 
 
 def test_row_problem_reads_as_a_sentence() -> None:

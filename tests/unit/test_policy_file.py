@@ -18,13 +18,13 @@ def test_the_shipped_policy_has_the_four_agreements_the_area_needs() -> None:
     [encompass] = [a for a in policy.agreements if a.name == "operation-encompass-school-key-adults"]
     assert "payload.home_postcode" not in encompass.released_fields
     feedback = {a.recipient_class for a in policy.agreements if a.purpose == "referrer_feedback"}
-    assert feedback == {"police", "health", "school", "education", "la"}  # every referrer is told the outcome
+    assert feedback == {"police", "health", "school", "education", "la", "probation"}  # every referrer is told
 
 
 @pytest.mark.parametrize(
     ("edit", "field", "why"),
     [
-        (('version = "example-area-2026.11-4"', 'version = "has spaces"'), "version", "pattern"),
+        (('version = "example-area-2026.11-5"', 'version = "has spaces"'), "version", "pattern"),
         (('content_level = "full"\nmax_age = 17', 'content_level = "everything"\nmax_age = 17'),
          "agreement[0].content_level", "full"),
         (('"payload.summary_for_school",\n]\ncontent_level = "full"',

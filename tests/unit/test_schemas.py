@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from mash_broker.agencies.education import EDUCATION_DELIVERIES
+from mash_broker.agencies.police import POLICE_ACKNOWLEDGEMENTS, POLICE_NOTIFICATIONS, POLICE_RECEIPTS
+from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app.bootstrap import asyncapi_document
 from mash_broker.contracts import topics
 from mash_broker.contracts.schemas import COMMITTED, CONTRACTS, schema_documents
@@ -113,9 +116,9 @@ def test_mash_contracts_export_writes_every_schema_and_the_asyncapi_document(tmp
     spec = json.loads((out / "asyncapi.json").read_text(encoding="utf-8"))
     assert spec["asyncapi"].startswith("3.")
     addresses = {c["address"] for c in spec["channels"].values()}
-    assert topics.POLICE_NOTIFICATIONS in addresses  # the gate's inbound channel
-    assert {*topics.INBOUND, topics.EDUCATION_DELIVERIES, topics.POLICE_RECEIPTS,
-            topics.POLICE_ACKNOWLEDGEMENTS, topics.MASH_QUEUE, topics.GATE_QUARANTINE} <= addresses
-    gate = next(c for c in spec["channels"].values() if c["address"] == topics.POLICE_NOTIFICATIONS)
+    assert POLICE_NOTIFICATIONS in addresses  # the gate's inbound channel
+    assert {*REGISTRY.inbound_topics, EDUCATION_DELIVERIES, POLICE_RECEIPTS,
+            POLICE_ACKNOWLEDGEMENTS, topics.MASH_QUEUE, topics.GATE_QUARANTINE} <= addresses
+    gate = next(c for c in spec["channels"].values() if c["address"] == POLICE_NOTIFICATIONS)
     assert gate["messages"], "the gate's channel documents no message"
     assert "Envelope" in spec["components"]["schemas"]

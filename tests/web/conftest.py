@@ -29,11 +29,12 @@ from mash_broker.app.embedded import free_port
 from mash_broker.app.web.accounts import set_password
 from mash_broker.app.web.server import WebServer, start_web
 from mash_broker.core.audit.keys import KeyStore
-from mash_broker.core.logging import configure_logging
 from mash_broker.core.clocks.keeper import start_clock_keeper
+from mash_broker.core.logging import configure_logging
+from mash_broker.core.projector import Projector
 from mash_broker.core.settings import Settings
 from mash_broker.core.signing import Signers, ensure_gate_key, ensure_key
-from mash_broker.storage import Ledger
+from mash_broker.storage import Ledger, Tx
 
 
 @pytest.fixture(autouse=True)
@@ -87,6 +88,7 @@ class WebStack:
         self.web: WebServer
         self.settings: Settings
         self.sender: alerts.AlertSender
+        self.projector: Projector[Tx]
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -112,7 +114,11 @@ class WebStack:
             keeper = start_clock_keeper(self.settings, self.ledger, self.clock)  # as `mash up`: clocks run
             self.web = await start_web(self.settings, self.ledger, self.clock,
                                        Signers(KeyStore(self.settings.keys_dir)))
-            self.ledger.on_event(alerts.queue_alerts_hook(self.web.settings))
+            # As `mash up`: clocks and alert queuing follow the audited log.
+            self.projector = Projector[Tx](
+                self.ledger, (keeper.projection, alerts.AlertQueue(self.web.settings)), interval_s=0.05)
+            await self.projector.start()
+            self.ledger.on_append(self.projector.poke)
             self.sender = alerts.AlertSender(self.web.settings, self.ledger, self.clock)
             broker = build_broker("localhost:9092", embedded=True)
             self.services = build_services(self.settings, self.ledger, broker, self.clock)
@@ -121,6 +127,7 @@ class WebStack:
                 ready.set_result(None)
                 await self._stop.wait()
             await self.web.stop()
+            await self.projector.stop()
             await keeper.stop()
             await self.ledger.close()
         except BaseException as exc:
@@ -139,6 +146,7 @@ class WebStack:
 
         await publish_rows(rows, ledger=self.ledger, send=send, timeout_s=5, attempts=1)
         await self.services.relay.drain()
+        await self.projector.catch_up()  # the deliveries' alerts are queued, their clocks started
 
     def stop(self) -> None:
         if self._stop is not None:

@@ -1,9 +1,11 @@
 """A tiny OpenID Connect provider for the web tests: discovery, JWKS, an authorize endpoint that signs
 in whoever the test says (no form), and a token endpoint that checks the client secret and PKCE and
-issues RS256 ID tokens. Served over real HTTP on a loopback port by ``oidc_site``, next to a second
-copy of the web pages configured to use it, over the module's ledger. The issuer is addressed as
-``localhost`` while the pages are on ``127.0.0.1``, so in a browser the provider is another site, as
-it is in production."""
+issues RS256 ID tokens, and a userinfo endpoint that answers for the access token. In its
+``claims_in="userinfo"`` mode it behaves like a certified provider's default settings: the ID token
+carries no ``email``, only userinfo does (OIDC Core 5.4 allows either). Served over real HTTP on a
+loopback port by ``oidc_site``, next to a second copy of the web pages configured to use it, over
+the module's ledger. The issuer is addressed as ``localhost`` while the pages are on ``127.0.0.1``,
+so in a browser the provider is another site, as it is in production."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import urlencode
 
 import jwt
@@ -53,17 +56,24 @@ class Provider:
     sign_with: rsa.RSAPrivateKey | None = None  # None: the published key
     refuse: str | None = None  # an OAuth error code to send the browser back with instead of a code
     interactive: bool = False  # a page the person clicks on (as real providers have), not a redirect
+    claims_in: Literal["id_token", "userinfo"] = "id_token"  # userinfo: email only from the userinfo endpoint
+    userinfo_sub: str | None = None  # None: the ID token's subject
+    userinfo_calls: int = 0
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
+    access_tokens: set[str] = field(default_factory=set)
 
     def reset(self) -> None:
         self.email, self.email_verified, self.audience = ALEX, True, CLIENT_ID
-        self.nonce = self.sign_with = self.refuse = None
+        self.nonce = self.sign_with = self.refuse = self.userinfo_sub = None
         self.interactive = False
+        self.claims_in = "id_token"
+        self.userinfo_calls = 0
 
     def app(self) -> Starlette:
         async def discovery(request: Request) -> Response:
             return JSONResponse({"issuer": self.issuer, "authorization_endpoint": f"{self.issuer}/authorize",
                                  "token_endpoint": f"{self.issuer}/token", "jwks_uri": f"{self.issuer}/jwks",
+                                 "userinfo_endpoint": f"{self.issuer}/userinfo",
                                  "id_token_signing_alg_values_supported": ["RS256"]})
 
         async def jwks(request: Request) -> Response:
@@ -100,13 +110,25 @@ class Provider:
                 return JSONResponse({"error": "invalid_grant"}, 400)
             now = int(time.time())
             claims = {"iss": self.issuer, "sub": "person-1", "aud": self.audience, "iat": now, "exp": now + 300,
-                      "nonce": self.nonce if self.nonce is not None else issued["nonce"],
-                      "email": self.email, "email_verified": self.email_verified}
+                      "nonce": self.nonce if self.nonce is not None else issued["nonce"]}
+            if self.claims_in == "id_token":
+                claims |= {"email": self.email, "email_verified": self.email_verified}
             id_token = jwt.encode(claims, self.sign_with or self.key, algorithm="RS256", headers={"kid": "k1"})
-            return JSONResponse({"access_token": "at", "token_type": "Bearer", "id_token": id_token})
+            access_token = secrets.token_urlsafe(16)
+            self.access_tokens.add(access_token)
+            return JSONResponse({"access_token": access_token, "token_type": "Bearer", "id_token": id_token})
+
+        async def userinfo(request: Request) -> Response:
+            self.userinfo_calls += 1
+            scheme, _, access_token = request.headers.get("authorization", "").partition(" ")
+            if scheme != "Bearer" or access_token not in self.access_tokens:
+                return JSONResponse({"error": "invalid_token"}, 401)
+            return JSONResponse({"sub": self.userinfo_sub or "person-1", "email": self.email,
+                                 "email_verified": self.email_verified})
 
         return Starlette(routes=[Route("/.well-known/openid-configuration", discovery), Route("/jwks", jwks),
-                                 Route("/authorize", authorize), Route("/token", token, methods=["POST"])])
+                                 Route("/authorize", authorize), Route("/token", token, methods=["POST"]),
+                                 Route("/userinfo", userinfo)])
 
 
 @dataclass

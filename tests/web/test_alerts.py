@@ -1,5 +1,6 @@
-"""Alerts without content: queued with the delivery's own event, retried with backoff when the channel
-is down, sent once when it is back; the webhook gets a link only."""
+"""Alerts without content: queued by the alert projection for each delivery the audited log records
+(whichever process recorded it), retried with backoff when the channel is down, sent once when it is
+back; the webhook gets a link only."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from aiosmtpd.controller import Controller
 
 from mash_broker.app import alerts
 from mash_broker.app.embedded import free_port
+from mash_broker.core.projector import Projector
 from mash_broker.core.settings import Settings
-from mash_broker.storage import Ledger
+from mash_broker.storage import Ledger, Tx
 from web.conftest import Clock, Sink
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
@@ -24,10 +26,16 @@ ADULTS = [("Alex Keyadult", "alex.keyadult@example.org"), ("Sam Deputy", "sam.de
 
 async def open_ledger(tmp: Path, settings: Settings) -> Ledger:
     ledger = await Ledger.open(settings.ledger_url)
-    ledger.on_event(alerts.queue_alerts_hook(settings))
     async with ledger.transaction() as tx:
         await tx.replace_directory([("900001", "Example Primary", "999", ADULTS)], NOW)
     return ledger
+
+
+async def alert_queue(ledger: Ledger, settings: Settings) -> Projector[Tx]:
+    """The stack's alert projection, registered (it follows the log from here on)."""
+    projector = Projector[Tx](ledger, (alerts.AlertQueue(settings),))
+    await projector.register()
+    return projector
 
 
 async def deliver(ledger: Ledger, recipient: str = "school:900001", delivery_id: str = DELIVERY) -> None:
@@ -39,12 +47,14 @@ async def test_smtp_down_is_retried_with_backoff_then_sent_once(tmp_path: Path) 
     port = free_port()
     settings = Settings(data_dir=tmp_path, smtp_host="127.0.0.1", smtp_port=port, web_base_url="https://mash.example")
     ledger = await open_ledger(tmp_path, settings)
+    projector = await alert_queue(ledger, settings)
     clock = Clock(NOW)
     sender = alerts.AlertSender(settings, ledger, clock)
     try:
         await deliver(ledger)
         await deliver(ledger)  # the same event again queues nothing more
         await deliver(ledger, recipient="gp:A12345", delivery_id="5f1c2a9e-0000-4000-8000-000000000000")
+        await projector.catch_up()
         assert await sender.send_due() == 0  # nothing listens on the port yet
         assert await sender.send_due() == 0  # backing off: not due again yet
         sink = Sink()
@@ -81,8 +91,10 @@ async def test_webhook_gets_only_a_link(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, alert_webhook=f"http://127.0.0.1:{server.server_port}/hook",
                         web_base_url="https://mash.example")
     ledger = await open_ledger(tmp_path, settings)
+    projector = await alert_queue(ledger, settings)
     try:
         await deliver(ledger)
+        await projector.catch_up()
         assert await alerts.AlertSender(settings, ledger, Clock(NOW)).send_due() == 1
     finally:
         await ledger.close()
@@ -90,3 +102,34 @@ async def test_webhook_gets_only_a_link(tmp_path: Path) -> None:
     [body] = got
     assert json.loads(body) == {"text": alerts.alert_text("https://mash.example/inbox"),
                                 "link": "https://mash.example/inbox"}
+
+
+async def test_a_delivery_recorded_by_another_process_is_alerted_once(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, smtp_host="127.0.0.1", smtp_port=free_port())
+    ledger = await open_ledger(tmp_path, settings)
+    other = await Ledger.open(settings.ledger_url)  # another process's handle on the same file
+    try:
+        projector = await alert_queue(ledger, settings)
+        await deliver(other)
+        await projector.catch_up()
+        restarted = await alert_queue(other, settings)  # a restarted stack: the cursor is in the ledger
+        await restarted.catch_up()
+        queued = await ledger.alerts_due(NOW)
+        assert sorted(a.address for a in queued) == [a[1] for a in ADULTS], "each Key Adult, once"
+        assert {a.delivery_id for a in queued} == {DELIVERY}
+    finally:
+        await other.close()
+        await ledger.close()
+
+
+async def test_alerts_switched_on_later_never_mail_about_earlier_deliveries(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, smtp_host="127.0.0.1", smtp_port=free_port())
+    ledger = await open_ledger(tmp_path, settings)
+    try:
+        await deliver(ledger)  # before the alert projection ever ran
+        projector = await alert_queue(ledger, settings)
+        await deliver(ledger, delivery_id="5f1c2a9e-0000-4000-8000-000000000001")
+        await projector.catch_up()
+        assert {a.delivery_id for a in await ledger.alerts_due(NOW)} == {"5f1c2a9e-0000-4000-8000-000000000001"}
+    finally:
+        await ledger.close()

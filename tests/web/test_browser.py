@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 from services.require import unavailable
 
-from mash_broker.contracts import Envelope, PersonRead, topics
+from mash_broker.agencies.police import POLICE_ACKNOWLEDGEMENTS
+from mash_broker.contracts import Envelope, PersonRead
 from web.conftest import DEMO, PASSWORD, SCREENSHOTS, SCRIPT_SUMMARY, WebStack, chromium_paths
 from web.oidc_provider import SAM, oidc_site
 
@@ -72,7 +73,7 @@ def test_key_adult_sees_exactly_their_schools_notifications_and_opening_one_tell
     sign_in(browser, web_stack, "alex.keyadult@example.org")
     assert browser.current_url.endswith("/inbox")
     shown = [tr.get_attribute("data-id") for tr in browser.find_elements(By.CSS_SELECTOR, "#inbox tbody tr[data-id]")]
-    ours = [d["delivery_id"] for d in web_stack.call(web_stack.ledger.deliveries_for("school:900001"))]
+    ours = [d.delivery_id for d in web_stack.call(web_stack.ledger.deliveries_for("school:900001"))]
     assert shown == ours  # exactly this school's, newest first
     assert len(ours) >= 3
     shot(browser, "inbox.png")
@@ -89,18 +90,18 @@ def test_key_adult_sees_exactly_their_schools_notifications_and_opening_one_tell
 
     row = web_stack.call(web_stack.ledger.delivery(target))
     assert row is not None
-    assert row["read_by"] == "Alex Keyadult"
-    assert row["read_at"] == web_stack.clock.now
+    assert row.read_by == "Alex Keyadult"
+    assert row.read_at == web_stack.clock.now
     events = web_stack.call(web_stack.ledger.events("notification.read"))
-    assert any(e["detail"]["delivery_id"] == target for e in events)
+    assert any(e.detail["delivery_id"] == target for e in events)
     acks = [Envelope.model_validate_json(r.value) for r in web_stack.call(_outbox(web_stack))]
     reads = [a.payload for a in acks if isinstance(a.payload, PersonRead)]
     assert [(p.reader_name, p.reader_org, str(p.read_message_id)) for p in reads] == [
-        ("Alex Keyadult", "school:900001", row["message_id"])]
+        ("Alex Keyadult", "school:900001", row.message_id)]
     # and what police see of what they sent (`mash police status`): read, by whom, when
     status = [r for r in web_stack.call(web_stack.ledger.sender_status("police:examplepolice"))
-              if r["message_id"] == row["message_id"] and r["recipient"] == "school:900001"]
-    assert [(r["read_by"], r["read_at"]) for r in status] == [("Alex Keyadult", web_stack.clock.now)]
+              if r.message_id == row.message_id and r.recipient == "school:900001"]
+    assert [(r.read_by, r.read_at) for r in status] == [("Alex Keyadult", web_stack.clock.now)]
 
 
 def test_key_adult_signs_in_through_an_oidc_provider(web_stack: WebStack, browser: WebDriver) -> None:
@@ -121,13 +122,13 @@ def test_key_adult_signs_in_through_an_oidc_provider(web_stack: WebStack, browse
         assert browser.current_url == f"{site.web.url}/inbox"
         rows = browser.find_elements(By.CSS_SELECTOR, "#inbox tbody tr[data-id]")
         ours = web_stack.call(web_stack.ledger.deliveries_for("school:900001"))
-        assert [tr.get_attribute("data-id") for tr in rows] == [d["delivery_id"] for d in ours]
+        assert [tr.get_attribute("data-id") for tr in rows] == [d.delivery_id for d in ours]
         browser.get(f"{site.web.url}/board")  # a Key Adult, however signed in, is not MASH
         assert browser.find_element(By.ID, "not-found").text == "Not found"
 
 
 def test_second_schools_key_adult_cannot_reach_it_by_url(web_stack: WebStack, browser: WebDriver) -> None:
-    theirs = web_stack.call(web_stack.ledger.deliveries_for("school:900001"))[0]["delivery_id"]
+    theirs = web_stack.call(web_stack.ledger.deliveries_for("school:900001"))[0].delivery_id
     sign_in(browser, web_stack, "jo.testperson@example.org")
     shown = {tr.get_attribute("data-id") for tr in browser.find_elements(By.CSS_SELECTOR, "#inbox tbody tr[data-id]")}
     assert theirs not in shown
@@ -151,11 +152,11 @@ def test_board_shows_a_late_notification_as_late(web_stack: WebStack, browser: W
     web_stack.clock.now = web_stack.clock.now.replace(hour=10, minute=30)
     web_stack.call(web_stack.ingest(DEMO / "late-export.csv"))  # a Sunday-night incident reported at 10:15
     late = [d for d in web_stack.call(web_stack.ledger.deliveries_for("school:900004"))
-            if d["delivered_at"] and d["notify_by"] and d["delivered_at"] > d["notify_by"]]
+            if d.delivered_at and d.notify_by and d.delivered_at > d.notify_by]
     assert late
     sign_in(browser, web_stack, "morgan manager")
     assert browser.current_url.endswith("/board")
-    row = browser.find_element(By.CSS_SELECTOR, f'#late tr[data-id="{late[0]["delivery_id"]}"]')
+    row = browser.find_element(By.CSS_SELECTOR, f'#late tr[data-id="{late[0].delivery_id}"]')
     assert "late" in row.text
     assert int(browser.find_element(By.ID, "n-unread").text) >= 1
     assert "overdue" in browser.find_element(By.CSS_SELECTOR, "#unread tbody tr").text
@@ -169,16 +170,16 @@ def test_board_shows_a_late_notification_as_late(web_stack: WebStack, browser: W
 
 def _script_delivery(stack: WebStack) -> str:
     rows = stack.call(stack.ledger.deliveries_for("school:900001"))
-    return next(r["delivery_id"] for r in rows if "EXP/2026/1099" in r["envelope"])
+    return next(r.delivery_id for r in rows if "EXP/2026/1099" in r.envelope)
 
 
 async def _outbox(stack: WebStack) -> list[object]:
     from sqlalchemy import select
 
     from mash_broker.storage import schema as t
-    from mash_broker.storage.store import _outbox_row
+    from mash_broker.storage.rows import outbox_row as _outbox_row
 
     async with stack.ledger.reader() as tx:
         rows = (await tx.conn.execute(select(t.outbox).where(
-            t.outbox.c.topic == topics.POLICE_ACKNOWLEDGEMENTS))).mappings().all()
+            t.outbox.c.topic == POLICE_ACKNOWLEDGEMENTS))).mappings().all()
     return [_outbox_row(r) for r in rows]

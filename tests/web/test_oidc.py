@@ -82,6 +82,23 @@ def test_a_key_adult_signs_in_through_the_provider_and_sees_their_inbox(site: Oi
         assert "900001" in inbox.text
 
 
+def test_a_provider_with_standard_default_settings_gives_the_email_in_userinfo(
+    site: OidcSite, provider: Provider
+) -> None:
+    provider.claims_in = "userinfo"  # the ID token names only the subject
+    for email in (ALEX, SAM):
+        provider.email = email
+        trip = through_provider(site)
+        assert trip.answer.status_code == 200, trip.answer.text
+        assert trip.client.get("/inbox").status_code == 200
+    assert provider.userinfo_calls == 2
+
+
+def test_an_email_in_the_id_token_needs_no_userinfo_call(site: OidcSite, provider: Provider) -> None:
+    assert through_provider(site).answer.status_code == 200
+    assert provider.userinfo_calls == 0
+
+
 def test_passwords_still_work_alongside_the_provider(site: OidcSite) -> None:
     c = httpx.Client(base_url=site.web.url, follow_redirects=False, timeout=10)
     token = csrf_of(c.get("/login").text)
@@ -92,7 +109,8 @@ def test_passwords_still_work_alongside_the_provider(site: OidcSite) -> None:
 REASONS = {"audience": "id_token_wrong_audience", "signature": "id_token_bad_signature",
            "nonce": "id_token_wrong_nonce", "unverified": "email_missing_or_unverified",
            "unknown": "no_account_for_email", "state": "state_mismatch",
-           "refused": "provider_error"}
+           "refused": "provider_error", "userinfo_unverified": "email_missing_or_unverified",
+           "userinfo_other_subject": "userinfo_sub_mismatch"}
 
 
 @pytest.mark.parametrize("change", list(REASONS))
@@ -112,6 +130,10 @@ def test_a_bad_answer_from_the_provider_signs_nobody_in(
         provider.email = "stranger@example.org"
     elif change == "refused":
         provider.refuse = "access_denied"
+    elif change == "userinfo_unverified":
+        provider.claims_in, provider.email_verified = "userinfo", False
+    elif change == "userinfo_other_subject":
+        provider.claims_in, provider.userinfo_sub = "userinfo", "person-2"
     trip = through_provider(site, tamper_state=change == "state")
     assert trip.answer.status_code == 401
     assert "did not identify a person" in trip.answer.text
@@ -176,14 +198,14 @@ def test_an_email_the_directory_lists_at_two_schools_signs_nobody_in(
         async with ledger.transaction() as tx:
             await tx.replace_directory([("900002", "Sample Academy", "999", adults)], web_stack.clock())
 
-    web_stack.call(directory([*((a["name"], a["email"]) for a in before), ("Sam Deputy", SAM)]))
+    web_stack.call(directory([*((a.name, a.email) for a in before), ("Sam Deputy", SAM)]))
     try:
         provider.email = SAM
         trip = through_provider(site)
         assert trip.answer.status_code == 401
         assert "reason=no_account_for_email" in refused_for(capsys, caplog)
     finally:
-        web_stack.call(directory([(a["name"], a["email"]) for a in before]))
+        web_stack.call(directory([(a.name, a.email) for a in before]))
     trip = through_provider(site)  # and once the directory is put back, Sam signs in again
     assert trip.answer.status_code == 200
 

@@ -35,7 +35,7 @@ def sign_in(stack: WebStack, login: str) -> httpx.Client:
 
 
 def delivery_ids(stack: WebStack, urn: str) -> list[str]:
-    return [d["delivery_id"] for d in stack.call(stack.ledger.deliveries_for(f"school:{urn}"))]
+    return [d.delivery_id for d in stack.call(stack.ledger.deliveries_for(f"school:{urn}"))]
 
 
 def test_pages_carry_strict_security_headers(web_stack: WebStack) -> None:
@@ -72,7 +72,7 @@ def test_a_post_without_the_session_csrf_token_changes_nothing(web_stack: WebSta
     assert r.status_code == 403
     row = web_stack.call(web_stack.ledger.delivery(target))
     assert row is not None
-    assert row["read_at"] is None
+    assert row.read_at is None
 
 
 def test_another_schools_notification_is_404_and_logged_without_personal_data(
@@ -86,7 +86,7 @@ def test_another_schools_notification_is_404_and_logged_without_personal_data(
     assert c.get("/board").status_code == 404  # a Key Adult is not a MASH manager
     row = web_stack.call(web_stack.ledger.delivery(other))
     assert row is not None
-    assert row["read_at"] is None
+    assert row.read_at is None
     captured = capsys.readouterr()
     logged = captured.out + captured.err + caplog.text
     assert "web.not_found" in logged
@@ -95,11 +95,11 @@ def test_another_schools_notification_is_404_and_logged_without_personal_data(
     # nothing is only logged, so guessing cannot fill the ledger
     assert c.get(f"/inbox/{uuid.uuid4()}").status_code == 404
     refused = [e for e in web_stack.call(web_stack.ledger.events("web.access_refused"))
-               if e["detail"]["delivery_id"] == other]
-    assert [(e["detail"]["action"], e["detail"]["asked_by"], e["detail"]["asked_by_org"], e["detail"]["recipient"])
+               if e.detail["delivery_id"] == other]
+    assert [(e.detail["action"], e.detail["asked_by"], e.detail["asked_by_org"], e.detail["recipient"])
             for e in refused] == [("open", "Alex Keyadult", "school:900001", "school:900002"),
                                   ("mark_read", "Alex Keyadult", "school:900001", "school:900002")]
-    assert all(e["message_id"] == row["message_id"] for e in refused)
+    assert all(e.message_id == row.message_id for e in refused)
     board = sign_in(web_stack, "morgan manager").get("/board").text
     shown = board.split('<table id="refused">', 1)[1].split("</table>", 1)[0]
     assert shown.count(other[:8]) == 2
@@ -144,7 +144,7 @@ def test_passwords_are_argon2_and_only_for_people_in_the_directory(web_stack: We
 
 def test_summary_markup_is_escaped_in_the_html(web_stack: WebStack) -> None:
     rows = web_stack.call(web_stack.ledger.deliveries_for("school:900001"))
-    target = next(r["delivery_id"] for r in rows if "1099" in r["envelope"])
+    target = next(r.delivery_id for r in rows if "1099" in r.envelope)
     c = sign_in(web_stack, "alex.keyadult@example.org")
     page = c.get(f"/inbox/{target}")
     c.post(f"/inbox/{target}/read", data={"csrf": csrf_of(page.text)})
@@ -209,7 +209,7 @@ def test_a_key_adult_taken_off_the_directory_is_signed_out_at_once(web_stack: We
         assert fresh.post("/login", data={"login": "jo.testperson@example.org", "password": PASSWORD,
                                           "csrf": token}).status_code == 401
     finally:
-        web_stack.call(directory([(a["name"], a["email"]) for a in before]))
+        web_stack.call(directory([(a.name, a.email) for a in before]))
 
 
 def test_board_lists_running_clocks_that_are_warned_or_past_their_deadline(web_stack: WebStack) -> None:

@@ -8,11 +8,12 @@ health), and each goes back to the sender. A reader must be one of the school's 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from mash_broker.contracts import NotFound, topics
+from mash_broker.agencies.education import EDUCATION_DELIVERIES
+from mash_broker.contracts import NotFound
 from mash_broker.core import inbox
-from mash_broker.core.inbox import Sign
+from mash_broker.core.inbox import ReadRecorded, Sign
+from mash_broker.core.records import DeliveryRecord
 from mash_broker.storage import Ledger
 
 __all__ = ["Sign", "receive_delivery", "record_read", "resolve_delivery"]
@@ -21,11 +22,11 @@ __all__ = ["Sign", "receive_delivery", "record_read", "resolve_delivery"]
 async def receive_delivery(ledger: Ledger, raw: bytes, now: datetime, *, sign: Sign | None = None) -> str:
     """Record a school's system receipt for one delivery. Redeliveries change nothing."""
     return await inbox.receive_delivery(
-        ledger, raw, now, recipient_classes=("school",), topic=topics.EDUCATION_DELIVERIES, sign=sign
+        ledger, raw, now, recipient_classes=("school",), topic=EDUCATION_DELIVERIES, sign=sign
     )
 
 
-async def resolve_delivery(ledger: Ledger, urn: str, message_id: str) -> dict[str, Any]:
+async def resolve_delivery(ledger: Ledger, urn: str, message_id: str) -> DeliveryRecord:
     """A delivery in this school's inbox, by full id or a unique prefix of at least 8 characters."""
     try:
         return await inbox.resolve_delivery(ledger, f"school:{urn}", message_id)
@@ -35,10 +36,10 @@ async def resolve_delivery(ledger: Ledger, urn: str, message_id: str) -> dict[st
 
 async def record_read(
     ledger: Ledger, urn: str, message_id: str, by: str, now: datetime, *, sign: Sign | None = None
-) -> dict[str, Any]:
+) -> ReadRecorded:
     """A Key Adult read a notification: recorded once, and a person-read acknowledgement goes to police."""
     adults = await ledger.key_adults(urn)
-    names = {a["name"].casefold(): a["name"] for a in adults}
+    names = {a.name.casefold(): a.name for a in adults}
     if by.strip().casefold() not in names:
         raise NotFound(
             f"{len(adults)} Key Adults are on record for school {urn}; the reader is not one",

@@ -10,27 +10,23 @@ reader is whoever the practice or team's system says read it, recorded by name.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from mash_broker.contracts import topics
+from mash_broker.agencies.health import HEALTH_CLASSES, HEALTH_DELIVERIES
 from mash_broker.core import inbox
-from mash_broker.core.inbox import Sign
+from mash_broker.core.inbox import ReadRecorded, Sign
 from mash_broker.storage import Ledger
-
-# Recipient classes served by the health delivery topic (contracts.topics.delivery_topic).
-HEALTH_CLASSES = frozenset({"health_visitor", "school_nurse", "gp", "health"})
 
 
 async def receive_delivery(ledger: Ledger, raw: bytes, now: datetime, *, sign: Sign | None = None) -> str:
     """Record a health system's receipt for one delivery. Redeliveries change nothing."""
     return await inbox.receive_delivery(
-        ledger, raw, now, recipient_classes=HEALTH_CLASSES, topic=topics.HEALTH_DELIVERIES, sign=sign
+        ledger, raw, now, recipient_classes=HEALTH_CLASSES, topic=HEALTH_DELIVERIES, sign=sign
     )
 
 
 async def record_read(
     ledger: Ledger, recipient: str, message_id: str, by: str, now: datetime, *, sign: Sign | None = None
-) -> dict[str, Any]:
+) -> ReadRecorded:
     """A named person at ``recipient`` (e.g. ``gp:A12345``) read a delivery: recorded once, acknowledged."""
     row = await inbox.resolve_delivery(ledger, recipient, message_id)
     return await inbox.acknowledge_read(ledger, row, by.strip(), now, sign=sign)

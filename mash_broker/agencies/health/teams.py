@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mash_broker.agencies.common import RowProblem, matches, read_csv
-from mash_broker.consent_gate import NO_HEALTH_TEAMS, HealthTeams
+from mash_broker.agencies.health.routing import NO_HEALTH_TEAMS, HealthTeams
 from mash_broker.contracts import InputFileError
 
 TEAM_COLUMNS = ("team_id", "team_type", "covers")

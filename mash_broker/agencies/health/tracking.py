@@ -127,20 +127,18 @@ async def record_health_events(tx: Tx, message: Envelope, decision: Decision, no
 async def s47_status(ledger: Ledger, request_id: str, now: datetime) -> dict[str, Any] | None:
     """The one recorded answer to "was this s47 request answered on time"; None if no such request was shared."""
     events = await ledger.events_of(request_id)
-    requested = next((e for e in events if e["event_type"] == "s47.gp_report_requested"), None)
+    requested = next((e for e in events if e.event_type == "s47.gp_report_requested"), None)
     if requested is None:
         return None
-    answer_by = datetime.fromisoformat(requested["detail"]["answer_by"])
-    answer = next(
-        (e for e in events if e["event_type"] == "s47.gp_report_received" and e["detail"]["first_answer"]), None
-    )
-    answered_at = answer["at"] if answer else None
+    answer_by = datetime.fromisoformat(requested.detail["answer_by"])
+    answer = next((e for e in events if e.event_type == "s47.gp_report_received" and e.detail["first_answer"]), None)
+    answered_at = answer.at if answer else None
     status: AnswerStatus = answer_status(answer_by, answered_at, now)
     return {
         "request_message_id": request_id,
         "answer_by": answer_by,
         "answered_at": answered_at,
-        "report_message_id": answer["detail"]["report_message_id"] if answer else None,
+        "report_message_id": answer.detail["report_message_id"] if answer else None,
         "status": status.value,
     }
 

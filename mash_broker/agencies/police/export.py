@@ -110,16 +110,19 @@ def _map_row(
     if not matches(_REF, ref):
         problem("incident_ref", "expected 1-40 letters, digits, '/', '_' or '-'")
 
+    latest = now.astimezone(UTC) + FUTURE_TOLERANCE
     occurred = _parse_time(row["occurred_at"], tz)
     if occurred is None:
         problem("occurred_at", "not a date and time (expected ISO 8601: YYYY-MM-DDTHH:MM[:SS][offset])")
-    elif occurred > now.astimezone(UTC) + FUTURE_TOLERANCE:
+    elif occurred > latest:
         problem("occurred_at", "is in the future")
     reported = _parse_time(row["reported_at"], tz)
     if reported is None:
         problem("reported_at", "not a date and time (expected ISO 8601: YYYY-MM-DDTHH:MM[:SS][offset])")
     elif occurred is not None and reported < occurred:
         problem("reported_at", "is before occurred_at")
+    elif reported > latest and not (occurred is not None and occurred > latest):  # one future time, one problem
+        problem("reported_at", "is in the future")
 
     force = row["force"].strip().lower()
     if not matches(_FORCE, force):

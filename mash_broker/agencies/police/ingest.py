@@ -15,8 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from mash_broker.agencies.police import POLICE_NOTIFICATIONS
 from mash_broker.agencies.police.export import ParsedRow, parse_export
-from mash_broker.contracts import EncompassNotification, Envelope, InputFileError, topics
+from mash_broker.contracts import EncompassNotification, Envelope, InputFileError
 from mash_broker.core.audit.keys import KeyStore
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import encode, headers_for
@@ -101,7 +102,7 @@ async def publish_rows(
     progress: Progress | None = None,
     before_wait: Callable[[], Awaitable[None]] | None = None,
     poll_s: float = 0.1,
-    topic_for: Callable[[Envelope], str] = lambda _: topics.POLICE_NOTIFICATIONS,
+    topic_for: Callable[[Envelope], str] = lambda _: POLICE_NOTIFICATIONS,
 ) -> list[RowReceipt]:
     """Send each row (on ``topic_for`` its envelope) until the gate's receipt is in the ledger, or
     attempts run out."""
@@ -143,8 +144,8 @@ async def publish_rows(
         urn = payload.school_urn if isinstance(payload, EncompassNotification) else None
         if mid in found:
             rec = found[mid]
-            status = VERDICT_STATUS.get(rec.get("verdict") or "", "accepted")
-            reason = ", ".join(rec.get("reasons") or []) or None
+            status = VERDICT_STATUS.get(rec.verdict or "", "accepted")
+            reason = ", ".join(rec.reasons or []) or None
             receipts.append(
                 RowReceipt(
                     line=row.line, status=status, message_id=mid, school_urn=urn, reason=reason, attempts=tries[mid]

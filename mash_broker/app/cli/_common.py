@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import signal
 import sys
@@ -91,7 +92,14 @@ async def until_signalled() -> None:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """Data as indented JSON: records (frozen dataclasses) as objects, dates and ids as strings."""
+    sys.stdout.write(json.dumps(data, indent=2, default=_as_json) + "\n")
+
+
+def _as_json(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
 
 
 def safe_url(cfg: Settings) -> str:

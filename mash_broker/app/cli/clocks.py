@@ -24,7 +24,7 @@ def list_(
         print_json(
             [
                 {
-                    k: r[k]
+                    k: getattr(r, k)
                     for k in (
                         "clock_id",
                         "name",
@@ -50,12 +50,12 @@ def list_(
             ["clock", "subject", "started", "due", "state", "escalate to"],
             [
                 [
-                    r["name"],
-                    r["subject_id"][:8],
-                    r["started_at"].isoformat(timespec="minutes"),
-                    r["due_at"].isoformat(timespec="minutes"),
-                    r["state"],
-                    r["escalate_to"],
+                    r.name,
+                    r.subject_id[:8],
+                    r.started_at.isoformat(timespec="minutes"),
+                    r.due_at.isoformat(timespec="minutes"),
+                    r.state.value,
+                    r.escalate_to,
                 ]
                 for r in rows
             ],

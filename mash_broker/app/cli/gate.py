@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app.bootstrap import utc_now
 from mash_broker.app.cli._common import EXIT_UNUSABLE, err, out, print_json, read_envelope, settings, with_ledger
 from mash_broker.consent_gate import Decision
@@ -36,15 +37,14 @@ def check(
     cfg = settings()
     message = read_envelope(message_file)
     try:
-        policy = load_policy(cfg.policy_file).policy
+        policy = load_policy(cfg.policy_file, REGISTRY.policy_kinds).policy
+        directories = REGISTRY.load_directories(cfg)
     except MashError as exc:
         err.print(f"unusable ({exc.code}): {exc}", markup=False)
         raise typer.Exit(EXIT_UNUSABLE) from exc
 
     async def work(ledger: Ledger) -> Decision:
-        async with ledger.reader() as tx:
-            schools = await tx.known_school_urns()
-        return await redecide(ledger, message, policy=policy, known_schools=schools, now=utc_now())
+        return await redecide(ledger, message, policy=policy, registry=REGISTRY, directories=directories, now=utc_now())
 
     decision = with_ledger(cfg, work)
     if as_json:
@@ -72,13 +72,14 @@ def what_if_(
     """Replay the gate over the recorded history under another policy; list the decisions that would change."""
     cfg = settings()
     try:
-        policy = load_policy(policy_file).policy
+        policy = load_policy(policy_file, REGISTRY.policy_kinds).policy
+        directories = REGISTRY.load_directories(cfg)  # the same directories the gate routes by
     except MashError as exc:
         err.print(f"unusable ({exc.code}): {exc}", markup=False)
         raise typer.Exit(EXIT_UNUSABLE) from exc
 
     async def work(ledger: Ledger) -> tuple[int, list[Change]]:
-        return await what_if(ledger, policy, await ledger.known_school_urns())
+        return await what_if(ledger, policy, registry=REGISTRY, directories=directories)
 
     total, changes = with_ledger(cfg, work)
     if as_json:

@@ -15,6 +15,7 @@ from mash_broker.app.cli._common import EXIT_ROWS_REJECTED, EXIT_UNUSABLE, err, 
 from mash_broker.contracts import Delivery, Envelope, InputFileError, NotFound
 from mash_broker.core import views
 from mash_broker.core.audit.keys import KeyStore
+from mash_broker.core.records import DeliveryRecord
 from mash_broker.core.signing import Signers
 from mash_broker.storage import Ledger
 
@@ -64,17 +65,17 @@ def inbox(
     )
 
 
-def _row(d: dict[str, Any]) -> dict[str, Any]:
-    payload = Envelope.model_validate_json(d["envelope"]).payload
+def _row(d: DeliveryRecord) -> dict[str, Any]:
+    payload = Envelope.model_validate_json(d.envelope).payload
     kind = payload.source_kind if isinstance(payload, Delivery) else payload.kind
-    iso = {k: d[k].isoformat() if d[k] else None for k in ("notify_by", "delivered_at", "read_at")}
+    iso = {k: v.isoformat() if (v := getattr(d, k)) else None for k in ("notify_by", "delivered_at", "read_at")}
     return {
-        "id": d["delivery_id"][:8],
+        "id": d.delivery_id[:8],
         "kind": kind,
         "due_by": iso["notify_by"],
         "delivered_at": iso["delivered_at"],
         "read_at": iso["read_at"],
-        "read_by": d["read_by"],
+        "read_by": d.read_by,
     }
 
 
@@ -90,10 +91,10 @@ def ack(
     row = with_ledger(
         cfg, lambda ledger: health_inbox.record_read(ledger, recipient, message_id, by, utc_now(), sign=sign)
     )
-    if row["already_read"]:
-        out.print(f"already read by {row['read_by']} at {row['read_at'].isoformat()}", markup=False)
+    if row.already_read:
+        out.print(f"already read by {row.read_by} at {row.read_at.isoformat() if row.read_at else ''}", markup=False)
     else:
-        out.print(f"recorded: {row['delivery_id'][:8]} read by {row['read_by']}; the sender will be told", markup=False)
+        out.print(f"recorded: {row.delivery_id[:8]} read by {row.read_by}; the sender will be told", markup=False)
 
 
 @app.command("s47")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
@@ -17,6 +17,7 @@ from mash_broker.app.cli._common import EXIT_ROWS_REJECTED, out, print_json, run
 from mash_broker.app.embedded import resolve_bootstrap
 from mash_broker.app.runtime import open_ledger
 from mash_broker.core import views
+from mash_broker.core.records import SenderStatusLine
 from mash_broker.storage import Ledger
 
 app = typer.Typer(no_args_is_help=True, help="The police adapter.")
@@ -77,10 +78,10 @@ def status(
     """What police sent and what became of it: the gate's verdict, delivered and read, against the deadline."""
     cfg = settings()
 
-    async def work(ledger: Ledger) -> list[dict[str, Any]]:
+    async def work(ledger: Ledger) -> list[SenderStatusLine]:
         return await ledger.sender_status(f"police:{force.lower()}" if force else None)
 
-    rows = [r for r in with_ledger(cfg, work) if str(r["sender_org"]).startswith("police:")]
+    rows = [r for r in with_ledger(cfg, work) if r.sender_org.startswith("police:")]
     if as_json:
         print_json(rows)
         return
@@ -91,14 +92,14 @@ def status(
             ["message id", "police ref", "verdict", "to", "deadline", "delivered", "read by", "read"],
             [
                 [
-                    r["message_id"][:8],
-                    r["sender_local_id"],
-                    r["verdict"],
-                    r["recipient"] or ("MASH queue" if r["verdict"] == "refer" else ""),
-                    views.local(r["notify_by"], tz),
-                    views.local(r["delivered_at"], tz),
-                    r["read_by"],
-                    views.local(r["read_at"], tz),
+                    r.message_id[:8],
+                    r.sender_local_id,
+                    r.verdict,
+                    r.recipient or ("MASH queue" if r.verdict == "refer" else ""),
+                    views.local(r.notify_by, tz),
+                    views.local(r.delivered_at, tz),
+                    r.read_by,
+                    views.local(r.read_at, tz),
                 ]
                 for r in rows
             ],

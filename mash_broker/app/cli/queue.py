@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -26,10 +27,7 @@ def list_(
             views.rows_table(
                 f"{queue} queue: {len(items)} open",
                 ["item", "message id", "reason", "since"],
-                [
-                    [i["item_id"], i["message_id"][:8], i["detail"], i["created_at"].isoformat(timespec="minutes")]
-                    for i in items
-                ],
+                [[i.item_id, i.message_id[:8], i.detail, i.created_at.isoformat(timespec="minutes")] for i in items],
             )
         )
 
@@ -38,7 +36,7 @@ def list_(
 def quarantine(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Messages the gate would not deliver (withheld or malformed), with the reason and sender."""
     rows = with_ledger(settings(), lambda ledger: ledger.quarantined())
-    items = [{k: v for k, v in i.items() if k != "raw"} for i in rows]
+    items = [{k: v for k, v in asdict(i).items() if k != "raw"} for i in rows]
     if as_json:
         print_json(items)
     else:

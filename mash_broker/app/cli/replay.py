@@ -8,11 +8,12 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app.bootstrap import utc_now
 from mash_broker.app.cli._common import EXIT_UNUSABLE, err, moment, out, print_json, run, settings
 from mash_broker.app.embedded import resolve_bootstrap
 from mash_broker.app.runtime import open_ledger, producer
-from mash_broker.contracts import MashError, topics
+from mash_broker.contracts import MashError
 from mash_broker.core import views
 from mash_broker.core.audit.keys import KeyStore
 from mash_broker.core.explain import reason_line
@@ -92,10 +93,11 @@ def replay_(
         _unusable("--recipient", "not an organisation id (<class>:<id>, e.g. school:900001)")
     if to_topic is not None and not _TOPIC.fullmatch(to_topic):
         _unusable("--to-topic", "not a topic name (letters, digits, '.', '_', '-')")
-    if to_topic in topics.INBOUND:
+    if to_topic in REGISTRY.inbound_topics:
         _unusable("--to-topic", f"{to_topic} is an inbound topic of the gate; a replay publishes deliveries")
     try:
-        policy = load_policy(cfg.policy_file)
+        policy = load_policy(cfg.policy_file, REGISTRY.policy_kinds)
+        directories = REGISTRY.load_directories(cfg)
     except MashError as exc:
         err.print(f"unusable ({exc.code}): {exc}", markup=False)
         raise typer.Exit(EXIT_UNUSABLE) from exc
@@ -105,7 +107,15 @@ def replay_(
         if dry_run:
             ledger = await open_ledger(cfg)
             try:
-                return await replay(ledger, request, policy=policy, clock=utc_now, dry_run=True)
+                return await replay(
+                    ledger,
+                    request,
+                    policy=policy,
+                    registry=REGISTRY,
+                    directories=directories,
+                    clock=utc_now,
+                    dry_run=True,
+                )
             finally:
                 await ledger.close()
         signer = require_signer(KeyStore(cfg.keys_dir), GATE_ORG)  # what the gate publishes, it signs
@@ -126,6 +136,8 @@ def replay_(
                     ledger,
                     request,
                     policy=policy,
+                    registry=REGISTRY,
+                    directories=directories,
                     clock=utc_now,
                     publish=publish,
                     signer=signer,

@@ -73,7 +73,7 @@ def _from_export(log: Path, key: str | None, start: datetime, end: datetime, tz:
     if not checked.ok:
         err.print(f"INVALID: {log}: " + "; ".join(checked.problems[:5]), markup=False)
         raise typer.Exit(1)
-    return report_from_events(checked.entries, start, end, tz)
+    return report_from_events(checked.proven, start, end, tz)
 
 
 def show(figures: Report, format_: Format, console: Console) -> None:

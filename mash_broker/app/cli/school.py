@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
@@ -14,6 +14,7 @@ from mash_broker.app.bootstrap import utc_now
 from mash_broker.app.cli._common import EXIT_NOT_FOUND, EXIT_ROWS_REJECTED, err, out, print_json, settings, with_ledger
 from mash_broker.core import views
 from mash_broker.core.audit.keys import KeyStore
+from mash_broker.core.records import DeliveryRecord, School
 from mash_broker.core.signing import Signers
 from mash_broker.storage import Ledger
 
@@ -60,7 +61,7 @@ def inbox(
     cfg = settings()
     tz = ZoneInfo(cfg.timezone)
 
-    async def work(ledger: Ledger) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    async def work(ledger: Ledger) -> tuple[School | None, list[DeliveryRecord]]:
         return await ledger.school(urn), await ledger.deliveries_for(f"school:{urn}")
 
     school, deliveries = with_ledger(cfg, work)
@@ -69,9 +70,9 @@ def inbox(
         raise typer.Exit(EXIT_NOT_FOUND)
     rows = views.inbox_rows(deliveries, tz)
     if as_json:
-        print_json({"urn": urn, "school": school["name"], "notifications": rows})
+        print_json({"urn": urn, "school": school.name, "notifications": rows})
     else:
-        out.print(views.inbox_table(f"{school['name']} ({urn}): {len(rows)} notifications", rows, tz))
+        out.print(views.inbox_table(f"{school.name} ({urn}): {len(rows)} notifications", rows, tz))
 
 
 @app.command("ack")
@@ -84,7 +85,7 @@ def ack(
     cfg = settings()
     sign = Signers(KeyStore(cfg.keys_dir))  # the school's own key if it has one, else the gate's on its behalf
     row = with_ledger(cfg, lambda ledger: record_read(ledger, urn, message_id, by, utc_now(), sign=sign))
-    if row["already_read"]:
-        out.print(f"already read by {row['read_by']} at {row['read_at'].isoformat()}", markup=False)
+    if row.already_read:
+        out.print(f"already read by {row.read_by} at {row.read_at.isoformat() if row.read_at else ''}", markup=False)
     else:
-        out.print(f"recorded: {row['delivery_id'][:8]} read by {row['read_by']}; police will be told", markup=False)
+        out.print(f"recorded: {row.delivery_id[:8]} read by {row.read_by}; police will be told", markup=False)

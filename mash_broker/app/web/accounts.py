@@ -15,11 +15,10 @@ from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
 
 from mash_broker.contracts import NotFound
+from mash_broker.core.records import WebAccountRecord
 from mash_broker.storage import Ledger
-from mash_broker.storage import schema as t
 
 Role = Literal["key_adult", "mash"]
 MIN_PASSWORD_LENGTH = 12
@@ -50,24 +49,16 @@ async def set_password(ledger: Ledger, who: str, name: str, password: str, now: 
     if who == "mash":
         account = Account(login=name.strip().casefold(), role="mash", name=name.strip(), urn=None)
     else:
-        adult = next((a for a in await ledger.key_adults(who) if a["name"].casefold() == name.strip().casefold()), None)
+        adult = next((a for a in await ledger.key_adults(who) if a.name.casefold() == name.strip().casefold()), None)
         if adult is None:
             raise NotFound(
                 f"{name!r} is not a Key Adult of school {who} in the directory", record=f"school {who}", field="name"
             )
-        account = Account(login=adult["email"].casefold(), role="key_adult", name=adult["name"], urn=who)
+        account = Account(login=adult.email.casefold(), role="key_adult", name=adult.name, urn=who)
     hashed = await asyncio.to_thread(_hasher.hash, password)
     async with ledger.transaction() as tx:
-        await tx.conn.execute(t.web_accounts.delete().where(t.web_accounts.c.login == account.login))
-        await tx.conn.execute(
-            t.web_accounts.insert().values(
-                login=account.login,
-                role=account.role,
-                urn=account.urn,
-                name=account.name,
-                password_hash=hashed,
-                updated_at=now,
-            )
+        await tx.set_web_account(
+            login=account.login, role=account.role, urn=account.urn, name=account.name, password_hash=hashed, at=now
         )
         await tx.event("web.password_set", None, now, role=account.role, school=account.urn)
     return account
@@ -75,18 +66,13 @@ async def set_password(ledger: Ledger, who: str, name: str, password: str, now: 
 
 async def authenticate(ledger: Ledger, login: str, password: str) -> Account | None:
     """The account if the password is right and (a Key Adult) they are still in the directory."""
-    async with ledger.reader() as tx:
-        row = (
-            (await tx.conn.execute(select(t.web_accounts).where(t.web_accounts.c.login == login.strip().casefold())))
-            .mappings()
-            .first()
-        )
+    row = await ledger.web_account(login.strip().casefold())
     if row is None:
         await asyncio.to_thread(_verify, _DUMMY_HASH, password)
         return None
-    if not await asyncio.to_thread(_verify, row["password_hash"], password):
+    if not await asyncio.to_thread(_verify, row.password_hash, password):
         return None
-    account = Account(login=row["login"], role=row["role"], name=row["name"], urn=row["urn"])
+    account = _account(row)
     return account if await still_allowed(ledger, account) else None
 
 
@@ -95,19 +81,12 @@ async def account_for_email(ledger: Ledger, email: str) -> Account | None:
     login, else the Key Adult the school directory lists with that email (at exactly one school);
     None if nobody, or if they may no longer sign in."""
     login = email.strip().casefold()
-    async with ledger.reader() as tx:
-        row = (await tx.conn.execute(select(t.web_accounts).where(t.web_accounts.c.login == login))).mappings().first()
-        adults = [
-            a
-            for a in (
-                await tx.conn.execute(select(t.key_adults).where(func.lower(t.key_adults.c.email) == login.lower()))
-            ).mappings()
-            if a["email"].casefold() == login
-        ]
+    row = await ledger.web_account(login)
+    adults = await ledger.key_adults_with_email(login)
     if row is not None:
-        account = Account(login=row["login"], role=row["role"], name=row["name"], urn=row["urn"])
+        account = _account(row)
     elif len(adults) == 1:
-        account = Account(login=login, role="key_adult", name=adults[0]["name"], urn=adults[0]["urn"])
+        account = Account(login=login, role="key_adult", name=adults[0].name, urn=adults[0].urn)
     else:
         return None
     return account if await still_allowed(ledger, account) else None
@@ -119,7 +98,12 @@ async def still_allowed(ledger: Ledger, account: Account) -> bool:
         return True
     if account.urn is None:
         return False
-    return any(a["email"].casefold() == account.login for a in await ledger.key_adults(account.urn))
+    return any(a.email.casefold() == account.login for a in await ledger.key_adults(account.urn))
+
+
+def _account(row: WebAccountRecord) -> Account:
+    role: Role = "mash" if row.role == "mash" else "key_adult"
+    return Account(login=row.login, role=role, name=row.name, urn=row.urn)
 
 
 def _verify(hashed: str, password: str) -> bool:

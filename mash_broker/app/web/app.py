@@ -32,8 +32,10 @@ from mash_broker.app.web import board
 from mash_broker.app.web.accounts import Account, account_for_email, authenticate, still_allowed
 from mash_broker.app.web.oidc import CALLBACK_PATH, Oidc, OidcRefused
 from mash_broker.app.web.sessions import Session, Sessions
+from mash_broker.app.web.throttle import SignInThrottle, Throttled
 from mash_broker.core import views
 from mash_broker.core.logging import get_logger
+from mash_broker.core.records import DeliveryRecord
 from mash_broker.core.settings import Settings
 from mash_broker.storage import Ledger
 
@@ -98,6 +100,7 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
         idle=timedelta(minutes=settings.web_session_idle_min),
         max_age=timedelta(hours=settings.web_session_max_hours),
     )
+    throttle = SignInThrottle(clock)
     secure = settings.web_url.startswith("https://")
     oidc = (
         Oidc(
@@ -173,15 +176,17 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
         if not cookie or not hmac.compare_digest(str(form.get("csrf", "")), cookie):
             return await login_form(request, "This form has expired. Please try again.", 403)
         who, password = str(form.get("login", "")).strip().casefold(), str(form.get("password", ""))
-        account: Account | None = None
-        if not sessions.locked(who):
-            account = await authenticate(ledger, who, password)
-        if account is None:
-            sessions.failed(who)
-            log.info("web.sign_in_refused")
-            return await login_form(
+        address = request.client.host if request.client else "unknown"
+        account = await throttle.attempt(who, address, lambda: authenticate(ledger, who, password))
+        if not isinstance(account, Account):
+            # The same answer whether throttled or wrong, so it says nothing about the account.
+            log.info("web.sign_in_refused", reason="throttled" if account else "no_match")
+            response = await login_form(
                 request, "That email (or user name) and password do not match an account that may sign in.", 401
             )
+            if isinstance(account, Throttled):
+                response.headers["retry-after"] = str(account.retry_after_s)
+            return response
         return start_session(request, account, "password")
 
     def start_session(request: Request, account: Account, how: str) -> Response:
@@ -264,9 +269,9 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
             overdue=sum(r["overdue"] for r in rows),
         )
 
-    async def own_delivery(session: Session, delivery_id: str) -> dict[str, Any] | None:
+    async def own_delivery(session: Session, delivery_id: str) -> DeliveryRecord | None:
         rows = await ledger.deliveries_for(f"school:{session.account.urn}")
-        return next((r for r in rows if r["delivery_id"] == delivery_id.strip().lower()), None)
+        return next((r for r in rows if r.delivery_id == delivery_id.strip().lower()), None)
 
     async def record_refusal(session: Session, asked: str, action: str) -> None:
         """A Key Adult asked for a notification that exists but went to another recipient: put it on the
@@ -278,10 +283,10 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
         async with ledger.transaction() as tx:
             await tx.event(
                 "web.access_refused",
-                other["message_id"],
+                other.message_id,
                 clock(),
-                delivery_id=other["delivery_id"],
-                recipient=other["recipient"],
+                delivery_id=other.delivery_id,
+                recipient=other.recipient,
                 asked_by=session.account.name,
                 asked_by_org=f"school:{session.account.urn}",
                 action=action,
@@ -302,10 +307,8 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
         if row is None:
             await record_refusal(session, request.path_params["delivery_id"], "mark_read")
             return not_found(request, session, "notification")
-        await record_read(
-            ledger, str(session.account.urn), row["delivery_id"], session.account.name, clock(), sign=sign
-        )
-        return RedirectResponse(f"/inbox/{row['delivery_id']}", 303)
+        await record_read(ledger, str(session.account.urn), row.delivery_id, session.account.name, clock(), sign=sign)
+        return RedirectResponse(f"/inbox/{row.delivery_id}", 303)
 
     @signed_in("mash")
     async def board_page(request: Request, session: Session) -> Response:
@@ -332,6 +335,7 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
     )
     app.add_middleware(SecurityHeaders)
     app.state.sessions = sessions
+    app.state.throttle = throttle
     return app
 
 

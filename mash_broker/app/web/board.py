@@ -14,12 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
-
 from mash_broker.core.clocks import delivery_status, read_status
+from mash_broker.core.records import QueueItem
 from mash_broker.core.report import front_door_report
 from mash_broker.storage import Ledger
-from mash_broker.storage import schema as t
 
 WEEKS = 8
 CHART_W, CHART_H, PAD_L, PAD_B, PAD_T = 560, 200, 40, 36, 12
@@ -50,50 +48,85 @@ class Chart:
     gridlines: list[tuple[int, float]] = field(default_factory=list)  # (percent, y)
 
 
+@dataclass(frozen=True, slots=True)
+class SchoolDeadline:
+    """A notification to a school against its deadline: delivered and read, or not yet."""
+
+    id: str
+    urn: str
+    school: str
+    notify_by: datetime
+    delivered_at: datetime | None
+    read_at: datetime | None
+    read_by: str | None
+    delivery_status: str
+    read_status: str
+    time_left: str
+    overdue: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClockShown:
+    """A declared clock past its warning time, as the board shows it."""
+
+    clock_id: str
+    name: str
+    label: str
+    subject: str
+    started_at: datetime
+    due_at: datetime
+    escalate_to: str
+    breached: bool
+    time_left: str
+    over: str
+
+
 @dataclass(frozen=True)
 class Board:
     now: datetime
-    due_today: list[dict[str, Any]]
-    late: list[dict[str, Any]]
-    unread_after_deadline: list[dict[str, Any]]
-    mash_queue: list[dict[str, Any]]
-    advice_queue: list[dict[str, Any]]
+    due_today: list[SchoolDeadline]
+    late: list[SchoolDeadline]
+    unread_after_deadline: list[SchoolDeadline]
+    mash_queue: list[QueueItem]
+    advice_queue: list[QueueItem]
     charts: list[Chart]
-    clocks: list[dict[str, Any]] = field(default_factory=list)
+    clocks: list[ClockShown] = field(default_factory=list)
     refused: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def build(ledger: Ledger, now: datetime, tz: ZoneInfo) -> Board:
-    schools = {urn: (await ledger.school(urn) or {}).get("name", urn) for urn in await ledger.known_school_urns()}
-    due, late, unread = [], [], []
+    schools = await ledger.school_names()
+    due: list[SchoolDeadline] = []
+    late: list[SchoolDeadline] = []
+    unread: list[SchoolDeadline] = []
     today = now.astimezone(tz).date()
     for d in await ledger.all_deliveries():
-        if not d["recipient"].startswith("school:") or d["notify_by"] is None or d["withdrawn_at"]:
+        if not d.recipient.startswith("school:") or d.notify_by is None or d.withdrawn_at:
             continue
-        urn = d["recipient"].split(":", 1)[1]
-        deadline = d["notify_by"]
-        row = {
-            "id": d["delivery_id"],
-            "urn": urn,
-            "school": schools.get(urn, urn),
-            "notify_by": deadline,
-            "delivered_at": d["delivered_at"],
-            "read_at": d["read_at"],
-            "read_by": d["read_by"],
-            "delivery_status": delivery_status(deadline, d["delivered_at"]).value,
-            "read_status": read_status(deadline, d["read_at"]).value,
-            "time_left": time_left(deadline - now),
-            "overdue": d["read_at"] is None and deadline < now,
-        }
-        if deadline.astimezone(tz).date() == today and deadline >= now and d["read_at"] is None:
+        urn = d.recipient.split(":", 1)[1]
+        deadline = d.notify_by
+        row = SchoolDeadline(
+            id=d.delivery_id,
+            urn=urn,
+            school=schools.get(urn, urn),
+            notify_by=deadline,
+            delivered_at=d.delivered_at,
+            read_at=d.read_at,
+            read_by=d.read_by,
+            delivery_status=delivery_status(deadline, d.delivered_at).value,
+            read_status=read_status(deadline, d.read_at).value,
+            time_left=time_left(deadline - now),
+            overdue=d.read_at is None and deadline < now,
+        )
+        if deadline.astimezone(tz).date() == today and deadline >= now and d.read_at is None:
             due.append(row)
-        if row["delivery_status"] == "late" or (d["delivered_at"] is None and deadline < now):
+        if row.delivery_status == "late" or (d.delivered_at is None and deadline < now):
             late.append(row)
-        if d["read_at"] is None and deadline < now:
+        if d.read_at is None and deadline < now:
             unread.append(row)
-    due.sort(key=lambda r: r["notify_by"])
+    due.sort(key=lambda r: r.notify_by)
     for rows in (late, unread):
-        rows.sort(key=lambda r: r["notify_by"], reverse=True)
+        rows.sort(key=lambda r: r.notify_by, reverse=True)
     return Board(
         now=now,
         due_today=due,
@@ -113,45 +146,29 @@ REFUSED_FOR = timedelta(days=7)
 async def refused_access(ledger: Ledger, now: datetime) -> list[dict[str, Any]]:
     """Key Adults refused another recipient's notification (``web.access_refused`` on the audited log)
     in the last seven days, newest first."""
-    since = now - REFUSED_FOR
-    c = t.events.c
-    q = (
-        select(c.at, c.detail)
-        .where(c.event_type == "web.access_refused", c.at >= since)
-        .order_by(c.seq.desc())
-        .limit(200)
-    )
-    async with ledger.reader() as tx:
-        return [{"at": r["at"], **r["detail"]} for r in (await tx.conn.execute(q)).mappings()]
+    return [{"at": at, **detail} for at, detail in await ledger.refused_access_since(now - REFUSED_FOR)]
 
 
-async def clocks_needing_attention(ledger: Ledger, now: datetime) -> list[dict[str, Any]]:
+async def clocks_needing_attention(ledger: Ledger, now: datetime) -> list[ClockShown]:
     """Declared clocks (mash_broker/defaults/clocks.toml) still running and past their warning time: past the deadline
     first (longest over first), then the rest by deadline. Judged against ``now``, so a breach shows
     even before the clock keeper's next tick records it. Subjects are message or delivery ids only."""
-    c = t.clocks.c
-    q = select(t.clocks).where(
-        c.stopped_at.is_(None),
-        or_(c.warn_at <= now, c.due_at <= now, c.warned_at.is_not(None), c.breached_at.is_not(None)),
-    )
-    async with ledger.reader() as tx:
-        rows = [dict(r) for r in (await tx.conn.execute(q)).mappings()]
     shown = [
-        {
-            "clock_id": r["clock_id"],
-            "name": r["name"],
-            "label": r["name"].replace("_", " "),
-            "subject": r["subject_id"],
-            "started_at": r["started_at"],
-            "due_at": r["due_at"],
-            "escalate_to": r["escalate_to"],
-            "breached": r["breached_at"] is not None or r["due_at"] <= now,
-            "time_left": time_left(r["due_at"] - now),
-            "over": time_left(now - r["due_at"]) if r["due_at"] <= now else "",
-        }
-        for r in rows
+        ClockShown(
+            clock_id=r.clock_id,
+            name=r.name,
+            label=r.name.replace("_", " "),
+            subject=r.subject_id,
+            started_at=r.started_at,
+            due_at=r.due_at,
+            escalate_to=r.escalate_to,
+            breached=r.breached_at is not None or r.due_at <= now,
+            time_left=time_left(r.due_at - now),
+            over=time_left(now - r.due_at) if r.due_at <= now else "",
+        )
+        for r in await ledger.clocks_past_warning(now)
     ]
-    shown.sort(key=lambda r: (not r["breached"], r["due_at"], r["clock_id"]))  # earliest deadline: longest over
+    shown.sort(key=lambda r: (not r.breached, r.due_at, r.clock_id))  # earliest deadline: longest over
     return shown
 
 

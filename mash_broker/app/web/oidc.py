@@ -3,8 +3,10 @@
 The authorization code flow with PKCE (S256), ``state`` and ``nonce``: the provider is found from
 ``<issuer>/.well-known/openid-configuration``; the ID token's signature is checked against the
 provider's JWKS (PyJWT, asymmetric algorithms only) with its ``iss``, ``aud``, ``exp`` and ``nonce``.
-Only the ``email`` claim, and only with ``email_verified`` true, says who signed in; the web pages
-then match it as a password sign-in would (broker.web.accounts.account_for_email). HTTP calls to
+Only the ``email`` claim, and only with ``email_verified`` true, says who signed in: from the ID
+token, or (a provider's default settings often keep it out of the ID token, as OIDC Core allows)
+from the provider's userinfo endpoint, asked with the access token, whose ``sub`` must be the ID
+token's. The web pages then match it as a password sign-in would (broker.web.accounts.account_for_email). HTTP calls to
 the provider use the standard library in a worker thread, so the event loop never waits on them.
 """
 
@@ -74,9 +76,17 @@ def _read_json(r: Any) -> Any:
     return json.loads(body)
 
 
-def _get_json(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(_check_url(url), timeout=TIMEOUT_S) as r:  # noqa: S310  # https (or loopback) only
-        data = _read_json(r)
+def _get_json(url: str, bearer: str | None = None) -> dict[str, Any]:
+    req = urllib.request.Request(_check_url(url), headers={"Accept": "application/json"})  # noqa: S310  # https only
+    if bearer is not None:
+        req.add_header("Authorization", f"Bearer {bearer}")
+    try:
+        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as r:  # noqa: S310  # https (or loopback) only
+            data = _read_json(r)
+    except urllib.error.HTTPError as exc:
+        raise OidcRefused(f"provider_http_{exc.code}") from exc
+    except json.JSONDecodeError as exc:
+        raise OidcRefused("provider_answer_not_json") from exc
     if not isinstance(data, dict):
         raise OidcRefused("provider_answer_not_an_object")
     return data
@@ -125,6 +135,10 @@ class Oidc:
                 if not isinstance(doc.get(key), str):
                     raise OidcRefused(f"discovery_without_{key}")
                 _check_url(doc[key])
+            if "userinfo_endpoint" in doc:
+                if not isinstance(doc["userinfo_endpoint"], str):
+                    raise OidcRefused("discovery_userinfo_endpoint_not_a_url")
+                _check_url(doc["userinfo_endpoint"])
             self._discovery = doc
         return self._discovery
 
@@ -176,10 +190,23 @@ class Oidc:
         if not isinstance(id_token, str):
             raise OidcRefused("no_id_token")
         claims = await self.verify(id_token, pending.nonce)
-        email = claims.get("email")
-        if claims.get("email_verified") is not True or not isinstance(email, str) or "@" not in email:
+        if _verified_email(claims) is None:
+            claims = await self.userinfo(doc, tokens.get("access_token"), str(claims["sub"]))
+        email = _verified_email(claims)
+        if email is None:
             raise OidcRefused("email_missing_or_unverified")
         return email
+
+    async def userinfo(self, doc: dict[str, Any], access_token: object, sub: str) -> dict[str, Any]:
+        """The userinfo endpoint's claims for ``access_token``, which must be about ``sub`` (OIDC Core
+        5.3.2: else they may be another person's); no claims if the provider has no such endpoint."""
+        endpoint = doc.get("userinfo_endpoint")
+        if not isinstance(endpoint, str) or not isinstance(access_token, str) or not access_token:
+            return {}
+        claims = await asyncio.to_thread(_get_json, endpoint, access_token)
+        if not isinstance(claims.get("sub"), str) or not hmac.compare_digest(claims["sub"], sub):
+            raise OidcRefused("userinfo_sub_mismatch")
+        return claims
 
     async def verify(self, id_token: str, nonce: str) -> dict[str, Any]:
         """The ID token's claims once its signature, ``iss``, ``aud``, ``exp`` and ``nonce`` check out."""
@@ -231,3 +258,8 @@ class Oidc:
                 except jwt.PyJWTError as exc:
                     raise OidcRefused("jwks_key_unusable") from exc
         raise OidcRefused("id_token_key_not_in_jwks")
+
+
+def _verified_email(claims: dict[str, Any]) -> str | None:
+    email = claims.get("email")
+    return email if claims.get("email_verified") is True and isinstance(email, str) and "@" in email else None

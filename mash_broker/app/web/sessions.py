@@ -14,10 +14,6 @@ from datetime import datetime, timedelta
 
 from mash_broker.app.web.accounts import Account
 
-FAILURES_BEFORE_LOCK = 5
-LOCK_FOR = timedelta(minutes=15)
-MAX_TRACKED_LOGINS = 10_000
-
 
 @dataclass
 class Session:
@@ -31,13 +27,12 @@ class Session:
 
 @dataclass
 class Sessions:
-    """The live sessions, and failed sign-ins per login (locked for a while after too many)."""
+    """The live sessions (failed sign-ins are counted by ``app.web.throttle``)."""
 
     clock: Callable[[], datetime]
     idle: timedelta
     max_age: timedelta
     _live: dict[str, Session] = field(default_factory=dict)
-    _failures: dict[str, list[datetime]] = field(default_factory=dict)
 
     def start(self, account: Account) -> str:
         """A new session for ``account``; returns the cookie value (only its hash is kept)."""
@@ -45,7 +40,6 @@ class Sessions:
         now = self.clock()
         self._purge(now)
         self._live[_key(token)] = Session(account, secrets.token_urlsafe(32), now, now)
-        self._failures.pop(account.login, None)
         return token
 
     def get(self, token: str | None) -> Session | None:
@@ -71,17 +65,6 @@ class Sessions:
         """Sign a person out everywhere (their account no longer works)."""
         for key in [k for k, s in self._live.items() if s.account.login == login]:
             del self._live[key]
-
-    def locked(self, login: str) -> bool:
-        now = self.clock()
-        recent = [at for at in self._failures.get(login, []) if now - at < LOCK_FOR]
-        self._failures[login] = recent
-        return len(recent) >= FAILURES_BEFORE_LOCK
-
-    def failed(self, login: str) -> None:
-        if len(self._failures) > MAX_TRACKED_LOGINS:  # bounded: guessed logins cannot fill memory
-            self._failures.clear()
-        self._failures.setdefault(login, []).append(self.clock())
 
     def _purge(self, now: datetime) -> None:
         """Forget sessions that have expired without being used again."""

@@ -7,17 +7,15 @@ import base64
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from mash_broker.core.audit.entries import checkpoint_statement, iso_utc
 from mash_broker.core.audit.keys import KeyStore, Signer
-from mash_broker.core.audit.log import Checkpoint, LogDiverged, latest_checkpoint, leaf_rows
+from mash_broker.core.audit.log import Checkpoint, LogDiverged
 from mash_broker.core.audit.merkle import MerkleTree
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import GATE_ORG
+from mash_broker.core.ports import AuditLedger, AuditLog, AuditTransaction
 from mash_broker.core.settings import Settings
 from mash_broker.core.tasks import cancel
-from mash_broker.storage import Ledger
 
 log = get_logger("mash.audit")
 
@@ -26,7 +24,9 @@ class Checkpointer:
     """Signs the tree head whenever the log has grown. Keeps the tree in memory and reads only new
     leaves; signs the leaf hashes recorded when each event was written, never recomputed ones."""
 
-    def __init__(self, ledger: Ledger, signer: Signer, clock: Callable[[], datetime], interval_s: float = 60.0) -> None:
+    def __init__(
+        self, ledger: AuditLedger, signer: Signer, clock: Callable[[], datetime], interval_s: float = 60.0
+    ) -> None:
         self.ledger = ledger
         self.signer = signer
         self.clock = clock
@@ -38,12 +38,11 @@ class Checkpointer:
     async def checkpoint(self) -> Checkpoint | None:
         """Write a checkpoint if the log grew since the last one; None if it did not."""
         async with self._lock:
-            async with self.ledger.engine.connect() as conn:
-                await self._catch_up(conn)  # the bulk of the reading, outside the log lock
+            await self._catch_up(self.ledger)  # the bulk of the reading, outside the log lock
             async with self.ledger.transaction() as tx:
                 await tx.lock_event_log()  # no append, and no other checkpoint, until this one commits
-                await self._catch_up(tx.conn)
-                last = await latest_checkpoint(tx.conn)
+                await self._catch_up(tx)
+                last = await tx.latest_checkpoint()
                 size = self._tree.size
                 if last is not None and (
                     last.tree_size > size or self._tree.root(last.tree_size).hex() != last.root_hash
@@ -62,12 +61,12 @@ class Checkpointer:
 
     async def tree(self) -> MerkleTree:
         """The tree over every entry written so far (leaf hashes as recorded)."""
-        async with self._lock, self.ledger.engine.connect() as conn:
-            await self._catch_up(conn)
+        async with self._lock:
+            await self._catch_up(self.ledger)
         return self._tree
 
-    async def _catch_up(self, conn: AsyncConnection) -> None:
-        for seq, leaf in await leaf_rows(conn, self._tree.size):
+    async def _catch_up(self, log: AuditLog | AuditTransaction) -> None:
+        for seq, leaf in await log.leaf_hashes_after(self._tree.size):
             if seq != self._tree.size + 1:
                 raise LogDiverged(
                     f"entry seq {self._tree.size + 1} is missing (the next is seq {seq}); not signing",
@@ -103,7 +102,7 @@ def gate_signer(settings: Settings) -> Signer:
     return KeyStore(settings.keys_dir).signer(GATE_ORG)
 
 
-def start_checkpointer(settings: Settings, ledger: Ledger, clock: Callable[[], datetime]) -> Checkpointer:
+def start_checkpointer(settings: Settings, ledger: AuditLedger, clock: Callable[[], datetime]) -> Checkpointer:
     checkpointer = Checkpointer(ledger, gate_signer(settings), clock, settings.checkpoint_interval_s)
     checkpointer.start()
     return checkpointer

@@ -1,19 +1,21 @@
-"""Reading the audited log from the ledger: entries in tree order, leaf hashes, checkpoints."""
+"""The audited log as the ledger gives it back: entries in tree order and signed checkpoints.
+
+The queries live in ``mash_broker.storage.audit``; this module holds the records they return and
+reads them through the ``AuditLog`` port (``mash_broker.core.ports``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING, Any
 
 from mash_broker.contracts import LedgerError
 from mash_broker.core.audit.entries import LOG_ID, checkpoint_statement, entry_bytes, iso_utc
-from mash_broker.storage import Ledger
-from mash_broker.storage import schema as t
+
+if TYPE_CHECKING:
+    from mash_broker.core.ports import AuditLog
 
 PAGE = 5000
 
@@ -24,7 +26,7 @@ class LogDiverged(LedgerError):
     code = "audit_log_diverged"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One event as stored: its content, its position (seq) and the leaf hash recorded when written."""
 
@@ -43,7 +45,7 @@ class Entry:
         return f"entry seq {self.seq} ({self.event_type}{mid}, at {iso_utc(self.at)})"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Checkpoint:
     """A signed tree head: the log's first ``tree_size`` entries hash to ``root_hash``."""
 
@@ -73,58 +75,11 @@ class Checkpoint:
         }
 
 
-_ENTRY = (
-    t.events.c.seq,
-    t.events.c.at,
-    t.events.c.event_type,
-    t.events.c.message_id,
-    t.events.c.detail,
-    t.events.c.leaf_hash,
-)
+def entry_pages(log: AuditLog, *, page: int = PAGE) -> AsyncIterator[list[Entry]]:
+    """Every entry in seq order, a page at a time."""
+    return log.log_entries(page=page)
 
 
-async def entry_pages(ledger: Ledger, *, where: Any = None, page: int = PAGE) -> AsyncIterator[list[Entry]]:
-    """Every entry (or those matching ``where``) in seq order, a page at a time."""
-    after: int | None = None
-    while True:
-        q = select(*_ENTRY).order_by(t.events.c.seq).limit(page)
-        if after is not None:
-            q = q.where(t.events.c.seq > after)
-        if where is not None:
-            q = q.where(where)
-        async with ledger.engine.connect() as conn:
-            rows = (await conn.execute(q)).all()
-        if not rows:
-            return
-        yield [Entry(*r) for r in rows]
-        after = rows[-1][0]
-
-
-async def leaf_rows(conn: AsyncConnection, after_seq: int) -> list[tuple[int, str]]:
-    """(seq, stored leaf hash) of every entry after ``after_seq``, in seq order."""
-    q = select(t.events.c.seq, t.events.c.leaf_hash).where(t.events.c.seq > after_seq).order_by(t.events.c.seq)
-    return [(int(seq), str(leaf)) for seq, leaf in (await conn.execute(q)).all()]
-
-
-def _checkpoint(row: Any) -> Checkpoint:
-    return Checkpoint(
-        checkpoint_id=row.checkpoint_id,
-        tree_size=row.tree_size,
-        root_hash=row.root_hash,
-        at=row.at,
-        key_id=row.key_id,
-        signature=row.signature,
-    )
-
-
-async def checkpoints(ledger: Ledger) -> list[Checkpoint]:
+async def checkpoints(log: AuditLog) -> list[Checkpoint]:
     """Every checkpoint, oldest first."""
-    async with ledger.engine.connect() as conn:
-        rows = (await conn.execute(select(t.checkpoints).order_by(t.checkpoints.c.checkpoint_id))).all()
-    return [_checkpoint(r) for r in rows]
-
-
-async def latest_checkpoint(conn: AsyncConnection) -> Checkpoint | None:
-    q = select(t.checkpoints).order_by(t.checkpoints.c.checkpoint_id.desc()).limit(1)
-    row = (await conn.execute(q)).first()
-    return _checkpoint(row) if row is not None else None
+    return await log.checkpoints()

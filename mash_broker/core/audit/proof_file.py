@@ -11,14 +11,23 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, Field, StrictInt, ValidationError
 
-from mash_broker.core.audit.entries import CHECKPOINT_ENCODING, ENTRY_ENCODING, HASHING, LOG_ID, checkpoint_statement
+from mash_broker.core.audit.entries import (
+    CHECKPOINT_ENCODING,
+    ENTRY_ENCODING,
+    HASHING,
+    LOG_ID,
+    checkpoint_statement,
+    parse_iso_utc,
+)
 from mash_broker.core.audit.keys import key_id, verify_signature
+from mash_broker.core.audit.log import Entry
 from mash_broker.core.audit.merkle import leaf_hash, verify_inclusion
 
 PROOF_FORMAT: Final = "mash-broker/audit-proof/v1"
@@ -65,6 +74,7 @@ class ProofCheck:
     checkpoint: SignedHead | None = None
     entries: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    proven: list[Entry] = field(default_factory=list)  # the same entries, typed (``at`` a datetime)
 
     @property
     def ok(self) -> bool:
@@ -108,7 +118,23 @@ def check_proof(raw: str | bytes, key: Ed25519PublicKey) -> ProofCheck:
             result.problems.append(f"{place}: its bytes are not canonical (RFC 8785) JSON")
         else:
             result.entries.append({"seq": item.seq, **decoded})
+            result.proven.append(_entry(item.seq, decoded, item.leaf_hash))
     return result
+
+
+def _entry(seq: int, decoded: dict[str, Any], leaf: str) -> Entry:
+    try:
+        at = parse_iso_utc(str(decoded["at"]))
+    except ValueError:
+        at = datetime.fromisoformat(str(decoded["at"]))
+    return Entry(
+        seq=seq,
+        at=at,
+        event_type=str(decoded["event_type"]),
+        message_id=decoded["message_id"],
+        detail=decoded["detail"],
+        leaf_hash=leaf,
+    )
 
 
 def _b64(text: str) -> bytes:

@@ -7,14 +7,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
-
 from mash_broker.contracts import NotFound
 from mash_broker.core.audit.checkpoints import Checkpointer
-from mash_broker.core.audit.log import Checkpoint, Entry, LogDiverged, entry_pages, latest_checkpoint
+from mash_broker.core.audit.log import Checkpoint, Entry, LogDiverged
 from mash_broker.core.audit.merkle import MerkleTree, leaf_hash
 from mash_broker.core.audit.proof_file import ProofFile, ProvenEntry, SignedHead
-from mash_broker.storage import schema as t
 
 RECEIVED = "message.received"
 
@@ -27,9 +24,7 @@ async def prove(
     wanted = message_id.strip().lower()
     if len(wanted) < 8:
         raise NotFound(f"give at least 8 characters of the message id, not {message_id!r}", field="message_id")
-    column = t.events.c.message_id
-    where = column == wanted if len(wanted) == 36 else column.startswith(wanted, autoescape=True)
-    entries = [e async for page in entry_pages(checkpointer.ledger, where=where) for e in page]
+    entries = [e async for page in checkpointer.ledger.log_entries(message_id=wanted) for e in page]
     ids = {e.message_id for e in entries}
     if len(ids) != 1:
         found = "no" if not ids else f"{len(ids)} messages'"
@@ -49,13 +44,8 @@ async def export(
 ) -> ProofFile:
     """Entries from ``start`` (inclusive) to ``end`` (exclusive), optionally only those about messages
     ``org`` sent or was delivered; every one with its inclusion proof against one checkpoint."""
-    where: Any = (t.events.c.at >= start) & (t.events.c.at < end)
-    if org:
-        where = where & or_(
-            t.events.c.message_id.in_(select(t.messages.c.message_id).where(t.messages.c.sender_org == org)),
-            t.events.c.message_id.in_(select(t.deliveries.c.message_id).where(t.deliveries.c.recipient == org)),
-        )
-    entries = [e async for page in entry_pages(checkpointer.ledger, where=where) for e in page]
+    pages = checkpointer.ledger.log_entries(start=start, end=end, org=org)
+    entries = [e async for page in pages for e in page]
     subject = {"from": start.isoformat(), "to": end.isoformat(), "org": org}
     return await _proof(checkpointer, public_keys, entries, subject)
 
@@ -92,12 +82,10 @@ async def _proof(
 
 async def _signed_head(checkpointer: Checkpointer, covering: int) -> tuple[Checkpoint, MerkleTree]:
     """The newest checkpoint, signing a new one first if it does not cover entry seq ``covering``."""
-    async with checkpointer.ledger.engine.connect() as conn:
-        head = await latest_checkpoint(conn)
+    head = await checkpointer.ledger.latest_checkpoint()
     if head is None or head.tree_size < covering:
         await checkpointer.checkpoint()
-        async with checkpointer.ledger.engine.connect() as conn:
-            head = await latest_checkpoint(conn)
+        head = await checkpointer.ledger.latest_checkpoint()
     if head is None:
         raise NotFound("the audited log is empty: there is nothing to prove")
     tree = await checkpointer.tree()

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from mash_broker.core.audit.keys import verify_signature
 from mash_broker.core.audit.log import Checkpoint, Entry, checkpoints, entry_pages
 from mash_broker.core.audit.merkle import MerkleTree, leaf_hash, verify_consistency
-from mash_broker.storage import Ledger
+from mash_broker.core.ports import AuditLog
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ class LogVerifier:
             )
 
 
-async def verify_log(ledger: Ledger, keys: Mapping[str, Ed25519PublicKey]) -> Report:
+async def verify_log(ledger: AuditLog, keys: Mapping[str, Ed25519PublicKey]) -> Report:
     """Verify the whole audited log against the gate's public key(s), by key id."""
     verifier = LogVerifier(await checkpoints(ledger), keys)
     async for page in entry_pages(ledger):

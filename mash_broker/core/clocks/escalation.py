@@ -10,9 +10,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import select
 
 from mash_broker.contracts import (
     AlertState,
@@ -25,62 +22,67 @@ from mash_broker.contracts import (
 )
 from mash_broker.core.clocks.declared import Report
 from mash_broker.core.messages import GATE_ORG, encode, headers_for, outbox_id, reply
-from mash_broker.storage import Tx
-from mash_broker.storage import schema as t
+from mash_broker.core.ports import ClockTransaction
+from mash_broker.core.records import ClockRecord
 
 Sign = Callable[[Envelope], Envelope]
 NOT_ACKNOWLEDGED = "delivery_not_acknowledged"  # reason code of a non-delivery report
 
 
-def alert_topic(escalate_to: str) -> str:
-    """A MASH role's alerts go to the MASH queue; an organisation's to its delivery topic."""
-    return topics.MASH_QUEUE if escalate_to.startswith("mash:") else topics.delivery_topic(escalate_to)
+DeliveryTopic = Callable[[str], str]  # the registry's delivery topic for a recipient (``Registry.delivery_topic``)
+
+
+def alert_topic(escalate_to: str, delivery_topic: DeliveryTopic | None = None) -> str:
+    """A MASH role's alerts go to the MASH queue; an organisation's to its delivery topic (the registry's;
+    the MASH's delivery topic when none is given)."""
+    if escalate_to.startswith("mash:"):
+        return topics.MASH_QUEUE
+    return delivery_topic(escalate_to) if delivery_topic is not None else topics.MASH_DELIVERIES
 
 
 async def escalate(
-    tx: Tx, row: dict[str, Any], state: AlertState, report: Report, now: datetime, sign: Sign | None
+    tx: ClockTransaction,
+    row: ClockRecord,
+    state: AlertState,
+    report: Report,
+    now: datetime,
+    sign: Sign | None,
+    delivery_topic: DeliveryTopic | None = None,
 ) -> str | None:
     """Queue what this warning or breach sends; returns the topic, or None when it sends nothing
     (a delivery clock's warning, or a delivery the ledger no longer has)."""
     if report is Report.NON_DELIVERY:
         return await _non_delivery(tx, row, now, sign) if state is AlertState.BREACHED else None
-    subject = row["subject_id"]
-    correlation = await _correlation(tx, subject)
+    subject = row.subject_id
+    correlation = await tx.message_correlation(subject)
     alert = ClockAlert(
-        clock=row["name"],
+        clock=row.name,
         subject_message_id=uuid.UUID(subject),
         state=state,
-        started_at=row["started_at"],
-        due_at=row["due_at"],
-        escalate_to=row["escalate_to"],
+        started_at=row.started_at,
+        due_at=row.due_at,
+        escalate_to=row.escalate_to,
     )
     env = Envelope(
-        message_id=deterministic_id("clock-alert", row["clock_id"], state.value),
+        message_id=deterministic_id("clock-alert", row.clock_id, state.value),
         kind=alert.kind,
         sender_org=GATE_ORG,
-        correlation_id=correlation or uuid.UUID(subject),
+        correlation_id=uuid.UUID(correlation) if correlation else uuid.UUID(subject),
         causation_id=uuid.UUID(subject),
         produced_at=now,
         payload=alert,
     )
-    return await _queue(tx, env, alert_topic(row["escalate_to"]), row["escalate_to"], now, sign)
+    return await _queue(tx, env, alert_topic(row.escalate_to, delivery_topic), row.escalate_to, now, sign)
 
 
-async def _non_delivery(tx: Tx, row: dict[str, Any], now: datetime, sign: Sign | None) -> str | None:
+async def _non_delivery(tx: ClockTransaction, row: ClockRecord, now: datetime, sign: Sign | None) -> str | None:
     """A delivery its recipient's system has not acknowledged in time: a not_delivered receipt for the
     source message, to its sender's receipts topic (MESH's non-delivery report)."""
-    delivery = (
-        await tx.conn.execute(
-            select(t.deliveries.c.message_id, t.deliveries.c.recipient).where(
-                t.deliveries.c.delivery_id == row["subject_id"]
-            )
-        )
-    ).first()
+    delivery = await tx.delivery_source(row.subject_id)
     if delivery is None:
         return None
-    envelope = (
-        await tx.conn.execute(select(t.messages.c.envelope).where(t.messages.c.message_id == delivery.message_id))
-    ).scalar_one_or_none()
+    source_id, recipient = delivery
+    envelope = await tx.message_envelope(source_id)
     if envelope is None:
         return None
     source = Envelope.model_validate_json(envelope)
@@ -90,15 +92,15 @@ async def _non_delivery(tx: Tx, row: dict[str, Any], now: datetime, sign: Sign |
         reason_code=NOT_ACKNOWLEDGED,
         received_at=now,
         detail=(
-            f"delivery {row['subject_id']} to {delivery.recipient} not acknowledged by its system by "
-            f"{row['due_at'].isoformat()}; it stays queued and a late receipt is still recorded"
+            f"delivery {row.subject_id} to {recipient} not acknowledged by its system by "
+            f"{row.due_at.isoformat()}; it stays queued and a late receipt is still recorded"
         ),
     )
-    env = reply(source, receipt, sender_org=GATE_ORG, now=now, salt=f"not_delivered:{row['subject_id']}")
+    env = reply(source, receipt, sender_org=GATE_ORG, now=now, salt=f"not_delivered:{row.subject_id}")
     return await _queue(tx, env, topics.receipts_topic(source.sender_org), source.sender_org, now, sign)
 
 
-async def _queue(tx: Tx, env: Envelope, topic: str, key: str, now: datetime, sign: Sign | None) -> str:
+async def _queue(tx: ClockTransaction, env: Envelope, topic: str, key: str, now: datetime, sign: Sign | None) -> str:
     env = sign(env) if sign else env
     await tx.enqueue(
         outbox_id=outbox_id(env.message_id, topic),
@@ -109,11 +111,3 @@ async def _queue(tx: Tx, env: Envelope, topic: str, key: str, now: datetime, sig
         at=now,
     )
     return topic
-
-
-async def _correlation(tx: Tx, subject: str) -> uuid.UUID | None:
-    """The subject message's correlation id, so the alert sits with its case's messages."""
-    found = (
-        await tx.conn.execute(select(t.messages.c.correlation_id).where(t.messages.c.message_id == subject))
-    ).scalar_one_or_none()
-    return uuid.UUID(found) if found else None

@@ -1,40 +1,34 @@
-"""Runs the declared clocks from the ledger: started and stopped in the transaction of their events,
-warned and breached by a periodic tick. Every state change is a ledger row and an audited event, so a
-restarted keeper carries on exactly where the last one stopped (nothing lost, nothing doubled).
+"""Runs the declared clocks from the ledger: started and stopped by their projection of the audited log
+(whichever process wrote the events), warned and breached by a periodic tick. Every state change is a
+ledger row and an audited event, so a restarted keeper carries on exactly where the last one stopped
+(nothing lost, nothing doubled).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
 import zoneinfo
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import select
-
-from mash_broker.contracts import AlertState, deterministic_id
+from mash_broker.contracts import AlertState
 from mash_broker.core.audit.keys import KeyStore
 from mash_broker.core.clocks.calendar import SchoolCalendar, load_calendar
-from mash_broker.core.clocks.deadlines import due_after_days, due_after_hours, is_working_day
-from mash_broker.core.clocks.declared import CalendarKind, ClockSpec, Report, Trigger, load_clocks
+from mash_broker.core.clocks.declared import ClockSpec, Report, load_clocks
 from mash_broker.core.clocks.escalation import Sign, escalate
+from mash_broker.core.clocks.projection import ClockProjection, clock_id
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import GATE_ORG
+from mash_broker.core.ports import ClockLedger, ClockTransaction
+from mash_broker.core.projector import BATCH, Projector, follow
+from mash_broker.core.records import ClockRecord
 from mash_broker.core.settings import Settings
 from mash_broker.core.signing import existing_signer, sign
 from mash_broker.core.tasks import cancel
-from mash_broker.storage import Ledger, Tx
-from mash_broker.storage import schema as t
+
+__all__ = ["ClockKeeper", "clock_id", "start_clock_keeper"]
 
 log = get_logger("mash.clocks")
-
-
-def clock_id(name: str, subject_id: str) -> uuid.UUID:
-    """The same clock for the same subject is always the same row."""
-    return deterministic_id("clock", name, subject_id)
 
 
 class ClockKeeper:
@@ -42,7 +36,7 @@ class ClockKeeper:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: ClockLedger,
         clocks: tuple[ClockSpec, ...],
         school_calendar: SchoolCalendar,
         clock: Callable[[], datetime],
@@ -50,122 +44,60 @@ class ClockKeeper:
         tz: zoneinfo.ZoneInfo | None = None,
         interval_s: float = 30.0,
         sign: Sign | None = None,
+        delivery_topic: Callable[[str], str] | None = None,
     ) -> None:
         self.ledger, self.clocks, self.school_calendar, self.clock = ledger, clocks, school_calendar, clock
         self.sign = sign  # signs the alerts and non-delivery reports as mash:gate (None: unsigned)
+        self.delivery_topic = delivery_topic  # where an organisation's alerts go (the agencies' registry)
         self._reports = {spec.name: spec.report for spec in clocks}
         self.tz = tz or school_calendar.tz
+        self.projection = ClockProjection(clocks, school_calendar, self.tz)
         self.interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
 
-    def install(self) -> ClockKeeper:
-        """Start and stop clocks inside every ledger transaction that writes their events."""
-        self.ledger.on_event(self.on_event)
-        return self
-
-    def due_at(self, spec: ClockSpec, started_at: datetime, detail: dict[str, Any] | None = None) -> datetime | None:
-        """The deadline, or None if the start event does not carry the one the clock reads from it."""
-        if spec.due_field is not None:
-            return _moment((detail or {}).get(spec.due_field))
-        if spec.hours is not None:
-            return due_after_hours(started_at, spec.hours)
-        is_open = is_working_day if spec.calendar is CalendarKind.WORKING_DAYS else self.school_calendar.is_school_day
-        return due_after_days(started_at, spec.working_days or 0, is_open, self.tz)
-
-    async def on_event(
-        self, tx: Tx, event_type: str, message_id: str | None, at: datetime, detail: dict[str, Any]
-    ) -> None:
-        for spec in self.clocks:
-            if spec.start.matches(event_type, detail):
-                subject = await _subject(tx, spec.start, message_id, detail)
-                if subject:
-                    await self._start(tx, spec, subject, at, detail)
-            for stop in spec.stops:
-                if stop.matches(event_type, detail):
-                    subject = await _subject(tx, stop, message_id, detail)
-                    if subject:
-                        await self._stop(tx, spec, subject, at)
-
-    async def _start(self, tx: Tx, spec: ClockSpec, subject: str, at: datetime, detail: dict[str, Any]) -> None:
-        cid = clock_id(spec.name, subject)
-        due = self.due_at(spec, at, detail)
-        if due is None:
-            log.warning(
-                "clock.not_started", message_id=subject, clock=spec.name, reason="no_deadline", field=spec.due_field
-            )
-            return
-        warn = max(due - timedelta(hours=spec.warn_before_hours), at)
-        if await tx.start_clock(
-            clock_id=cid,
-            name=spec.name,
-            subject_id=subject,
-            started_at=at,
-            due_at=due,
-            warn_at=warn,
-            escalate_to=spec.escalate_to,
-        ):
-            await tx.event(
-                "clock.started",
-                subject,
-                at,
-                clock=spec.name,
-                clock_id=str(cid),
-                due_at=due.isoformat(),
-                warn_at=warn.isoformat(),
-                escalate_to=spec.escalate_to,
-            )
-
-    async def _stop(self, tx: Tx, spec: ClockSpec, subject: str, at: datetime) -> None:
-        cid = clock_id(spec.name, subject)
-        if (due := await tx.stop_clock(cid, at)) is not None:
-            await tx.event(
-                "clock.stopped",
-                subject,
-                at,
-                clock=spec.name,
-                clock_id=str(cid),
-                due_at=due.isoformat(),
-                on_time=at <= due,
-            )
+    async def catch_up(self) -> int:
+        """Start and stop clocks for every event in the log not yet applied; returns how many were passed."""
+        return await Projector[ClockTransaction](self.ledger, (self.projection,)).catch_up()
 
     async def tick(self, now: datetime | None = None) -> int:
         """Emit each due warning and breach exactly once, with what it sends (an alert to `escalate_to`, or a
-        non-delivery report to the sender) in the same transaction; returns how many events were emitted."""
+        non-delivery report to the sender) in the same transaction; returns how many events were emitted.
+        The clocks are first brought up to date with the log in that transaction, so a stop anyone recorded
+        before the deadline is never reported as a breach."""
         now = now or self.clock()
         emitted = 0
         async with self.ledger.transaction() as tx:
+            while await follow(tx, self.projection) == BATCH:
+                pass
             for row in await tx.clocks_to_flag(now):
                 for flag, when, state in (
-                    ("warned_at", "warn_at", AlertState.WARNING),
-                    ("breached_at", "due_at", AlertState.BREACHED),
+                    ("warned_at", row.warn_at, AlertState.WARNING),
+                    ("breached_at", row.due_at, AlertState.BREACHED),
                 ):
-                    if row[flag] is not None or row[when] > now:
+                    if getattr(row, flag) is not None or when > now:
                         continue
-                    if not await tx.flag_clock(row["clock_id"], flag, now):
+                    if not await tx.flag_clock(row.clock_id, flag, now):
                         continue  # another keeper recorded it first
-                    # A clock no longer declared still alerts whoever it named when it started.
-                    report = self._reports.get(row["name"], Report.ALERT)
-                    sent_to = await escalate(tx, row, state, report, now, self.sign)
-                    event_type = f"clock.{state.value}"
-                    await tx.event(
-                        event_type,
-                        row["subject_id"],
-                        now,
-                        clock=row["name"],
-                        clock_id=row["clock_id"],
-                        due_at=row["due_at"].isoformat(),
-                        escalate_to=row["escalate_to"],
-                        sent_to=sent_to,
-                    )
-                    log.warning(
-                        event_type,
-                        message_id=row["subject_id"],
-                        clock=row["name"],
-                        escalate_to=row["escalate_to"],
-                        topic=sent_to,
-                    )
                     emitted += 1
+                    await self._flagged(tx, row, state, now)
         return emitted
+
+    async def _flagged(self, tx: ClockTransaction, row: ClockRecord, state: AlertState, now: datetime) -> None:
+        # A clock no longer declared still alerts whoever it named when it started.
+        report = self._reports.get(row.name, Report.ALERT)
+        sent_to = await escalate(tx, row, state, report, now, self.sign, self.delivery_topic)
+        event_type = f"clock.{state.value}"
+        await tx.event(
+            event_type,
+            row.subject_id,
+            now,
+            clock=row.name,
+            clock_id=row.clock_id,
+            due_at=row.due_at.isoformat(),
+            escalate_to=row.escalate_to,
+            sent_to=sent_to,
+        )
+        log.warning(event_type, message_id=row.subject_id, clock=row.name, escalate_to=row.escalate_to, topic=sent_to)
 
     async def _every_interval(self) -> None:
         while True:
@@ -185,45 +117,37 @@ class ClockKeeper:
         self._task = None
 
 
-def start_clock_keeper(settings: Settings, ledger: Ledger, clock: Callable[[], datetime]) -> ClockKeeper:
-    """The running stack's keeper: the declared clocks (MASH_CLOCKS_FILE), hooked into the ledger and ticking
-    every MASH_CLOCK_TICK_S. Install it before anything writes the events that start clocks."""
+def clock_keeper(
+    settings: Settings,
+    ledger: ClockLedger,
+    clock: Callable[[], datetime],
+    delivery_topic: Callable[[str], str] | None = None,
+) -> ClockKeeper:
+    """The running stack's keeper: the declared clocks (MASH_CLOCKS_FILE), ticking every MASH_CLOCK_TICK_S,
+    signing what it sends as mash:gate."""
     declared = load_clocks(settings.clocks_file)
     calendar = load_calendar(settings.school_calendar, settings.timezone)
     signer = existing_signer(KeyStore(settings.keys_dir), GATE_ORG)  # `mash up` ensured it before
-    keeper = ClockKeeper(
+    log.info("clocks.declared", clocks=len(declared.clocks), source=declared.source)
+    return ClockKeeper(
         ledger,
         declared.clocks,
         calendar,
         clock,
         interval_s=settings.clock_tick_s,
         sign=(lambda env: sign(env, signer)) if signer is not None else None,
-    ).install()
+        delivery_topic=delivery_topic,
+    )
+
+
+def start_clock_keeper(
+    settings: Settings,
+    ledger: ClockLedger,
+    clock: Callable[[], datetime],
+    delivery_topic: Callable[[str], str] | None = None,
+) -> ClockKeeper:
+    """The running stack's keeper, ticking (each tick first brings the clocks up to date with the log; the
+    stack's projector does so between ticks, within a poll interval of each event)."""
+    keeper = clock_keeper(settings, ledger, clock, delivery_topic)
     keeper.start()
-    log.info("clocks.started", clocks=len(declared.clocks), source=declared.source)
     return keeper
-
-
-def _moment(value: object) -> datetime | None:
-    """An aware time from an event detail (ISO 8601), or None."""
-    try:
-        moment = datetime.fromisoformat(str(value)) if value else None
-    except ValueError:
-        return None
-    return moment if moment is not None and moment.utcoffset() is not None else None
-
-
-async def _subject(tx: Tx, trigger: Trigger, message_id: str | None, detail: dict[str, Any]) -> str | None:
-    """The subject's message id: from the event, or from a field of the event's message."""
-    field = trigger.payload_field
-    if field is None:
-        return trigger.subject_of(message_id, detail)
-    if message_id is None:
-        return None
-    envelope = (
-        await tx.conn.execute(select(t.messages.c.envelope).where(t.messages.c.message_id == message_id))
-    ).scalar_one_or_none()
-    if envelope is None:
-        return None
-    value = json.loads(envelope).get("payload", {}).get(field)
-    return str(value) if value else None

@@ -2,7 +2,7 @@
 
 Health visitors serve children under five by where they live (the postcode district); school nurses
 serve school-age children by their school. The home postcode is used here for routing only: no
-health agreement releases it. The directory is loaded by ``adapters.health.teams``.
+health agreement releases it. The directory is loaded by ``agencies.health.teams``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,309 @@
+"""Ports: what the core needs of the world outside it, as Protocols. Storage, Kafka and the app implement them.
+
+The core (gate, consent, relay, clocks, audit, reports) types against these and never imports the
+adapters: ``mash_broker.storage`` implements the unit of work and the ledger, the app wires them up.
+Each area adds the Protocols it needs here, in its own section, with a one-line docstring each;
+what a query returns is a frozen record from ``mash_broker.core.records``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from mash_broker.core.audit.log import Checkpoint, Entry
+from mash_broker.core.records import (
+    ClockRecord,
+    DecidedMessage,
+    DeliveryRecord,
+    EventRecord,
+    KeyAdult,
+    MessageRecord,
+    OutboxRow,
+    QuarantinedItem,
+    QueueItem,
+    Receipt,
+    School,
+    SenderStatusLine,
+)
+
+# -- the unit of work and the ledger --------------------------------------------------------------
+
+
+class Transaction(Protocol):
+    """Writes (and reads) inside one ledger transaction: all of them land, or none."""
+
+    async def event(self, event_type: str, message_id: uuid.UUID | str | None, at: datetime, **detail: Any) -> None:
+        """Append an entry to the audited log."""
+        ...
+
+    async def enqueue(
+        self,
+        *,
+        outbox_id: uuid.UUID,
+        topic: str,
+        key: str | None,
+        value: str,
+        headers: dict[str, str],
+        at: datetime,
+        not_before: datetime | None = None,
+    ) -> None:
+        """Queue a record for the relay to publish once the transaction commits."""
+        ...
+
+    async def known_school_urns(self) -> frozenset[str]:
+        """Every school the directory knows."""
+        ...
+
+    async def message_hash(self, message_id: uuid.UUID) -> str | None:
+        """A recorded message's content hash, or None if the ledger has no such message."""
+        ...
+
+    async def message_sender(self, message_id: uuid.UUID) -> tuple[str, str] | None:
+        """A recorded message's kind and sender, or None."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """Opens transactions: ``async with uow.transaction() as tx`` commits on leaving, rolls back on error."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """A write transaction."""
+        ...
+
+    def reader(self) -> AbstractAsyncContextManager[Transaction]:
+        """Read-only access through the same queries; nothing written there is kept."""
+        ...
+
+
+class LedgerReads(Protocol):
+    """The queries over what the ledger recorded, each returning frozen records."""
+
+    async def message(self, message_id: str) -> MessageRecord | None: ...
+    async def find_message_id(self, prefix: str) -> str | None: ...
+    async def decided_messages(
+        self, *, received_from: datetime | None = None, received_to: datetime | None = None, kind: str | None = None
+    ) -> list[DecidedMessage]: ...
+    async def deliveries_of(self, message_id: str) -> list[DeliveryRecord]: ...
+    async def deliveries_for(self, recipient: str) -> list[DeliveryRecord]: ...
+    async def delivery(self, delivery_id: str) -> DeliveryRecord | None: ...
+    async def all_deliveries(self) -> list[DeliveryRecord]: ...
+    async def events_of(self, message_id: str) -> list[EventRecord]: ...
+    async def events(self, event_type: str | None = None) -> list[EventRecord]: ...
+    async def school(self, urn: str) -> School | None: ...
+    async def key_adults(self, urn: str) -> list[KeyAdult]: ...
+    async def known_school_urns(self) -> frozenset[str]: ...
+    async def receipts_for(self, message_ids: Iterable[uuid.UUID]) -> dict[str, Receipt]: ...
+    async def sender_status(self, sender_org: str | None = None) -> list[SenderStatusLine]: ...
+    async def queue(self, queue: str | None = None, *, open_only: bool = True) -> list[QueueItem]: ...
+    async def quarantined(self) -> list[QuarantinedItem]: ...
+    async def pending_outbox(self, limit: int = 500, now: datetime | None = None) -> list[OutboxRow]: ...
+
+
+class LedgerPort(UnitOfWork, LedgerReads, Protocol):
+    """The ledger as the core sees it: a unit of work plus its queries."""
+
+
+# -- the audited log ------------------------------------------------------------------------------
+
+
+class AuditLog(Protocol):
+    """The audited log's entries and signed checkpoints, read outside any transaction."""
+
+    def log_entries(
+        self,
+        *,
+        message_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        org: str | None = None,
+        page: int = ...,
+    ) -> AsyncIterator[list[Entry]]:
+        """Entries in seq order, a page at a time: all, or about a message (id or prefix), a period, an org."""
+        ...
+
+    async def leaf_hashes_after(self, after_seq: int) -> list[tuple[int, str]]:
+        """(seq, recorded leaf hash) of every entry after ``after_seq``."""
+        ...
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        """Every checkpoint, oldest first."""
+        ...
+
+    async def latest_checkpoint(self) -> Checkpoint | None:
+        """The newest checkpoint, if any."""
+        ...
+
+
+class AuditTransaction(Protocol):
+    """What signing a checkpoint needs inside its transaction."""
+
+    async def lock_event_log(self) -> None:
+        """Hold back every other append (and checkpoint) until this transaction commits."""
+        ...
+
+    async def leaf_hashes_after(self, after_seq: int) -> list[tuple[int, str]]: ...
+    async def latest_checkpoint(self) -> Checkpoint | None: ...
+    async def add_checkpoint(
+        self, *, tree_size: int, root_hash: str, at: datetime, key_id: str, signature: str
+    ) -> int: ...
+
+
+class AuditLedger(AuditLog, Protocol):
+    """The audited log plus transactions that can sign a checkpoint."""
+
+    def transaction(self) -> AbstractAsyncContextManager[AuditTransaction]: ...
+
+
+# -- the front door's figures ---------------------------------------------------------------------
+
+
+class LoggedEvent(Protocol):
+    """An entry of the audited log: the ledger's (``EventRecord``) or a verified export's (``Entry``)."""
+
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def message_id(self) -> str | None: ...
+    @property
+    def detail(self) -> Mapping[str, Any]: ...
+
+
+class EventSource(Protocol):
+    """Where `mash report` computes its figures from: the audited log's entries, in order."""
+
+    async def events(self, event_type: str | None = None) -> Sequence[LoggedEvent]: ...
+
+
+# -- projections of the audited log (clocks, alerts): side effects follow the log, not the process ----
+
+
+class ProjectionTransaction(Protocol):
+    """What following the audited log needs inside one transaction: a guarded cursor and the entries after it."""
+
+    async def claim_projection(self, name: str, *, new_from_end: bool = False) -> int:
+        """Hold the projection until commit (another process's claim waits) and return its cursor."""
+        ...
+
+    async def events_after(self, seq: int, limit: int) -> list[EventRecord]:
+        """The next ``limit`` entries after ``seq``, in order."""
+        ...
+
+    async def advance_projection(self, name: str, seq: int) -> None:
+        """Every entry up to ``seq`` is applied: moves with the projection's own writes."""
+        ...
+
+
+TxT = TypeVar("TxT", bound=ProjectionTransaction)
+TxT_co = TypeVar("TxT_co", bound=ProjectionTransaction, covariant=True)
+TxT_contra = TypeVar("TxT_contra", contravariant=True)
+
+
+class Projection(Protocol[TxT_contra]):
+    """A side effect of the audited log (clocks, alerts), applied once per entry in the entry's order."""
+
+    @property
+    def name(self) -> str:
+        """Its cursor's name in the ledger."""
+        ...
+
+    @property
+    def writes(self) -> frozenset[str]:
+        """Event types it appends itself: never fed back to it, so it cannot loop."""
+        ...
+
+    @property
+    def replays_history(self) -> bool:
+        """Whether, the first time it runs, it starts at the beginning of the log (else at its end)."""
+        ...
+
+    async def apply(self, tx: TxT_contra, event: EventRecord) -> None:
+        """Apply one entry inside the transaction that moves the cursor past it."""
+        ...
+
+
+class ProjectedLedger(Protocol[TxT_co]):
+    """A ledger a projector follows: transactions, and where a projection and the log stand (no lock)."""
+
+    def transaction(self) -> AbstractAsyncContextManager[TxT_co]: ...
+    async def projection_cursor(self, name: str) -> int | None: ...
+    async def last_event_seq(self) -> int: ...
+
+
+class ClockTransaction(Transaction, ProjectionTransaction, Protocol):
+    """What the clocks write and read inside a transaction: their rows and what they need of their subjects."""
+
+    async def start_clock(
+        self,
+        *,
+        clock_id: uuid.UUID,
+        name: str,
+        subject_id: str,
+        started_at: datetime,
+        due_at: datetime,
+        warn_at: datetime,
+        escalate_to: str,
+    ) -> bool:
+        """Start a clock for a subject; False if that clock already exists."""
+        ...
+
+    async def stop_clock(self, clock_id: uuid.UUID, at: datetime) -> datetime | None:
+        """Stop a running clock; its deadline, or None if it was not running."""
+        ...
+
+    async def clocks_to_flag(self, now: datetime) -> list[ClockRecord]:
+        """Running clocks with a warning or breach due and not yet recorded."""
+        ...
+
+    async def flag_clock(self, clock_id: str, flag: str, at: datetime) -> bool:
+        """Set ``warned_at`` or ``breached_at`` once; False if already set."""
+        ...
+
+    async def message_envelope(self, message_id: str) -> str | None: ...
+    async def message_correlation(self, message_id: str) -> str | None: ...
+    async def delivery_source(self, delivery_id: str) -> tuple[str, str] | None:
+        """A delivery's source message id and recipient."""
+        ...
+
+
+class ClockReads(Protocol):
+    """Where the clocks stand (`mash clocks list`, explain)."""
+
+    async def clocks(self, *, subject_id: str | None = None) -> list[ClockRecord]:
+        """Every clock (or a subject's), soonest deadline first."""
+        ...
+
+
+class ClockLedger(ProjectedLedger[ClockTransaction], ClockReads, Protocol):
+    """The ledger as the clock keeper sees it."""
+
+    def transaction(self) -> AbstractAsyncContextManager[ClockTransaction]: ...
+
+
+# -- a recipient's inbox: system receipts and person reads ------------------------------------------
+
+
+class InboxTransaction(Transaction, Protocol):
+    """What recording a receipt or a read needs inside its transaction."""
+
+    async def mark_delivered(self, delivery_id: uuid.UUID, at: datetime) -> bool:
+        """Record a recipient system's receipt; False if it was already recorded."""
+        ...
+
+    async def mark_read(self, delivery_id: uuid.UUID, by: str, at: datetime) -> bool:
+        """Record that a person read a delivery; False if it was already read."""
+        ...
+
+
+class InboxLedger(Protocol):
+    """The ledger as a recipient's inbox sees it."""
+
+    def transaction(self) -> AbstractAsyncContextManager[InboxTransaction]: ...
+    async def message(self, message_id: str) -> MessageRecord | None: ...
+    async def deliveries_for(self, recipient: str) -> list[DeliveryRecord]: ...
+    async def key_adults(self, urn: str) -> list[KeyAdult]: ...

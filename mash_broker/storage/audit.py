@@ -1,0 +1,126 @@
+"""The audited log's queries: entries in tree order, their recorded leaf hashes, signed checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, RowMapping, or_, select
+
+from mash_broker.core.audit.log import Checkpoint, Entry
+from mash_broker.storage import schema as t
+from mash_broker.storage._base import Reads, Writes
+
+PAGE = 5000
+_ENTRY = (
+    t.events.c.seq,
+    t.events.c.at,
+    t.events.c.event_type,
+    t.events.c.message_id,
+    t.events.c.detail,
+    t.events.c.leaf_hash,
+)
+
+
+def _leaves_after(after_seq: int) -> Any:
+    return select(t.events.c.seq, t.events.c.leaf_hash).where(t.events.c.seq > after_seq).order_by(t.events.c.seq)
+
+
+_LATEST = select(t.checkpoints).order_by(t.checkpoints.c.checkpoint_id.desc()).limit(1)
+
+
+def _checkpoint(row: RowMapping) -> Checkpoint:
+    return Checkpoint(
+        checkpoint_id=int(row["checkpoint_id"]),
+        tree_size=int(row["tree_size"]),
+        root_hash=row["root_hash"],
+        at=row["at"],
+        key_id=row["key_id"],
+        signature=row["signature"],
+    )
+
+
+def _filter(
+    message_id: str | None, start: datetime | None, end: datetime | None, org: str | None
+) -> list[ColumnElement[bool]]:
+    c = t.events.c
+    where: list[ColumnElement[bool]] = []
+    if message_id is not None:
+        where.append(
+            c.message_id == message_id
+            if len(message_id) == 36
+            else c.message_id.startswith(message_id, autoescape=True)
+        )
+    if start is not None:
+        where.append(c.at >= start)
+    if end is not None:
+        where.append(c.at < end)
+    if org:
+        where.append(
+            or_(
+                c.message_id.in_(select(t.messages.c.message_id).where(t.messages.c.sender_org == org)),
+                c.message_id.in_(select(t.deliveries.c.message_id).where(t.deliveries.c.recipient == org)),
+            )
+        )
+    return where
+
+
+class AuditWrites(Writes):
+    async def add_checkpoint(self, *, tree_size: int, root_hash: str, at: datetime, key_id: str, signature: str) -> int:
+        """Record a signed tree head; returns its checkpoint id."""
+        res = await self.conn.execute(
+            t.checkpoints.insert()
+            .values(tree_size=tree_size, root_hash=root_hash, at=at, key_id=key_id, signature=signature)
+            .returning(t.checkpoints.c.checkpoint_id)
+        )
+        return int(res.scalar_one())
+
+    async def leaf_hashes_after(self, after_seq: int) -> list[tuple[int, str]]:
+        """(seq, stored leaf hash) of every entry after ``after_seq``, in seq order."""
+        return [(int(seq), str(leaf)) for seq, leaf in (await self.conn.execute(_leaves_after(after_seq))).all()]
+
+    async def latest_checkpoint(self) -> Checkpoint | None:
+        row = (await self.conn.execute(_LATEST)).mappings().first()
+        return _checkpoint(row) if row is not None else None
+
+
+class AuditReads(Reads):
+    async def log_entries(
+        self,
+        *,
+        message_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        org: str | None = None,
+        page: int = PAGE,
+    ) -> AsyncIterator[list[Entry]]:
+        """Entries in seq order, a page at a time: every one, or those about a message (its full id
+        or a prefix), in ``[start, end)``, or about messages ``org`` sent or was delivered."""
+        where = _filter(message_id, start, end, org)
+        after: int | None = None
+        while True:
+            q = select(*_ENTRY).order_by(t.events.c.seq).limit(page)
+            if after is not None:
+                q = q.where(t.events.c.seq > after)
+            if where:
+                q = q.where(*where)
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(q)).all()
+            if not rows:
+                return
+            yield [Entry(*r) for r in rows]
+            after = rows[-1][0]
+
+    async def leaf_hashes_after(self, after_seq: int) -> list[tuple[int, str]]:
+        """(seq, stored leaf hash) of every entry after ``after_seq``, in seq order."""
+        async with self.engine.connect() as conn:
+            return [(int(seq), str(leaf)) for seq, leaf in (await conn.execute(_leaves_after(after_seq))).all()]
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        """Every checkpoint, oldest first."""
+        return [_checkpoint(r) for r in await self._all(select(t.checkpoints).order_by(t.checkpoints.c.checkpoint_id))]
+
+    async def latest_checkpoint(self) -> Checkpoint | None:
+        row = await self._first(_LATEST)
+        return _checkpoint(row) if row is not None else None
