@@ -89,7 +89,7 @@ async def create_acls(bootstrap: str, security: KafkaSecurity, bindings: Sequenc
         return 0
     admin = await _admin(bootstrap, security)
     try:
-        response = await admin._send_request(_CreateAcls([_wire(b) for b in bindings]))  # noqa: SLF001 (see above)
+        response = await admin._send_request(_CreateAcls([_wire(b) for b in bindings]))  # private: see the docstring
     except KafkaError as exc:
         raise BrokerUnavailable(f"CreateAcls at {bootstrap} failed: {exc}") from exc
     finally:
@@ -105,7 +105,7 @@ async def describe_acls(bootstrap: str, security: KafkaSecurity, principal: str 
     """Every ACL the cluster holds (for ``principal`` only, if given), as bindings."""
     admin = await _admin(bootstrap, security)
     try:
-        response = await admin._send_request(_DescribeAcls(principal))  # noqa: SLF001 (see the module's docstring)
+        response = await admin._send_request(_DescribeAcls(principal))  # private: see the docstring
     except KafkaError as exc:
         raise BrokerUnavailable(f"DescribeAcls at {bootstrap} failed: {exc}") from exc
     finally:

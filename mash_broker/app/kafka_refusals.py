@@ -9,13 +9,16 @@ naming the topic or the reason, so a command prints one line and exits non-zero 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
 
 from mash_broker.contracts.errors import BrokerUnavailable, MashError
 from mash_broker.core.settings import Settings
+
+T = TypeVar("T")
 
 # What aiokafka logs when a broker refuses the handshake or the credentials (one line per broker).
 _REFUSAL_MARKERS = ("SaslAuthenticationFailed", "Authentication failed", "CERTIFICATE", "closed")
@@ -75,3 +78,9 @@ def kafka_refusals(settings: Settings) -> Iterator[None]:
         ) from exc
     finally:
         logger.removeHandler(handler)
+
+
+async def explained(settings: Settings, work: Awaitable[T]) -> T:
+    """``await work`` inside :func:`kafka_refusals`: for a command's ``run(lambda: explained(cfg, main()))``."""
+    with kafka_refusals(settings):
+        return await work

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from mash_broker.core.audit.log import Checkpoint, Entry
@@ -26,6 +26,7 @@ from mash_broker.core.records import (
     QuarantinedItem,
     QueueItem,
     Receipt,
+    RecordedRequest,
     School,
     SenderStatusLine,
 )
@@ -307,3 +308,197 @@ class InboxLedger(Protocol):
     async def message(self, message_id: str) -> MessageRecord | None: ...
     async def deliveries_for(self, recipient: str) -> list[DeliveryRecord]: ...
     async def key_adults(self, urn: str) -> list[KeyAdult]: ...
+
+
+# -- the gate: a message, its decision, its shares, receipts and queues in one transaction ---------
+
+
+class ConsentReads(Protocol):
+    """The consent the ledger holds on a child, read inside a transaction."""
+
+    async def consent_payloads(self, child_keys: Iterable[str], as_of: datetime | None = None) -> list[str]:
+        """Consent and dispensation payloads (JSON) for any of these keys, in the order received."""
+        ...
+
+
+class ConsentTransaction(Transaction, ConsentReads, Protocol):
+    """What recording consent needs, and stopping the queued shares a withdrawal no longer allows."""
+
+    async def record_consent(
+        self,
+        *,
+        message_id: uuid.UUID,
+        child_keys: Iterable[str],
+        record_kind: str,
+        record_id: uuid.UUID,
+        status: str,
+        received_at: datetime,
+        payload: str,
+    ) -> None:
+        """Store a consent record (or dispensation) against every key the child can be found by."""
+        ...
+
+    async def consent_deliveries(self, consent_id: uuid.UUID) -> list[DeliveryRecord]:
+        """Deliveries that relied on this consent and have not been withdrawn."""
+        ...
+
+    async def cancel_unpublished(self, outbox_id: uuid.UUID, at: datetime) -> bool:
+        """Stop an outbox record that has not been published yet; False if it already went."""
+        ...
+
+    async def mark_withdrawn(self, delivery_id: uuid.UUID, at: datetime) -> None: ...
+    async def live_deliveries(self, message_id: uuid.UUID) -> int:
+        """How many of a message's deliveries have not been withdrawn."""
+        ...
+
+    async def add_decision_reason(self, message_id: uuid.UUID, reason: str) -> None:
+        """Append a reason to a decision that otherwise stands."""
+        ...
+
+    async def update_decision(self, message_id: uuid.UUID, *, verdict: str, reasons: list[str]) -> None: ...
+
+
+class GateTransaction(ConsentTransaction, Protocol):
+    """What the gate records inside one transaction: the message, its decision, shares, queues, quarantine."""
+
+    async def insert_message(
+        self,
+        *,
+        message_id: uuid.UUID,
+        kind: str,
+        sender_org: str,
+        correlation_id: uuid.UUID,
+        topic: str,
+        content_hash: str,
+        received_at: datetime,
+        envelope: str,
+        sender_local_id: str | None = None,
+    ) -> None: ...
+    async def insert_decision(
+        self,
+        *,
+        message_id: uuid.UUID,
+        verdict: str,
+        reasons: list[str],
+        policy_version: str,
+        decided_at: datetime,
+        refer_to: str | None,
+        trace: list[str],
+    ) -> None: ...
+    async def insert_delivery(
+        self,
+        *,
+        delivery_id: uuid.UUID,
+        message_id: uuid.UUID,
+        recipient: str,
+        purpose: str,
+        notify_by: datetime | None,
+        created_at: datetime,
+        envelope: str,
+        consent_id: uuid.UUID | None = None,
+    ) -> None: ...
+    async def add_queue_item(
+        self, *, queue: str, message_id: uuid.UUID, reason_code: str, detail: str, at: datetime
+    ) -> None: ...
+    async def add_quarantine(
+        self,
+        *,
+        message_id: uuid.UUID | None,
+        sender_org: str | None,
+        topic: str,
+        reason_code: str,
+        detail: str,
+        raw: str,
+        at: datetime,
+    ) -> None: ...
+    async def outbox_has(self, outbox_id: uuid.UUID) -> bool:
+        """Whether the outbox already holds this record (published or not)."""
+        ...
+
+
+class GateLedger(Protocol):
+    """The ledger as the gate sees it: one transaction per inbound record."""
+
+    def transaction(self) -> AbstractAsyncContextManager[GateTransaction]: ...
+
+
+class PolicyTransaction(Transaction, Protocol):
+    """Recording a policy version (and its exact text) before it is used."""
+
+    async def record_policy(self, *, version: str, sha256: str, source: str, text: str, at: datetime) -> bool:
+        """False if this version is already recorded with this content; PolicyError if with other content."""
+        ...
+
+
+class PolicyLedger(Protocol):
+    """The ledger as loading a policy sees it."""
+
+    def transaction(self) -> AbstractAsyncContextManager[PolicyTransaction]: ...
+
+
+# -- the outbox: what the relay (and a replay) publishes once it is committed -----------------------
+
+
+class OutboxLedger(Protocol):
+    """The outbox as its publishers see it: claim what is due, read back what is unpublished, mark it sent."""
+
+    async def claim_outbox(
+        self, relay_id: str, now: datetime, limit: int = 500, reclaim_after: timedelta = ...
+    ) -> list[OutboxRow]:
+        """Take the due records for one relay to publish; a claimed record can no longer be withdrawn."""
+        ...
+
+    async def unpublished(self, outbox_ids: Iterable[uuid.UUID]) -> list[OutboxRow]:
+        """These records, if not yet published nor cancelled, in order."""
+        ...
+
+    async def mark_published(self, seqs: list[int], at: datetime) -> None: ...
+
+
+# -- explain, what-if and replay: recorded decisions read back and decided again ------------------
+
+
+class RecordedDecisions(ClockReads, Protocol):
+    """The recorded messages, decisions, deliveries and entries, and a reader to decide them again in."""
+
+    async def message(self, message_id: str) -> MessageRecord | None: ...
+    async def find_message_id(self, prefix: str) -> str | None: ...
+    async def decided_messages(
+        self, *, received_from: datetime | None = None, received_to: datetime | None = None, kind: str | None = None
+    ) -> list[DecidedMessage]: ...
+    async def deliveries_of(self, message_id: str) -> list[DeliveryRecord]: ...
+    async def events_of(self, message_id: str) -> list[EventRecord]: ...
+    def reader(self) -> AbstractAsyncContextManager[ConsentTransaction]:
+        """Read-only access to what the gate's pipeline reads (consent, directory); nothing written is kept."""
+        ...
+
+
+class ReplayLedger(RecordedDecisions, OutboxLedger, PolicyLedger, Protocol):
+    """The ledger as `mash replay` sees it: decisions to re-decide, a transaction to record, an outbox."""
+
+
+# -- an agency's own sends and answers -----------------------------------------------------------
+
+
+class GateReceipts(Protocol):
+    """The gate's receipts for messages an agency sent."""
+
+    async def receipts_for(self, message_ids: Iterable[uuid.UUID]) -> dict[str, Receipt]: ...
+
+
+class HealthTransaction(Transaction, Protocol):
+    """What health's hooks read inside the gate's transaction: the request an answer names."""
+
+    async def recorded_request(self, message_id: str, kind: str) -> RecordedRequest | None:
+        """A received message of this kind with this id (the request an answer names), or None."""
+        ...
+
+    async def gp_report_recorded(self, request_id: str) -> bool:
+        """Whether a GP report has already been recorded against this s47 request."""
+        ...
+
+
+class HealthLedger(Protocol):
+    """The audited log as health's statuses read it."""
+
+    async def events_of(self, message_id: str) -> list[EventRecord]: ...

@@ -222,3 +222,12 @@ class WebAccountRecord:
     urn: str | None
     name: str
     password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """A received request that an answer names (an s47 information request, a health assessment request)."""
+
+    message_id: str
+    kind: str
+    envelope: str

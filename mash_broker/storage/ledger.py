@@ -20,7 +20,21 @@ from mash_broker.storage.tx import Tx
 from mash_broker.storage.web import WebReads
 
 if TYPE_CHECKING:
-    from mash_broker.core.ports import AuditLedger, EventSource, InboxLedger, LedgerPort
+    from mash_broker.core.ports import (
+        AuditLedger,
+        EventSource,
+        GateLedger,
+        GateReceipts,
+        GateTransaction,
+        HealthLedger,
+        HealthTransaction,
+        InboxLedger,
+        LedgerPort,
+        OutboxLedger,
+        PolicyLedger,
+        RecordedDecisions,
+        ReplayLedger,
+    )
 
 
 class Ledger(
@@ -82,3 +96,11 @@ if TYPE_CHECKING:  # the ledger implements the core's ports: mypy checks it here
 
     def _implements(ledger: Ledger) -> tuple[LedgerPort, AuditLedger, InboxLedger, EventSource]:
         return ledger, ledger, ledger, ledger
+
+    def _implements_areas(
+        ledger: Ledger,
+    ) -> tuple[GateLedger, PolicyLedger, OutboxLedger, RecordedDecisions, ReplayLedger, GateReceipts, HealthLedger]:
+        return ledger, ledger, ledger, ledger, ledger, ledger, ledger
+
+    def _tx_implements(tx: Tx) -> tuple[GateTransaction, HealthTransaction]:
+        return tx, tx

@@ -17,6 +17,7 @@ from mash_broker.storage.audit import AuditWrites
 from mash_broker.storage.clocks import ClockWrites
 from mash_broker.storage.consents import ConsentWrites
 from mash_broker.storage.directory import DirectoryWrites
+from mash_broker.storage.health import HealthWrites
 from mash_broker.storage.outbox import OutboxWrites
 from mash_broker.storage.projections import ProjectionWrites
 from mash_broker.storage.republish import RepublishWrites
@@ -35,6 +36,7 @@ class Tx(
     ProjectionWrites,
     AlertWrites,
     RepublishWrites,
+    HealthWrites,
 ):
     """Writes inside one ledger transaction: all of them land, or none."""
 

@@ -24,18 +24,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
-from services.kafka_cluster import KafkaCluster, kafka_cluster_fixture
+from services.kafka_cluster import KafkaCluster
+
+# The session's cluster is tests/integration/conftest.py's ``kafka_cluster``, shared with test_kafka_product.py.
+from .conftest import ALICE, ALICE_PASSWORD, MTLS_CLIENT  # SCRAM user made at format time; CN=app-mtls
 
 RECORDS = 1_000
-ALICE, ALICE_PASSWORD = "alice", uuid.uuid4().hex  # SCRAM user created at format time
-MTLS_CLIENT = "app-mtls"  # client certificate CN=app-mtls -> User:app-mtls
 POLICE, POLICE_PASSWORD = "police-adapter", uuid.uuid4().hex  # SCRAM user created later, through the admin API
 POLICE_TOPIC, EDUCATION_TOPIC = "police.notification.v1", "education.delivery.v1"
 SASL_TOPIC, MTLS_TOPIC, FAILOVER_TOPIC = "test.sasl.roundtrip.v1", "test.mtls.roundtrip.v1", "test.failover.v1"
 
 pytestmark = pytest.mark.kafka
-
-kafka_cluster = kafka_cluster_fixture(scram_users={ALICE: ALICE_PASSWORD}, client_names=(MTLS_CLIENT,))
 
 
 @pytest.fixture(scope="session")

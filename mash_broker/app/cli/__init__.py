@@ -11,6 +11,7 @@ from mash_broker.app.cli import (
     contracts,
     gate,
     health,
+    kafka,
     keys,
     police,
     queue,
@@ -39,6 +40,7 @@ app.add_typer(gate.app, name="gate")
 app.add_typer(contact.app, name="contact")
 app.add_typer(clocks.app, name="clocks")
 app.add_typer(web.app, name="web")
+app.add_typer(kafka.app, name="kafka")
 app.command("replay", help=replay.HELP)(replay.replay_)
 app.command("report")(report.report)
 app.command("send")(send.send)

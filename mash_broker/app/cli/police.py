@@ -15,6 +15,7 @@ from mash_broker.app import commands
 from mash_broker.app.bootstrap import utc_now
 from mash_broker.app.cli._common import EXIT_ROWS_REJECTED, out, print_json, run, settings, with_ledger
 from mash_broker.app.embedded import resolve_bootstrap
+from mash_broker.app.kafka_refusals import explained
 from mash_broker.app.runtime import open_ledger
 from mash_broker.core import views
 from mash_broker.core.records import SenderStatusLine
@@ -47,7 +48,7 @@ def ingest(
         finally:
             await ledger.close()
 
-    show_receipts(run(main), file, as_json, place="line", school=True)
+    show_receipts(run(lambda: explained(cfg, main())), file, as_json, place="line", school=True)
 
 
 def show_receipts(report: IngestReport, file: Path, as_json: bool, *, place: str, school: bool) -> None:

@@ -12,6 +12,7 @@ from mash_broker.app import commands
 from mash_broker.app.cli._common import run, settings
 from mash_broker.app.cli.police import show_receipts
 from mash_broker.app.embedded import resolve_bootstrap
+from mash_broker.app.kafka_refusals import explained
 from mash_broker.app.runtime import open_ledger
 
 
@@ -38,4 +39,4 @@ def send(
         finally:
             await ledger.close()
 
-    show_receipts(run(main), file, as_json, place="record", school=False)
+    show_receipts(run(lambda: explained(cfg, main())), file, as_json, place="record", school=False)
