@@ -10,14 +10,14 @@ from mash_broker.consent_gate import ConsentFacts, Reason, child_keys
 from mash_broker.contracts import ConsentDispensation, ConsentRecord, ConsentStatus, Envelope
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import outbox_id
-from mash_broker.storage import Tx
+from mash_broker.core.ports import ConsentReads, ConsentTransaction
 
 log = get_logger("mash.consent")
 
 STOPPING = frozenset({ConsentStatus.WITHDRAWN, ConsentStatus.REFUSED, ConsentStatus.EXPIRED})
 
 
-async def facts_for(tx: Tx, message: Envelope, as_of: datetime | None = None) -> ConsentFacts:
+async def facts_for(tx: ConsentReads, message: Envelope, as_of: datetime | None = None) -> ConsentFacts:
     """Everything the ledger holds on this child's consent (as of a moment, for what-if replays)."""
     if message.subject is None:
         return ConsentFacts()
@@ -32,7 +32,9 @@ async def facts_for(tx: Tx, message: Envelope, as_of: datetime | None = None) ->
     return ConsentFacts(records=tuple(records), dispensations=tuple(dispensations))
 
 
-async def record_consent(tx: Tx, message: Envelope, now: datetime, *, delivery_topic: Callable[[str], str]) -> str:
+async def record_consent(
+    tx: ConsentTransaction, message: Envelope, now: datetime, *, delivery_topic: Callable[[str], str]
+) -> str:
     """Store the record against every key the child can be found by; a withdrawal stops queued shares
     (each queued on ``delivery_topic(recipient)``, the registry's)."""
     payload = message.payload
@@ -67,7 +69,7 @@ async def record_consent(tx: Tx, message: Envelope, now: datetime, *, delivery_t
 
 
 async def _stop_queued_shares(
-    tx: Tx, record: ConsentRecord, now: datetime, delivery_topic: Callable[[str], str]
+    tx: ConsentTransaction, record: ConsentRecord, now: datetime, delivery_topic: Callable[[str], str]
 ) -> int:
     """Deliveries that relied on this consent and are still in the outbox are never published."""
     reason = Reason.CONSENT_WITHDRAWN if record.status is ConsentStatus.WITHDRAWN else Reason.CONSENT_REFUSED

@@ -11,9 +11,9 @@ from mash_broker.consent_gate import REASON_TEXT, Decision, Policy, Reason
 from mash_broker.contracts import Delivery, Envelope, NotFound
 from mash_broker.core.clocks.status import list_clocks
 from mash_broker.core.pipeline import decide_message, inputs_for
+from mash_broker.core.ports import RecordedDecisions
 from mash_broker.core.records import ClockRecord, DecidedMessage, DeliveryRecord
 from mash_broker.core.registry import Registry
-from mash_broker.storage import Ledger
 
 
 def reason_line(code: str) -> str:
@@ -50,7 +50,7 @@ def describe_decision(message: Envelope, decision: Decision) -> list[str]:
     return lines
 
 
-async def explain(ledger: Ledger, message_ref: str) -> list[str]:
+async def explain(ledger: RecordedDecisions, message_ref: str) -> list[str]:
     """The recorded decision on a message, and everything that followed, in plain English."""
     mid = await ledger.find_message_id(message_ref)
     row = await ledger.message(mid) if mid else None
@@ -138,7 +138,7 @@ class Change:
 
 
 async def what_if(
-    ledger: Ledger, policy: Policy, *, registry: Registry, directories: Mapping[str, Any]
+    ledger: RecordedDecisions, policy: Policy, *, registry: Registry, directories: Mapping[str, Any]
 ) -> tuple[int, list[Change]]:
     """Re-decide every recorded message under ``policy``, with the consent known when it was decided and the
     agencies' directories as they are now (``directories``: those from configuration). Nothing is recorded
@@ -162,7 +162,7 @@ async def what_if(
 
 
 async def redecide(
-    ledger: Ledger,
+    ledger: RecordedDecisions,
     message: Envelope,
     *,
     policy: Policy,
@@ -181,7 +181,7 @@ async def redecide(
     return decide_message(message, inputs)
 
 
-async def compare(ledger: Ledger, row: DecidedMessage, new: Decision) -> Change | None:
+async def compare(ledger: RecordedDecisions, row: DecidedMessage, new: Decision) -> Change | None:
     """How ``new`` differs from the recorded decision on a message (a ``decided_messages`` row): verdict,
     recipients or released fields; None if it does not. Compared with the decision as it was made: a
     share stopped later by a withdrawal was a share then (its delivery is kept, marked withdrawn)."""
@@ -205,7 +205,7 @@ async def compare(ledger: Ledger, row: DecidedMessage, new: Decision) -> Change 
     )
 
 
-async def _original_verdict(ledger: Ledger, row: DecidedMessage) -> str:
+async def _original_verdict(ledger: RecordedDecisions, row: DecidedMessage) -> str:
     recorded = [e for e in await ledger.events_of(row.message_id) if e.event_type == "decision.recorded"]
     return str(recorded[0].detail["verdict"]) if recorded else str(row.verdict)
 

@@ -40,9 +40,9 @@ from mash_broker.core.messages import (
     reply,
 )
 from mash_broker.core.pipeline import Inputs, decide_message, inputs_for
+from mash_broker.core.ports import GateLedger, GateTransaction
 from mash_broker.core.registry import Registry
 from mash_broker.core.signing import Signer, Verifier, sign
-from mash_broker.storage import Ledger, Tx
 
 log = get_logger("mash.gate")
 
@@ -59,7 +59,7 @@ _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 class GateContext:
     """What the gate's handler needs; built once by the composition root."""
 
-    ledger: Ledger
+    ledger: GateLedger
     policy: Policy
     calendar: SchoolCalendar
     notify_by: time
@@ -160,7 +160,7 @@ async def process_inbound(ctx: GateContext, raw: bytes, topic: str) -> str:
 
 
 async def _outcome(
-    ctx: GateContext, tx: Tx, message: Envelope, payload: Outcome, topic: str, digest: str, now: datetime
+    ctx: GateContext, tx: GateTransaction, message: Envelope, payload: Outcome, topic: str, digest: str, now: datetime
 ) -> str:
     """The MASH's decision on a contact: decided for its referrer (and any recipients it names)."""
     if not from_the_mash(message):
@@ -191,12 +191,19 @@ async def _outcome(
     return decision.verdict.value
 
 
-async def _inputs(ctx: GateContext, tx: Tx, message: Envelope, now: datetime) -> Inputs:
+async def _inputs(ctx: GateContext, tx: GateTransaction, message: Envelope, now: datetime) -> Inputs:
     return await inputs_for(tx, message, policy=ctx.policy, now=now, registry=ctx.registry, directories=ctx.directories)
 
 
 async def _refuse(
-    ctx: GateContext, tx: Tx, message: Envelope, topic: str, digest: str, now: datetime, reason: str, detail: str
+    ctx: GateContext,
+    tx: GateTransaction,
+    message: Envelope,
+    topic: str,
+    digest: str,
+    now: datetime,
+    reason: str,
+    detail: str,
 ) -> str:
     """A valid message the gate cannot act on: quarantined, its sender told the field and the reason. Not
     recorded as received, so the same message sent again once it can be acted on is decided afresh."""
@@ -208,7 +215,7 @@ async def _refuse(
     return "rejected"
 
 
-async def _record_message(tx: Tx, message: Envelope, topic: str, digest: str, now: datetime) -> None:
+async def _record_message(tx: GateTransaction, message: Envelope, topic: str, digest: str, now: datetime) -> None:
     await tx.insert_message(
         message_id=message.message_id,
         kind=message.kind,
@@ -232,7 +239,7 @@ async def _record_message(tx: Tx, message: Envelope, topic: str, digest: str, no
 
 
 async def _record(
-    ctx: GateContext, tx: Tx, message: Envelope, topic: str, digest: str, decision: Decision, now: datetime
+    ctx: GateContext, tx: GateTransaction, message: Envelope, topic: str, digest: str, decision: Decision, now: datetime
 ) -> None:
     mid = message.message_id
     await _record_message(tx, message, topic, digest, now)
@@ -333,7 +340,7 @@ async def _record(
 
 
 async def _quality_receipt(
-    ctx: GateContext, tx: Tx, message: Envelope, gaps: tuple[Missing, ...], now: datetime
+    ctx: GateContext, tx: GateTransaction, message: Envelope, gaps: tuple[Missing, ...], now: datetime
 ) -> None:
     """A contact screening cannot fully use: accepted as decided, and the referrer told what is missing."""
     await _receipt(
@@ -352,7 +359,7 @@ def _referral_reason(decision: Decision) -> Reason:
     return asked[0] if asked else decision.reasons[-1]
 
 
-async def _enqueue(tx: Tx, env: Envelope, topic: str, key: str | None, now: datetime) -> None:
+async def _enqueue(tx: GateTransaction, env: Envelope, topic: str, key: str | None, now: datetime) -> None:
     await tx.enqueue(
         outbox_id=outbox_id(env.message_id, topic),
         topic=topic,
@@ -365,7 +372,7 @@ async def _enqueue(tx: Tx, env: Envelope, topic: str, key: str | None, now: date
 
 async def _receipt(
     ctx: GateContext,
-    tx: Tx,
+    tx: GateTransaction,
     message: Envelope,
     status: ReceiptStatus,
     now: datetime,
@@ -387,7 +394,7 @@ async def _receipt(
 
 
 async def _quarantine(
-    tx: Tx,
+    tx: GateTransaction,
     message_id: uuid.UUID | None,
     sender_org: str | None,
     topic: str,

@@ -14,7 +14,7 @@ from mash_broker import defaults
 from mash_broker.consent_gate import Policy, parse_policy
 from mash_broker.contracts import PolicyError
 from mash_broker.core.logging import get_logger
-from mash_broker.storage import Ledger
+from mash_broker.core.ports import PolicyLedger
 
 log = get_logger("mash.policy")
 
@@ -45,7 +45,7 @@ def load_policy(path: Path | None, kinds: Mapping[str, type[BaseModel]] | None =
     return LoadedPolicy(parse_policy(text, source=str(path), kinds=kinds), str(path), text)
 
 
-async def record_policy(ledger: Ledger, loaded: LoadedPolicy, now: datetime) -> None:
+async def record_policy(ledger: PolicyLedger, loaded: LoadedPolicy, now: datetime) -> None:
     """Record the policy version (and its exact text) in the ledger; a new version is an audited event."""
     version = loaded.policy.version
     async with ledger.transaction() as tx:

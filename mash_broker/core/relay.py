@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from mash_broker.core.logging import get_logger
+from mash_broker.core.ports import OutboxLedger
+from mash_broker.core.records import OutboxRow
 from mash_broker.core.tasks import cancel
-from mash_broker.storage import Ledger, OutboxRow
 
 log = get_logger("mash.relay")
 
@@ -25,7 +26,12 @@ class Relay:
     """Polls the outbox and publishes in order, batch by batch."""
 
     def __init__(
-        self, ledger: Ledger, publish: Publish, clock: Callable[[], datetime], interval_s: float = 0.2, batch: int = 500
+        self,
+        ledger: OutboxLedger,
+        publish: Publish,
+        clock: Callable[[], datetime],
+        interval_s: float = 0.2,
+        batch: int = 500,
     ) -> None:
         self.ledger, self.publish, self.clock = ledger, publish, clock
         self.interval_s, self.batch = interval_s, batch

@@ -26,10 +26,10 @@ from mash_broker.core.explain import Change, compare, redecide
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import delivery_envelope, encode, headers_for
 from mash_broker.core.policy import LoadedPolicy, record_policy
-from mash_broker.core.records import DeliveryRecord
+from mash_broker.core.ports import ReplayLedger
+from mash_broker.core.records import DeliveryRecord, OutboxRow
 from mash_broker.core.registry import Registry
 from mash_broker.core.signing import Signer, sign
-from mash_broker.storage import Ledger, OutboxRow
 
 log = get_logger("mash.replay")
 
@@ -114,7 +114,7 @@ class ReplayPlan:
 
 
 async def replay(
-    ledger: Ledger,
+    ledger: ReplayLedger,
     request: ReplayRequest,
     *,
     policy: LoadedPolicy,
@@ -163,7 +163,7 @@ async def replay(
 
 
 async def plan_replay(
-    ledger: Ledger,
+    ledger: ReplayLedger,
     request: ReplayRequest,
     *,
     policy: LoadedPolicy,
@@ -244,7 +244,9 @@ def _item(
     )
 
 
-async def _record(ledger: Ledger, plan: ReplayPlan, signer: Signer | None, *, lease_until: datetime) -> list[uuid.UUID]:
+async def _record(
+    ledger: ReplayLedger, plan: ReplayPlan, signer: Signer | None, *, lease_until: datetime
+) -> list[uuid.UUID]:
     """One transaction: the replay, each re-send (an outbox record and ``message.replayed``) and each
     delivery withheld now (``replay.withheld``, with the reasons). Returns the outbox ids."""
     now, rid, r = plan.decided_at, plan.replay_id, plan.request

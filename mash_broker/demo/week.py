@@ -236,7 +236,9 @@ async def synthetic_week(
         registry=REGISTRY,
         consent_settle=timedelta(0),
     )
-    keeper = ClockKeeper(ledger, load_clocks(None).clocks, calendar, lambda: clock[0], tz=tz)
+    keeper = ClockKeeper(
+        ledger, load_clocks(None).clocks, calendar, lambda: clock[0], tz=tz, delivery_topic=REGISTRY.delivery_topic
+    )
     loaded = await commands.load_schools(ledger, DEMO_DIR / "schools.csv", start - timedelta(days=1))
     assert loaded.schools, "the demo school directory loads"
     adults: dict[str, list[str]] = {}
@@ -284,7 +286,7 @@ async def synthetic_week(
     for weekday in range(5):
         morning = datetime.combine(monday + timedelta(days=weekday), time(9, 0), tz)
         for _ in range(rng.randint(2, 5)):
-            _plan_contact(rng, truth, gate, morning + timedelta(minutes=rng.randint(0, 7 * 60)), at)
+            _plan_contact(rng, truth, gate, morning + timedelta(minutes=rng.randint(0, 7 * 60)), at, ledger=ledger)
         for _ in range(rng.randint(1, 2)):
             _plan_s47(rng, truth, gate, morning + timedelta(minutes=rng.randint(0, 6 * 60)), at)
 
@@ -473,7 +475,9 @@ def _message(
     )
 
 
-def _plan_contact(rng: random.Random, truth: Truth, gate: GateContext, sent: datetime, at: At) -> None:
+def _plan_contact(
+    rng: random.Random, truth: Truth, gate: GateContext, sent: datetime, at: At, *, ledger: Ledger
+) -> None:
     """A contact to the hub from the police or a school; most complete, some without what the referrer is
     worried about; the MASH decides most within 24 hours, some later, a few not this week. A school's
     system takes the outcome minutes later; the police have no receiving system here yet."""
@@ -530,7 +534,7 @@ def _plan_contact(rng: random.Random, truth: Truth, gate: GateContext, sent: dat
     )
     at(decided, _send(gate, outcome, EDUCATION_INBOUND))
     if taken is not None:
-        at(taken, _take(gate.ledger, str(delivery_id(outcome.message_id, referrer)), taken))
+        at(taken, _take(ledger, str(delivery_id(outcome.message_id, referrer)), taken))
 
 
 def _take(ledger: Ledger, delivery: str, now: datetime) -> Callable[[], Awaitable[object]]:

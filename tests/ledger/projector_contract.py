@@ -105,7 +105,9 @@ class ProjectorContract:
         self, ledger: Ledger, other_handle: Ledger
     ) -> None:
         at = Time(NOW)
-        k = ClockKeeper(ledger, CLOCKS, load_calendar(None), at)  # the running stack's keeper
+        k = ClockKeeper(
+            ledger, CLOCKS, load_calendar(None), at, delivery_topic=REGISTRY.delivery_topic
+        )  # the running stack's keeper
         delivery_id = await self._notified(ledger, at)
         # `mash school ack`: a process of its own, with its own ledger handle.
         await record_read(other_handle, "900001", delivery_id, "Alex Keyadult", DEADLINE - timedelta(minutes=30))
@@ -124,7 +126,7 @@ class ProjectorContract:
         self, ledger: Ledger, other_handle: Ledger
     ) -> None:
         at = Time(NOW)
-        k = ClockKeeper(ledger, CLOCKS, load_calendar(None), at)
+        k = ClockKeeper(ledger, CLOCKS, load_calendar(None), at, delivery_topic=REGISTRY.delivery_topic)
         projector = Projector[Tx](ledger, (k.projection,), interval_s=0.05)
         await projector.start()
         try:

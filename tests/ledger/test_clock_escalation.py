@@ -45,7 +45,14 @@ CLOCKS = tuple(c for c in SHIPPED if c.name != "encompass_read")
 
 def signed_keeper(ledger: Ledger, at: Time, keyring: Keyring) -> ClockKeeper:
     gate = keyring.gate()
-    return ClockKeeper(ledger, CLOCKS, load_calendar(None), at, sign=lambda env: sign(env, gate))
+    return ClockKeeper(
+        ledger,
+        CLOCKS,
+        load_calendar(None),
+        at,
+        sign=lambda env: sign(env, gate),
+        delivery_topic=REGISTRY.delivery_topic,
+    )
 
 
 async def alerts(ledger: Ledger) -> list[tuple[OutboxRow, Envelope]]:
@@ -55,8 +62,7 @@ async def alerts(ledger: Ledger) -> list[tuple[OutboxRow, Envelope]]:
 
 async def not_delivered(ledger: Ledger) -> list[Envelope]:
     envs = [Envelope.model_validate_json(r.value) for r in await outbox(ledger, POLICE_RECEIPTS)]
-    return [e for e in envs if isinstance(e.payload, SystemReceipt)
-            and e.payload.status is ReceiptStatus.NOT_DELIVERED]
+    return [e for e in envs if isinstance(e.payload, SystemReceipt) and e.payload.status is ReceiptStatus.NOT_DELIVERED]
 
 
 class EscalationContract:
@@ -66,13 +72,21 @@ class EscalationContract:
     def keyring(self, tmp_path: Path) -> Keyring:
         return Keyring(tmp_path / "keys")
 
-    async def test_a_contact_with_no_decision_escalates_to_the_mash_manager(self, ledger: Ledger,
-                                                                             keyring: Keyring) -> None:
+    async def test_a_contact_with_no_decision_escalates_to_the_mash_manager(
+        self, ledger: Ledger, keyring: Keyring
+    ) -> None:
         at = Time(START)
         k = signed_keeper(ledger, at, keyring)
-        ctx = GateContext(registry=REGISTRY, ledger=ledger, policy=POLICY, calendar=load_calendar(None),
-                          notify_by=time(10, 0), school_day_starts=time(8, 30), clock=at,
-                          consent_settle=timedelta(0))
+        ctx = GateContext(
+            registry=REGISTRY,
+            ledger=ledger,
+            policy=POLICY,
+            calendar=load_calendar(None),
+            notify_by=time(10, 0),
+            school_day_starts=time(8, 30),
+            clock=at,
+            consent_settle=timedelta(0),
+        )
         c = contact()
         await process_inbound(ctx, encode(c).encode(), EDUCATION_INBOUND)  # no outcome follows
         assert await k.tick(START + timedelta(hours=20)) == 1
@@ -94,7 +108,9 @@ class EscalationContract:
         assert states == [AlertState.WARNING, AlertState.BREACHED]
         breach = (await ledger.events("clock.breached"))[0]
         assert breach.detail["sent_to"] == topics.MASH_QUEUE
-        restarted = ClockKeeper(ledger, CLOCKS, load_calendar(None), at)  # after a restart: nothing again
+        restarted = ClockKeeper(
+            ledger, CLOCKS, load_calendar(None), at, delivery_topic=REGISTRY.delivery_topic
+        )  # after a restart: nothing again
         assert await restarted.tick(START + timedelta(hours=40)) == 0
         assert len(await alerts(ledger)) == 2
         (line,) = [x for x in await explain(ledger, str(c.message_id)) if x.startswith("clock ")]
@@ -102,14 +118,13 @@ class EscalationContract:
         assert "breached" in line
         assert line.endswith("escalates to mash:team-manager")
 
-    async def test_an_unacknowledged_delivery_is_reported_to_its_sender(self, ledger: Ledger,
-                                                                        keyring: Keyring) -> None:
+    async def test_an_unacknowledged_delivery_is_reported_to_its_sender(self, ledger: Ledger, keyring: Keyring) -> None:
         k, env, delivery_row = await self._shared(ledger, keyring)
         delivery = Envelope.model_validate_json(delivery_row.value)
         assert await k.tick(NOW + timedelta(minutes=29)) == 0
         assert await k.tick(NOW + timedelta(minutes=31)) == 2  # warning and breach: one report
         assert await k.tick(NOW + timedelta(hours=2)) == 0
-        restarted = ClockKeeper(ledger, CLOCKS, load_calendar(None), Time(NOW))
+        restarted = ClockKeeper(ledger, CLOCKS, load_calendar(None), Time(NOW), delivery_topic=REGISTRY.delivery_topic)
         assert await restarted.tick(NOW + timedelta(hours=3)) == 0
         (report,) = await not_delivered(ledger)
         assert isinstance(report.payload, SystemReceipt)
@@ -133,23 +148,29 @@ class EscalationContract:
         assert line.startswith(f"clock delivery_ack_school ({str(delivery.message_id)[:8]})")
         assert "(late); escalates to sender" in line
 
-    async def test_a_delivery_acknowledged_in_time_is_not_reported(self, ledger: Ledger,
-                                                                   keyring: Keyring) -> None:
+    async def test_a_delivery_acknowledged_in_time_is_not_reported(self, ledger: Ledger, keyring: Keyring) -> None:
         k, _, delivery_row = await self._shared(ledger, keyring)
         assert await receive_delivery(ledger, delivery_row.value.encode(), NOW + timedelta(minutes=5)) == "delivered"
         assert await k.tick(NOW + timedelta(hours=1)) == 0
         assert await not_delivered(ledger) == []
         assert "clock.stopped" in await kinds(ledger)
 
-    async def test_only_acknowledging_recipients_get_a_clock_and_a_withdrawal_stops_it(self, ledger: Ledger,
-                                                                                      keyring: Keyring) -> None:
+    async def test_only_acknowledging_recipients_get_a_clock_and_a_withdrawal_stops_it(
+        self, ledger: Ledger, keyring: Keyring
+    ) -> None:
         k = signed_keeper(ledger, Time(NOW), keyring)
         source, school, la = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
         async with ledger.transaction() as tx:  # as the gate writes them
             await tx.event("delivery.queued", source, NOW, delivery_id=str(school), recipient="school:900001")
             await tx.event("delivery.queued", source, NOW, delivery_id=str(la), recipient="la:999")
-            await tx.event("share.withdrawn", source, NOW + timedelta(seconds=2), delivery_id=str(school),
-                           recipient="school:900001", reason="consent_withdrawn")
+            await tx.event(
+                "share.withdrawn",
+                source,
+                NOW + timedelta(seconds=2),
+                delivery_id=str(school),
+                recipient="school:900001",
+                reason="consent_withdrawn",
+            )
         await k.catch_up()
         (row,) = await list_clocks(ledger)  # la: has no inbox that acknowledges: no clock
         assert (row.name, row.subject_id, row.state) == ("delivery_ack_school", str(school), "stopped")
@@ -163,8 +184,15 @@ class EscalationContract:
         k = signed_keeper(ledger, at, keyring)
         async with ledger.transaction() as tx:
             await tx.replace_directory(DIRECTORY, NOW - timedelta(days=1))
-        gate = GateContext(registry=REGISTRY, ledger=ledger, policy=BUILTIN_POLICY, calendar=load_calendar(None),
-                           notify_by=time(10, 0), school_day_starts=time(8, 30), clock=at)
+        gate = GateContext(
+            registry=REGISTRY,
+            ledger=ledger,
+            policy=BUILTIN_POLICY,
+            calendar=load_calendar(None),
+            notify_by=time(10, 0),
+            school_day_starts=time(8, 30),
+            clock=at,
+        )
         env = police_envelope()
         assert await process_inbound(gate, wire(env), POLICE_NOTIFICATIONS) == "share"
         (delivery_row,) = await outbox(ledger, EDUCATION_DELIVERIES)
@@ -177,7 +205,9 @@ class TestSqliteEscalation(SqliteBackend, EscalationContract):
     async def test_the_running_stack_keeper_signs_as_the_gate(self, ledger: Ledger, tmp_path: Path) -> None:
         keyring = Keyring(tmp_path / "keys")  # the data dir's key store, as `mash up` leaves it
         keyring.gate()
-        running = start_clock_keeper(Settings(data_dir=tmp_path, clock_tick_s=600), ledger, Time(START))
+        running = start_clock_keeper(
+            Settings(data_dir=tmp_path, clock_tick_s=600), ledger, Time(START), REGISTRY.delivery_topic
+        )
         try:
             await receive(ledger, contact(), START)
             assert await running.tick(START + timedelta(hours=25)) == 2

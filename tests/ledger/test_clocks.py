@@ -49,15 +49,22 @@ class Time:
 
 
 def keeper(ledger: Ledger, at: Time, clocks: tuple[ClockSpec, ...] = CLOCKS) -> ClockKeeper:
-    return ClockKeeper(ledger, clocks, load_calendar(None), at)
+    return ClockKeeper(ledger, clocks, load_calendar(None), at, delivery_topic=REGISTRY.delivery_topic)
 
 
 async def receive(ledger: Ledger, message: Envelope, at: datetime) -> None:
     """What the gate does for a new message: the row, then its audited event, in one transaction."""
     async with ledger.transaction() as tx:
-        await tx.insert_message(message_id=message.message_id, kind=message.kind, sender_org=message.sender_org,
-                                 correlation_id=message.correlation_id, topic="t", content_hash="h",
-                                 received_at=at, envelope=encode(message))
+        await tx.insert_message(
+            message_id=message.message_id,
+            kind=message.kind,
+            sender_org=message.sender_org,
+            correlation_id=message.correlation_id,
+            topic="t",
+            content_hash="h",
+            received_at=at,
+            envelope=encode(message),
+        )
         await tx.event("message.received", message.message_id, at, kind=message.kind)
 
 
@@ -135,7 +142,9 @@ class ClockContract:
         await receive(ledger, c, START)
         assert await first.tick(START + timedelta(hours=21)) == 1  # warned before the "crash"
         await ledger.engine.dispose()  # the process's connections are gone
-        restarted = ClockKeeper(ledger, CLOCKS, load_calendar(None), Time(START))
+        restarted = ClockKeeper(
+            ledger, CLOCKS, load_calendar(None), Time(START), delivery_topic=REGISTRY.delivery_topic
+        )
         assert await restarted.tick(START + timedelta(hours=22)) == 0  # the warning is not repeated
         assert await restarted.tick(START + timedelta(hours=25)) == 1  # the breach is not lost
         assert await first.tick(START + timedelta(hours=26)) == 0  # nor doubled by a second keeper
@@ -144,7 +153,9 @@ class ClockContract:
     async def test_a_keeper_down_through_both_emits_both_once(self, ledger: Ledger) -> None:
         keeper(ledger, Time(START))
         await receive(ledger, contact(), START)
-        restarted = ClockKeeper(ledger, CLOCKS, load_calendar(None), Time(START))
+        restarted = ClockKeeper(
+            ledger, CLOCKS, load_calendar(None), Time(START), delivery_topic=REGISTRY.delivery_topic
+        )
         assert await restarted.tick(START + timedelta(days=2)) == 2
         assert await restarted.tick(START + timedelta(days=3)) == 0
 
@@ -158,8 +169,9 @@ class ClockContract:
         assert row.due_at == datetime(2026, 12, 11, 15, 0, tzinfo=UTC)  # 15 working days: three weeks
         assert row.warn_at == datetime(2026, 12, 8, 15, 0, tzinfo=UTC)  # 72 hours before
         async with ledger.transaction() as tx:
-            await tx.event("conference.held", uuid.uuid4(), START + timedelta(days=10),
-                           strategy_message_id=str(strategy))
+            await tx.event(
+                "conference.held", uuid.uuid4(), START + timedelta(days=10), strategy_message_id=str(strategy)
+            )
         await k.catch_up()
         assert (await clocks_of(ledger))[0].stopped_at == START + timedelta(days=10)
 
@@ -174,17 +186,25 @@ class ClockContract:
         assert (row.name, row.due_at) == ("s47_gp_report", answer_by)
         assert row.warn_at == answer_by - timedelta(hours=24)
         async with ledger.transaction() as tx:
-            await tx.event("s47.gp_report_received", request, START + timedelta(days=6),
-                           request_message_id=str(request))
+            await tx.event(
+                "s47.gp_report_received", request, START + timedelta(days=6), request_message_id=str(request)
+            )
         await k.catch_up()
         assert (await ledger.events("clock.stopped"))[0].detail["on_time"] is False
 
     async def test_through_the_gate(self, ledger: Ledger) -> None:
         at = Time(START)
         k = keeper(ledger, at)
-        ctx = GateContext(registry=REGISTRY, ledger=ledger, policy=POLICY, calendar=load_calendar(None),
-                          notify_by=time(10, 0), school_day_starts=time(8, 30), clock=at,
-                          consent_settle=timedelta(0))
+        ctx = GateContext(
+            registry=REGISTRY,
+            ledger=ledger,
+            policy=POLICY,
+            calendar=load_calendar(None),
+            notify_by=time(10, 0),
+            school_day_starts=time(8, 30),
+            clock=at,
+            consent_settle=timedelta(0),
+        )
         c = contact()
         await process_inbound(ctx, encode(c).encode(), EDUCATION_INBOUND)
         await process_inbound(ctx, encode(c).encode(), EDUCATION_INBOUND)  # redelivered
@@ -205,8 +225,15 @@ class ClockContract:
         k = keeper(ledger, at)
         async with ledger.transaction() as tx:
             await tx.replace_directory(DIRECTORY, NOW - timedelta(days=1))
-        ctx = GateContext(registry=REGISTRY, ledger=ledger, policy=BUILTIN_POLICY, calendar=load_calendar(None),
-                          notify_by=time(10, 0), school_day_starts=time(8, 30), clock=at)
+        ctx = GateContext(
+            registry=REGISTRY,
+            ledger=ledger,
+            policy=BUILTIN_POLICY,
+            calendar=load_calendar(None),
+            notify_by=time(10, 0),
+            school_day_starts=time(8, 30),
+            clock=at,
+        )
         read, unread = police_envelope(), police_envelope(incident_ref="TST/2026/0002")
         for env in (read, unread):
             assert await process_inbound(ctx, wire(env), POLICE_NOTIFICATIONS) == "share"
@@ -216,13 +243,14 @@ class ClockContract:
         assert {r.due_at for r in running.values()} == {DEADLINE}, "due at the notification's notify_by"
         assert {r.warn_at for r in running.values()} == {DEADLINE - timedelta(hours=1)}
 
-        [delivery] = [d for d in await ledger.deliveries_for("school:900001")
-                      if d.message_id == str(read.message_id)]
+        [delivery] = [d for d in await ledger.deliveries_for("school:900001") if d.message_id == str(read.message_id)]
         await record_read(ledger, "900001", delivery.delivery_id, "Alex Keyadult", DEADLINE - timedelta(minutes=30))
         await k.tick(DEADLINE + timedelta(minutes=1))
-        flagged = {(e.event_type, e.message_id) for e in await ledger.events()
-                   if e.event_type in ("clock.warning", "clock.breached")
-                   and e.detail["clock"] == "encompass_read"}
+        flagged = {
+            (e.event_type, e.message_id)
+            for e in await ledger.events()
+            if e.event_type in ("clock.warning", "clock.breached") and e.detail["clock"] == "encompass_read"
+        }
         [late] = [sid for sid in running if sid != delivery.delivery_id]
         assert flagged == {("clock.warning", late), ("clock.breached", late)}, "only the unread one"
         stopped = [e for e in await ledger.events("clock.stopped") if e.detail["clock"] == "encompass_read"]
@@ -235,7 +263,9 @@ class TestSqliteClocks(SqliteBackend, ClockContract):
     async def test_the_running_stack_keeper_ticks_by_itself(self, ledger: Ledger, tmp_path: Path) -> None:
         at = Time(START)
         settings = Settings(data_dir=tmp_path, clock_tick_s=0.01)
-        running = start_clock_keeper(settings, ledger, at)  # hooked in, and ticking every 10 ms
+        running = start_clock_keeper(
+            settings, ledger, at, REGISTRY.delivery_topic
+        )  # hooked in, and ticking every 10 ms
         try:
             await receive(ledger, contact(), START)
             at.now = START + timedelta(hours=25)

@@ -23,6 +23,7 @@ from aiosmtpd.controller import Controller
 from faststream.kafka import TestKafkaBroker
 
 from mash_broker.agencies.police.ingest import publish_rows, read_export, sign_rows
+from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app import alerts, commands
 from mash_broker.app.bootstrap import Services, build_broker, build_services
 from mash_broker.app.embedded import free_port
@@ -42,6 +43,7 @@ def _info_logging() -> None:
     """The pages' tests read their refusals from the log: an earlier test (``mash demo`` logs at WARNING)
     must not leave the level raised."""
     configure_logging("INFO")
+
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,20 +105,29 @@ class WebStack:
 
     async def _main(self, ready: Future[None]) -> None:
         try:
-            self.settings = Settings(data_dir=self.tmp / "data", web_port=0, smtp_host="127.0.0.1",
-                                     smtp_port=self.smtp.port, smtp_from="mash@test.example")
+            self.settings = Settings(
+                data_dir=self.tmp / "data",
+                web_port=0,
+                smtp_host="127.0.0.1",
+                smtp_port=self.smtp.port,
+                smtp_from="mash@test.example",
+            )
             self.settings.data_dir.mkdir(parents=True)
             self.ledger = await Ledger.open(self.settings.ledger_url)
             await commands.load_schools(self.ledger, DEMO / "schools.csv", self.clock())
-            ensure_key(KeyStore(self.settings.keys_dir), self.settings.key_registry_file, "police:examplepolice",
-                       self.clock())
+            ensure_key(
+                KeyStore(self.settings.keys_dir), self.settings.key_registry_file, "police:examplepolice", self.clock()
+            )
             ensure_gate_key(self.settings, self.clock())
-            keeper = start_clock_keeper(self.settings, self.ledger, self.clock)  # as `mash up`: clocks run
-            self.web = await start_web(self.settings, self.ledger, self.clock,
-                                       Signers(KeyStore(self.settings.keys_dir)))
+            # As `mash up`: clocks run.
+            keeper = start_clock_keeper(self.settings, self.ledger, self.clock, REGISTRY.delivery_topic)
+            self.web = await start_web(
+                self.settings, self.ledger, self.clock, Signers(KeyStore(self.settings.keys_dir))
+            )
             # As `mash up`: clocks and alert queuing follow the audited log.
             self.projector = Projector[Tx](
-                self.ledger, (keeper.projection, alerts.AlertQueue(self.web.settings)), interval_s=0.05)
+                self.ledger, (keeper.projection, alerts.AlertQueue(self.web.settings)), interval_s=0.05
+            )
             await self.projector.start()
             self.ledger.on_append(self.projector.poke)
             self.sender = alerts.AlertSender(self.web.settings, self.ledger, self.clock)
@@ -159,8 +170,10 @@ class WebStack:
 def export_with_script_row(tmp: Path) -> Path:
     """The demo's overnight export plus one row for school 900001 whose summary holds markup."""
     text = (DEMO / "overnight-export.csv").read_text()
-    row = ("EXP/2026/1099,2026-11-22T20:10:00,2026-11-22T20:30:00,examplepolice,domestic_abuse,Esme,Fixture,"
-           f"2015-02-02,yes,900001,ZZ99 9ZZ,\"{SCRIPT_SUMMARY}\"\n")
+    row = (
+        "EXP/2026/1099,2026-11-22T20:10:00,2026-11-22T20:30:00,examplepolice,domestic_abuse,Esme,Fixture,"
+        f'2015-02-02,yes,900001,ZZ99 9ZZ,"{SCRIPT_SUMMARY}"\n'
+    )
     path = tmp / "export.csv"
     path.write_text(text if text.endswith("\n") else text + "\n")
     with path.open("a") as f:

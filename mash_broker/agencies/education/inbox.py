@@ -13,20 +13,20 @@ from mash_broker.agencies.education import EDUCATION_DELIVERIES
 from mash_broker.contracts import NotFound
 from mash_broker.core import inbox
 from mash_broker.core.inbox import ReadRecorded, Sign
+from mash_broker.core.ports import InboxLedger
 from mash_broker.core.records import DeliveryRecord
-from mash_broker.storage import Ledger
 
 __all__ = ["Sign", "receive_delivery", "record_read", "resolve_delivery"]
 
 
-async def receive_delivery(ledger: Ledger, raw: bytes, now: datetime, *, sign: Sign | None = None) -> str:
+async def receive_delivery(ledger: InboxLedger, raw: bytes, now: datetime, *, sign: Sign | None = None) -> str:
     """Record a school's system receipt for one delivery. Redeliveries change nothing."""
     return await inbox.receive_delivery(
         ledger, raw, now, recipient_classes=("school",), topic=EDUCATION_DELIVERIES, sign=sign
     )
 
 
-async def resolve_delivery(ledger: Ledger, urn: str, message_id: str) -> DeliveryRecord:
+async def resolve_delivery(ledger: InboxLedger, urn: str, message_id: str) -> DeliveryRecord:
     """A delivery in this school's inbox, by full id or a unique prefix of at least 8 characters."""
     try:
         return await inbox.resolve_delivery(ledger, f"school:{urn}", message_id)
@@ -35,7 +35,7 @@ async def resolve_delivery(ledger: Ledger, urn: str, message_id: str) -> Deliver
 
 
 async def record_read(
-    ledger: Ledger, urn: str, message_id: str, by: str, now: datetime, *, sign: Sign | None = None
+    ledger: InboxLedger, urn: str, message_id: str, by: str, now: datetime, *, sign: Sign | None = None
 ) -> ReadRecorded:
     """A Key Adult read a notification: recorded once, and a person-read acknowledgement goes to police."""
     adults = await ledger.key_adults(urn)

@@ -21,6 +21,7 @@ from mash_broker.agencies.health.tracking import answer_problem, record_health_e
 from mash_broker.consent_gate import Decision, PreCheck, Reason, Route
 from mash_broker.contracts import EncompassNotification, Envelope, HealthAssessmentRequest
 from mash_broker.core.agency import Agency, Timing
+from mash_broker.core.ports import HealthTransaction
 from mash_broker.core.settings import Settings
 
 
@@ -49,7 +50,9 @@ def deadline(message: Envelope, recipient: str, timing: Timing) -> datetime | No
     return due_by(message, timing.calendar.tz)
 
 
-async def on_decided(tx: Any, message: Envelope, decision: Decision, now: datetime, timing: Timing) -> None:
+async def on_decided(
+    tx: HealthTransaction, message: Envelope, decision: Decision, now: datetime, timing: Timing
+) -> None:
     await record_health_events(tx, message, decision, now, timing.calendar.tz)
 
 

@@ -14,10 +14,10 @@ from datetime import datetime
 from mash_broker.agencies.health import HEALTH_CLASSES, HEALTH_DELIVERIES
 from mash_broker.core import inbox
 from mash_broker.core.inbox import ReadRecorded, Sign
-from mash_broker.storage import Ledger
+from mash_broker.core.ports import InboxLedger
 
 
-async def receive_delivery(ledger: Ledger, raw: bytes, now: datetime, *, sign: Sign | None = None) -> str:
+async def receive_delivery(ledger: InboxLedger, raw: bytes, now: datetime, *, sign: Sign | None = None) -> str:
     """Record a health system's receipt for one delivery. Redeliveries change nothing."""
     return await inbox.receive_delivery(
         ledger, raw, now, recipient_classes=HEALTH_CLASSES, topic=HEALTH_DELIVERIES, sign=sign
@@ -25,7 +25,7 @@ async def receive_delivery(ledger: Ledger, raw: bytes, now: datetime, *, sign: S
 
 
 async def record_read(
-    ledger: Ledger, recipient: str, message_id: str, by: str, now: datetime, *, sign: Sign | None = None
+    ledger: InboxLedger, recipient: str, message_id: str, by: str, now: datetime, *, sign: Sign | None = None
 ) -> ReadRecorded:
     """A named person at ``recipient`` (e.g. ``gp:A12345``) read a delivery: recorded once, acknowledged."""
     row = await inbox.resolve_delivery(ledger, recipient, message_id)

@@ -27,8 +27,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from mash_broker.agencies.health.deadlines import AnswerStatus, answer_status, due_by
 from mash_broker.consent_gate import Decision, Verdict
 from mash_broker.contracts import (
@@ -39,8 +37,7 @@ from mash_broker.contracts import (
     LookedAfterChange,
     S47InfoRequest,
 )
-from mash_broker.storage import Ledger, Tx
-from mash_broker.storage import schema as t
+from mash_broker.core.ports import HealthLedger, HealthTransaction
 
 # An answer's kind -> the kind of request it must answer, and the reason when it does not.
 ANSWERS = {
@@ -52,7 +49,7 @@ ANSWERS = {
 }
 
 
-async def answer_problem(tx: Tx, message: Envelope) -> tuple[str, str] | None:
+async def answer_problem(tx: HealthTransaction, message: Envelope) -> tuple[str, str] | None:
     """For an answer (a GP report, a completed assessment), the field and reason it cannot be taken as one;
     None if it can, or for another kind.
 
@@ -68,7 +65,9 @@ async def answer_problem(tx: Tx, message: Envelope) -> tuple[str, str] | None:
     return None
 
 
-async def record_health_events(tx: Tx, message: Envelope, decision: Decision, now: datetime, tz: ZoneInfo) -> None:
+async def record_health_events(
+    tx: HealthTransaction, message: Envelope, decision: Decision, now: datetime, tz: ZoneInfo
+) -> None:
     """The audited events of a shared health message (see the module docstring)."""
     if decision.verdict is not Verdict.SHARE:
         return
@@ -109,7 +108,7 @@ async def record_health_events(tx: Tx, message: Envelope, decision: Decision, no
         request = await _request(tx, request_id, "s47.info_request")
         assert request is not None
         assert isinstance(request.payload, S47InfoRequest)
-        first = not await _answered(tx, request_id)
+        first = not await tx.gp_report_recorded(request_id)
         status = answer_status(request.payload.answer_by, now, now)
         await tx.event(
             "s47.gp_report_received",
@@ -124,7 +123,7 @@ async def record_health_events(tx: Tx, message: Envelope, decision: Decision, no
         )
 
 
-async def s47_status(ledger: Ledger, request_id: str, now: datetime) -> dict[str, Any] | None:
+async def s47_status(ledger: HealthLedger, request_id: str, now: datetime) -> dict[str, Any] | None:
     """The one recorded answer to "was this s47 request answered on time"; None if no such request was shared."""
     events = await ledger.events_of(request_id)
     requested = next((e for e in events if e.event_type == "s47.gp_report_requested"), None)
@@ -143,21 +142,6 @@ async def s47_status(ledger: Ledger, request_id: str, now: datetime) -> dict[str
     }
 
 
-async def _request(tx: Tx, request_id: str, kind: str) -> Envelope | None:
-    row = (
-        await tx.conn.execute(
-            select(t.messages.c.envelope).where(t.messages.c.message_id == request_id, t.messages.c.kind == kind)
-        )
-    ).first()
-    return Envelope.model_validate_json(row[0]) if row else None
-
-
-async def _answered(tx: Tx, request_id: str) -> bool:
-    row = (
-        await tx.conn.execute(
-            select(t.events.c.seq).where(
-                t.events.c.message_id == request_id, t.events.c.event_type == "s47.gp_report_received"
-            )
-        )
-    ).first()
-    return row is not None
+async def _request(tx: HealthTransaction, request_id: str, kind: str) -> Envelope | None:
+    request = await tx.recorded_request(request_id, kind)
+    return Envelope.model_validate_json(request.envelope) if request else None

@@ -21,8 +21,8 @@ from mash_broker.contracts import EncompassNotification, Envelope, InputFileErro
 from mash_broker.core.audit.keys import KeyStore
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import encode, headers_for
+from mash_broker.core.ports import GateReceipts
 from mash_broker.core.signing import require_signer, sign
-from mash_broker.storage import Ledger
 
 log = get_logger("mash.police")
 
@@ -95,7 +95,7 @@ def sign_rows(rows: list[ParsedRow], store: KeyStore) -> list[ParsedRow]:
 async def publish_rows(
     rows: list[ParsedRow],
     *,
-    ledger: Ledger,
+    ledger: GateReceipts,
     send: Send,
     timeout_s: float,
     attempts: int,

@@ -32,12 +32,12 @@ NOT_ACKNOWLEDGED = "delivery_not_acknowledged"  # reason code of a non-delivery 
 DeliveryTopic = Callable[[str], str]  # the registry's delivery topic for a recipient (``Registry.delivery_topic``)
 
 
-def alert_topic(escalate_to: str, delivery_topic: DeliveryTopic | None = None) -> str:
+def alert_topic(escalate_to: str, delivery_topic: DeliveryTopic) -> str:
     """A MASH role's alerts go to the MASH queue; an organisation's to its delivery topic (the registry's;
     the MASH's delivery topic when none is given)."""
     if escalate_to.startswith("mash:"):
         return topics.MASH_QUEUE
-    return delivery_topic(escalate_to) if delivery_topic is not None else topics.MASH_DELIVERIES
+    return delivery_topic(escalate_to)
 
 
 async def escalate(
@@ -47,7 +47,7 @@ async def escalate(
     report: Report,
     now: datetime,
     sign: Sign | None,
-    delivery_topic: DeliveryTopic | None = None,
+    delivery_topic: DeliveryTopic,
 ) -> str | None:
     """Queue what this warning or breach sends; returns the topic, or None when it sends nothing
     (a delivery clock's warning, or a delivery the ledger no longer has)."""

@@ -44,7 +44,7 @@ class ClockKeeper:
         tz: zoneinfo.ZoneInfo | None = None,
         interval_s: float = 30.0,
         sign: Sign | None = None,
-        delivery_topic: Callable[[str], str] | None = None,
+        delivery_topic: Callable[[str], str],
     ) -> None:
         self.ledger, self.clocks, self.school_calendar, self.clock = ledger, clocks, school_calendar, clock
         self.sign = sign  # signs the alerts and non-delivery reports as mash:gate (None: unsigned)
@@ -121,7 +121,7 @@ def clock_keeper(
     settings: Settings,
     ledger: ClockLedger,
     clock: Callable[[], datetime],
-    delivery_topic: Callable[[str], str] | None = None,
+    delivery_topic: Callable[[str], str],
 ) -> ClockKeeper:
     """The running stack's keeper: the declared clocks (MASH_CLOCKS_FILE), ticking every MASH_CLOCK_TICK_S,
     signing what it sends as mash:gate."""
@@ -144,7 +144,7 @@ def start_clock_keeper(
     settings: Settings,
     ledger: ClockLedger,
     clock: Callable[[], datetime],
-    delivery_topic: Callable[[str], str] | None = None,
+    delivery_topic: Callable[[str], str],
 ) -> ClockKeeper:
     """The running stack's keeper, ticking (each tick first brings the clocks up to date with the log; the
     stack's projector does so between ticks, within a poll interval of each event)."""
