@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -12,7 +12,15 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from mash_broker.agencies.education.directory import parse_directory
+from mash_broker.agencies.education.directory import (
+    DirectoryChanges,
+    School,
+    SharedEmail,
+    parse_directory,
+    plan_directory,
+    schools_from,
+    shared_emails,
+)
 from mash_broker.agencies.police import POLICE_NOTIFICATIONS
 from mash_broker.agencies.police.export import ParsedRow
 from mash_broker.agencies.police.ingest import IngestReport, Progress, RowReceipt, publish_rows, read_export, sign_rows
@@ -20,40 +28,85 @@ from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app.runtime import producer
 from mash_broker.contracts import Envelope, InputFileError
 from mash_broker.core.audit.keys import KeyStore
+from mash_broker.core.logging import get_logger
 from mash_broker.core.settings import Settings
 from mash_broker.storage import Ledger
+from mash_broker.storage.directory import DirectoryUpdate
+
+log = get_logger("mash_broker.directory")
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoadReport:
-    """What `mash school load` did: schools loaded and rows refused."""
+    """What `mash school load` did (or, refused or in a dry run, would do): the changes, the rows
+    refused, the warnings. ``applied`` says whether the ledger was written."""
 
     source: str
-    schools: int
+    schools: int  # schools in the file that were (or would be) loaded
     key_adults: int
     problems: list[dict[str, object]]
+    changes: DirectoryChanges
+    warnings: list[SharedEmail]
+    applied: bool
+    dry_run: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-async def load_schools(ledger: Ledger, path: Path, now: datetime) -> LoadReport:
-    """Validate a school directory and load its valid schools; invalid rows are reported, not loaded."""
+async def load_schools(
+    ledger: Ledger,
+    path: Path,
+    now: datetime,
+    *,
+    remove_missing: bool = False,
+    partial: bool = False,
+    dry_run: bool = False,
+) -> LoadReport:
+    """Validate a school directory and apply it all or nothing: any invalid row and nothing changes
+    (unless ``partial``: then the valid rows are loaded). Schools and Key Adults the file leaves out
+    are kept unless ``remove_missing`` (and never when a row was refused: it may be the missing one).
+    A dry run plans and writes nothing. The audited log gets one ``directory.loaded`` with counts."""
     try:
         data = await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
         raise InputFileError(f"cannot read the file ({exc.strerror})", record=str(path)) from exc
     result = parse_directory(data, source=str(path))
-    rows = [(s.urn, s.name, s.la_code, [(a.name, a.email) for a in s.key_adults]) for s in result.schools.values()]
-    async with ledger.transaction() as tx:
-        n = await tx.replace_directory(rows, now)
-        await tx.event("directory.loaded", None, now, source=path.name, schools=n, rows_refused=len(result.problems))
+    problems: list[dict[str, object]] = [
+        {"line": p.line, "field": p.field, "reason": p.reason} for p in result.problems
+    ]
+    if problems and not partial:
+        log.info("directory.refused", source=path.name, rows_refused=len(problems))
+        return LoadReport(str(path), 0, 0, problems, DirectoryChanges(), [], applied=False, dry_run=dry_run)
+    remove = remove_missing and not problems
+    async with ledger.reader() if dry_run else ledger.transaction() as tx:
+        changes = plan_directory(schools_from(await tx.directory_entries()), result.schools, remove_missing=remove)
+        warnings = shared_emails(changes.after)
+        counts = {**changes.counts(), "rows_refused": len(problems), "shared_emails": len(warnings)}
+        if not dry_run:
+            await tx.apply_directory(_update(changes, result.schools), now)
+            await tx.event("directory.loaded", None, now, source=path.name, remove_missing=remove, **counts)
+    log.info("directory.planned" if dry_run else "directory.loaded", source=path.name, **counts)
     return LoadReport(
         source=str(path),
-        schools=n,
-        key_adults=sum(len(r[3]) for r in rows),
-        problems=[{"line": p.line, "field": p.field, "reason": p.reason} for p in result.problems],
+        schools=len(result.schools),
+        key_adults=sum(len(s.key_adults) for s in result.schools.values()),
+        problems=problems,
+        changes=changes,
+        warnings=warnings,
+        applied=not dry_run,
+        dry_run=dry_run,
+    )
+
+
+def _update(changes: DirectoryChanges, loaded: Mapping[str, School]) -> DirectoryUpdate:
+    """The rows to write: every school in the file (stamped as loaded now), its Key Adults, the removals."""
+    return DirectoryUpdate(
+        schools=[(s.urn, s.name, s.la_code) for s in loaded.values()],
+        key_adults=[(s.urn, a.email, a.name) for s in loaded.values() for a in s.key_adults],
+        removed_key_adults=[(a.urn, a.email) for a in changes.key_adults_removed],
+        removed_schools=[s.urn for s in changes.schools_removed],
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from mash_broker.core.records import DecidedMessage, Receipt, School
 from mash_broker.storage import Ledger, Tx, schema
+from mash_broker.storage.directory import DirectoryUpdate
 from mash_broker.storage.schema import metadata
 
 T0 = datetime(2026, 11, 17, 7, 0, tzinfo=UTC)
@@ -352,6 +353,41 @@ class LedgerContract:
         assert await ledger.known_school_urns() == {"900001", "900002"}
         async with ledger.transaction() as tx:
             assert await tx.known_school_urns() == {"900001", "900002"}
+
+    async def test_apply_directory_writes_only_the_planned_rows(self, ledger: Ledger) -> None:
+        async with ledger.transaction() as tx:
+            await tx.replace_directory([
+                ("900001", "Example Primary", "999", [("Alex Keyadult", "alex@example.org"),
+                                                     ("Sam Deputy", "sam@example.org")]),
+                ("900002", "Sample Academy", "998", [("Jo Testperson", "jo@example.org")]),
+                ("900003", "Test Hill", "999", [("Pat Fictional", "pat@example.org"),
+                                               ("Jo Testperson", "jo@example.org")]),
+            ], T0)
+        update = DirectoryUpdate(
+            schools=[("900001", "Example Primary School", "999"), ("900004", "Fictional High", "997")],
+            key_adults=[("900001", "alex@example.org", "Alex Renamed"), ("900004", "kim@example.org", "Kim New")],
+            removed_key_adults=[("900001", "sam@example.org")],
+            removed_schools=["900003"],
+        )
+
+        with pytest.raises(Boom):
+            await commit_then_raise(ledger, lambda tx: tx.apply_directory(update, T1))
+        assert len(await ledger.directory_entries()) == 3, "a rolled-back load changes nothing"
+        async with ledger.transaction() as tx:
+            await tx.apply_directory(update, T1)
+            seen_inside = await tx.directory_entries()
+
+        assert await ledger.directory_entries() == seen_inside == [
+            ("900001", "Example Primary School", "999", [("Alex Renamed", "alex@example.org")]),
+            ("900002", "Sample Academy", "998", [("Jo Testperson", "jo@example.org")]),  # not named: untouched
+            ("900004", "Fictional High", "997", [("Kim New", "kim@example.org")]),
+        ]
+        assert await ledger.school("900001") == School(urn="900001", name="Example Primary School",
+                                                       la_code="999", loaded_at=T1)
+        assert (await ledger.school("900002")) == School(urn="900002", name="Sample Academy", la_code="998",
+                                                         loaded_at=T0)
+        assert await ledger.key_adults("900003") == [], "a removed school's Key Adults go with it"
+        assert await ledger.count("key_adults") == 3
 
     # -- events --------------------------------------------------------------------------------
 

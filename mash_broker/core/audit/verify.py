@@ -11,45 +11,13 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from mash_broker.core.audit.findings import Problem, Report
 from mash_broker.core.audit.keys import verify_signature
 from mash_broker.core.audit.log import Checkpoint, Entry, checkpoints, entry_pages
 from mash_broker.core.audit.merkle import MerkleTree, leaf_hash, verify_consistency
 from mash_broker.core.ports import AuditLog
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One place where the log does not match: a machine code, the place, and what is wrong."""
-
-    code: str
-    place: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.place}: {self.detail}"
-
-
-@dataclass
-class Report:
-    entries: int = 0
-    checkpoints: int = 0
-    covered: int = 0  # entries under the newest checkpoint
-    problems: list[Problem] = field(default_factory=list)
-    more: dict[str, int] = field(default_factory=dict)  # problems of a code past the first, counted
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def add(self, problem: Problem, *, first_only: bool = False) -> None:
-        if first_only and any(p.code == problem.code for p in self.problems):
-            self.more[problem.code] = self.more.get(problem.code, 0) + 1
-        else:
-            self.problems.append(problem)
 
 
 class LogVerifier:
