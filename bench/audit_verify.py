@@ -6,15 +6,16 @@ Builds a synthetic audited log in a fresh ledger (SQLite in a temporary folder, 
 ``--url``'s PostgreSQL database, dropped afterwards): N events with the details the gate, the school
 inboxes and the CLI write (``message.received``, ``decision.recorded``, ``delivery.queued``,
 ``delivery.received``, ``notification.read``, ``share.referred``...; synthetic ids, no personal data),
-each with the leaf hash ``Tx.event`` records, and a checkpoint signed by the gate's key
-(``Checkpointer``) every K entries. Then times:
+each with the leaf hash ``Tx.event`` records, the stored copies the gate writes beside them (messages,
+deliveries, outbox records, ~1 KB each, their hashes in the entries), and a checkpoint signed by the
+gate's key (``Checkpointer``) every K entries. Then times:
 
 (a) ``broker.audit.verify.verify_log``: the function ``mash audit verify`` calls, with the keys it
     loads; on SQLite also the whole command in a new process (``mash audit verify --json``);
 (b) plain ``hashlib.sha256`` over the same leaf bytes (``0x00 || RFC 8785 entry``): one digest per
     entry, the RFC 6962 tree over those digests (n - 1 more), and one stream over all the bytes;
 (c) where (a)'s time goes: the same stages, each timed alone (reading pages, canonical JSON, SHA-256,
-    the tree, the checkpoints).
+    the tree, the checkpoints, the stored copies).
 """
 
 from __future__ import annotations
@@ -44,10 +45,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from bench._common import machine, postgres_ledger, print_profile, sqlite_ledger
 from mash_broker.agencies.police import POLICE_NOTIFICATIONS
 from mash_broker.core.audit.checkpoints import Checkpointer
+from mash_broker.core.audit.copies import stored_sha256
 from mash_broker.core.audit.entries import as_stored, entry_bytes, entry_leaf_hash
 from mash_broker.core.audit.keys import KeyStore, verify_signature
 from mash_broker.core.audit.log import Entry, checkpoints, entry_pages
 from mash_broker.core.audit.merkle import MerkleTree, leaf_hash
+from mash_broker.core.audit.stored import PAGE as STORED_PAGE
+from mash_broker.core.audit.stored import CopyChecker
 from mash_broker.core.audit.verify import LogVerifier, Report, verify_log
 from mash_broker.core.logging import configure_logging
 from mash_broker.core.messages import GATE_ORG
@@ -76,9 +80,29 @@ T = TypeVar("T")
 # -- the synthetic log --------------------------------------------------------------------------------
 
 
-def _notification(rnd: random.Random, at: datetime) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
-    """The events one police notification leaves in the log, as the gate and a school inbox write them."""
+Stored = list[tuple[str, dict[str, Any]]]  # rows for the ledger's tables that hold copies: (table, row)
+
+
+def _envelope(rnd: random.Random, mid: str, kind: str) -> str:
+    """A stand-in for a stored envelope (~1 KB of synthetic JSON; no personal data): only its hash is checked."""
+    return json.dumps({"message_id": mid, "kind": kind, "filler": f"{rnd.getrandbits(4096):01024x}"})
+
+
+def _notification(rnd: random.Random, at: datetime) -> Iterator[tuple[str, str | None, dict[str, Any], Stored]]:
+    """The events one police notification leaves in the log, as the gate and a school inbox write them, with
+    the stored copies (message, delivery, outbox records) the gate writes beside them."""
     mid, digest = str(uuid.UUID(int=rnd.getrandbits(128))), f"{rnd.getrandbits(256):064x}"
+    envelope = _envelope(rnd, mid, "notification.encompass")
+    message = {
+        "message_id": mid,
+        "kind": "notification.encompass",
+        "sender_org": "police:benchpolice",
+        "correlation_id": mid,
+        "topic": POLICE_NOTIFICATIONS,
+        "content_hash": digest,
+        "received_at": at,
+        "envelope": envelope,
+    }
     yield (
         "message.received",
         mid,
@@ -87,20 +111,40 @@ def _notification(rnd: random.Random, at: datetime) -> Iterator[tuple[str, str |
             "sender_org": "police:benchpolice",
             "topic": POLICE_NOTIFICATIONS,
             "content_hash": digest,
+            "envelope_sha256": stored_sha256(envelope),
         },
+        [("messages", message)],
     )
     if rnd.random() < 0.05:  # no school given or not in the directory: a person routes it
         reasons = ["statutory_duty", "school_not_in_directory"]
-        yield "decision.recorded", mid, {"verdict": "refer", "reasons": reasons, "policy_version": POLICY_VERSION}
-        yield "share.referred", mid, {"queue": "mash:hub", "reason": "school_not_in_directory"}
+        yield "decision.recorded", mid, {"verdict": "refer", "reasons": reasons, "policy_version": POLICY_VERSION}, []
+        oid = str(uuid.UUID(int=rnd.getrandbits(128)))
+        referred = {"outbox_id": oid, "outbox_sha256": stored_sha256(envelope)}
+        queued = _outbox(oid, "mash.queue.v1", envelope, at)
+        yield "share.referred", mid, {"queue": "mash:hub", "reason": "school_not_in_directory", **referred}, queued
         return
     reasons = ["statutory_duty", "minimum_fields_released"]
-    yield "decision.recorded", mid, {"verdict": "share", "reasons": reasons, "policy_version": POLICY_VERSION}
+    yield "decision.recorded", mid, {"verdict": "share", "reasons": reasons, "policy_version": POLICY_VERSION}, []
     delivery = {
         "delivery_id": str(uuid.UUID(int=rnd.getrandbits(128))),
         "recipient": f"school:{990000 + rnd.randrange(300):06d}",
     }
     notify_by = (at + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
+    copy, oid = _envelope(rnd, delivery["delivery_id"], "delivery"), str(uuid.UUID(int=rnd.getrandbits(128)))
+    stored: Stored = [
+        (
+            "deliveries",
+            {
+                **delivery,
+                "message_id": mid,
+                "purpose": "operation_encompass",
+                "notify_by": notify_by,
+                "created_at": at,
+                "envelope": copy,
+            },
+        ),
+        *_outbox(oid, "education.delivery.v1", copy, at),
+    ]
     yield (
         "delivery.queued",
         mid,
@@ -110,23 +154,31 @@ def _notification(rnd: random.Random, at: datetime) -> Iterator[tuple[str, str |
             "fields": ENCOMPASS_FIELDS,
             "consent_id": None,
             "notify_by": notify_by.isoformat(),
+            "envelope_sha256": stored_sha256(copy),
+            "outbox_id": oid,
         },
+        stored,
     )
-    yield "delivery.received", mid, delivery
+    yield "delivery.received", mid, delivery, []
     if rnd.random() < 0.7:
-        yield "notification.read", mid, delivery
+        yield "notification.read", mid, delivery, []
 
 
-def synthetic_events(n: int, start: datetime, seed: int = 1) -> Iterator[dict[str, Any]]:
-    """N rows for the ``events`` table, seq 1..N, as ``Tx.event`` writes them (same detail, same leaf hash)."""
+def _outbox(outbox_id: str, topic: str, value: str, at: datetime) -> Stored:
+    return [("outbox", {"outbox_id": outbox_id, "topic": topic, "value": value, "headers": {}, "created_at": at})]
+
+
+def synthetic_events(n: int, start: datetime, seed: int = 1) -> Iterator[tuple[dict[str, Any], Stored]]:
+    """N rows for the ``events`` table, seq 1..N, as ``Tx.event`` writes them (same detail, same leaf hash),
+    each with the stored copies written beside it."""
     rnd = random.Random(seed)  # noqa: S311 -- reproducible made-up data, not secrets
     seq, at = 0, start
     while True:
         at += timedelta(seconds=rnd.uniform(0.5, 30), microseconds=rnd.randrange(1_000_000))
-        for event_type, mid, detail in _notification(rnd, at):
+        for event_type, mid, detail, copies in _notification(rnd, at):
             stored = as_stored(detail)
             seq += 1
-            yield {
+            row = {
                 "seq": seq,
                 "at": at,
                 "event_type": event_type,
@@ -134,6 +186,7 @@ def synthetic_events(n: int, start: datetime, seed: int = 1) -> Iterator[dict[st
                 "detail": stored,
                 "leaf_hash": entry_leaf_hash(at, event_type, mid, stored),
             }
+            yield row, copies
             if seq == n:
                 return
 
@@ -149,8 +202,14 @@ async def build_log(ledger: Ledger, keys_dir: Path, n: int, every: int) -> int:
     while written < n:
         until = min(n, written + WRITE_BATCH, (written // every + 1) * every)
         batch = [next(rows) for _ in range(until - written)]
+        tables: dict[str, list[dict[str, Any]]] = {}
+        for _, copies in batch:
+            for table, row in copies:
+                tables.setdefault(table, []).append(row)
         async with ledger.transaction() as tx:
-            await tx.conn.execute(t.events.insert(), batch)
+            await tx.conn.execute(t.events.insert(), [event for event, _ in batch])
+            for table, stored_rows in tables.items():
+                await tx.conn.execute(t.metadata.tables[table].insert(), stored_rows)
         written = until
         if written % every == 0 and await checkpointer.checkpoint() is not None:
             signed += 1
@@ -246,6 +305,14 @@ async def breakdown(ledger: Ledger, keys: dict[str, Any], repeat: int) -> list[t
         return verifier.finish()
 
     s_finish, _ = best_of(repeat, finish)
+
+    async def stored_copies() -> Report:
+        checker = CopyChecker(ledger, Report())
+        for i in range(0, len(entries), STORED_PAGE):
+            await checker.add(entries[i : i + STORED_PAGE])
+        return await checker.finish()
+
+    s_copies, _ = await best_of_async(repeat, stored_copies)
     return [
         ("read entries from the ledger (entry_pages)", s_read),
         ("read checkpoints", s_cps),
@@ -255,6 +322,7 @@ async def breakdown(ledger: Ledger, keys: dict[str, Any], repeat: int) -> list[t
         ("append to the Merkle tree", s_tree),
         ("checkpoints: signatures, roots, consistency", s_finish),
         ("  of which Ed25519 signature checks", s_sig),
+        ("stored copies: look-ups, SHA-256 (CopyChecker)", s_copies),
     ]
 
 
@@ -314,6 +382,11 @@ async def main_async(args: argparse.Namespace) -> Report:
             print(
                 f"    verify OK: {report.entries:,} entries, {report.checkpoints} checkpoints, "
                 f"newest covers {report.covered:,}",
+                flush=True,
+            )
+            print(
+                f"    stored copies checked against their recorded hashes: {report.copies:,} "
+                f"(messages, deliveries, outbox records); with no recorded hash: {report.unrecorded or 'none'}",
                 flush=True,
             )
             rates = [verify]

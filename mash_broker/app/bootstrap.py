@@ -17,11 +17,14 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.specification import AsyncAPI
 
 from mash_broker.agencies.registry import REGISTRY
+from mash_broker.app.dead_letters import Received, RecordGuard
 from mash_broker.app.kafka_security import PLAINTEXT, KafkaSecurity
+from mash_broker.app.observability import LogContext
 from mash_broker.contracts import Envelope
 from mash_broker.core.agency import Inbox
 from mash_broker.core.clocks import load_calendar
 from mash_broker.core.gate_service import GateContext, process_inbound
+from mash_broker.core.intake import Unreadable, read_envelope
 from mash_broker.core.logging import get_logger
 from mash_broker.core.policy import LoadedPolicy, load_policy, record_policy
 from mash_broker.core.relay import Relay
@@ -32,7 +35,6 @@ from mash_broker.storage import Ledger, OutboxRow
 log = get_logger("mash.app")
 
 GATE_GROUP = "mash-gate"
-INFRA_RETRY_PAUSE_S = 1.0
 
 
 def inbox_group(agency: str) -> str:
@@ -47,12 +49,6 @@ def utc_now() -> datetime:
 async def _raw_body(msg: Any) -> bytes:
     """Hand handlers the bytes as sent: the contract is parsed (and refused) by our code, not FastStream's."""
     return bytes(msg.body)
-
-
-def _topic_of(msg: KafkaMessage) -> str:
-    raw = msg.raw_message
-    record = raw[0] if isinstance(raw, tuple) else raw
-    return str(record.topic)
 
 
 @dataclass
@@ -82,7 +78,7 @@ class Services:
 def build_broker(bootstrap: str, *, embedded: bool, security: KafkaSecurity = PLAINTEXT) -> KafkaBroker:
     # acks="all" always; idempotence only where the broker has InitProducerId (not the embedded one).
     return KafkaBroker(
-        bootstrap,
+        [server.strip() for server in bootstrap.split(",") if server.strip()],  # FastStream takes a str as one host
         acks="all",
         enable_idempotence=not embedded,
         linger_ms=5,
@@ -113,6 +109,8 @@ def build_services(
         settings.keys_dir, settings.key_registry_file, required=settings.require_signatures
     )
     gate.verifier, gate.signer = signing.verifier, signing.gate
+    # Every line of one record's handling names it: message_id, correlation_id, agency, topic (structlog contextvars).
+    broker.add_middleware(LogContext({sub.topic: sub.agency for sub in REGISTRY.inboxes}))
     publishers = {t: broker.publisher(t, schema=Envelope, title=t) for t in REGISTRY.outbound_topics}
 
     async def publish(row: OutboxRow) -> None:
@@ -127,6 +125,11 @@ def build_services(
 
     relay = Relay(ledger, publish, clock, interval_s=settings.relay_interval_s)
 
+    async def publish_dead_letter(value: bytes, topic: str, key: bytes | None, headers: dict[str, str]) -> None:
+        await broker.publish(value, topic, key=key, headers=headers)
+
+    gate_guard = RecordGuard("gate", publish_dead_letter)
+
     @broker.subscriber(
         *REGISTRY.inbound_topics,
         group_id=GATE_GROUP,
@@ -137,17 +140,20 @@ def build_services(
         description="The consent gate: every inbound message is decided and recorded.",
     )
     async def gate_handler(body: bytes, msg: KafkaMessage) -> None:
-        topic = _topic_of(msg)
-        try:
-            await process_inbound(gate, body, topic)
-        except Exception:
-            # The ledger or broker failed, not the message: pause, then let it come again (never lost).
-            log.exception("gate.infra_error", topic=topic)
-            await asyncio.sleep(INFRA_RETRY_PAUSE_S)
-            raise
+        record = Received.of(msg.raw_message)
+
+        async def decide() -> None:
+            outcome = await process_inbound(gate, body, record.topic)
+            # Quarantined by the gate (its sender told); parked too if it cannot even be read.
+            if outcome in ("rejected", "duplicate") and isinstance(unreadable := read_envelope(body), Unreadable):
+                await gate_guard.park(record, body, unreadable.reason, unreadable.detail)
+
+        await gate_guard.handle(record, body, decide)
         relay.poke()
 
     def inbox(topic: str, group: str, title: str, description: str, receive: Inbox) -> None:
+        guard = RecordGuard(title, publish_dead_letter)
+
         @broker.subscriber(
             topic,
             group_id=group,
@@ -157,13 +163,16 @@ def build_services(
             title=title,
             description=description,
         )
-        async def inbox_handler(body: bytes) -> None:
-            try:
-                await receive(ledger, body, clock(), sign=signing.acks)
-            except Exception:
-                log.exception("inbox.infra_error", topic=topic)
-                await asyncio.sleep(INFRA_RETRY_PAUSE_S)
-                raise
+        async def inbox_handler(body: bytes, msg: KafkaMessage) -> None:
+            record = Received.of(msg.raw_message)
+
+            async def receive_one() -> None:
+                if isinstance(unreadable := read_envelope(body), Unreadable):
+                    await guard.park(record, body, unreadable.reason, unreadable.detail)
+                else:
+                    await receive(ledger, body, clock(), sign=signing.acks)
+
+            await guard.handle(record, body, receive_one)
             relay.poke()
 
     for sub in REGISTRY.inboxes:

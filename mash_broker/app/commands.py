@@ -81,6 +81,8 @@ async def load_schools(
         return LoadReport(str(path), 0, 0, problems, DirectoryChanges(), [], applied=False, dry_run=dry_run)
     remove = remove_missing and not problems
     async with ledger.reader() if dry_run else ledger.transaction() as tx:
+        if not dry_run:
+            await tx.lock_event_log()  # one load at a time: the plan is made from what this load replaces
         changes = plan_directory(schools_from(await tx.directory_entries()), result.schools, remove_missing=remove)
         warnings = shared_emails(changes.after)
         counts = {**changes.counts(), "rows_refused": len(problems), "shared_emails": len(warnings)}

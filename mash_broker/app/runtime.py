@@ -12,10 +12,13 @@ from aiokafka import AIOKafkaProducer
 
 from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app import alerts
-from mash_broker.app.bootstrap import Services, build_broker, build_services, utc_now
+from mash_broker.app.bootstrap import GATE_GROUP, Services, build_broker, build_services, utc_now
 from mash_broker.app.embedded import EmbeddedBroker, resolve_bootstrap
+from mash_broker.app.health import HealthServer, Readiness, start_health
 from mash_broker.app.kafka import ensure_topics, producer_kwargs
 from mash_broker.app.kafka_security import kafka_security
+from mash_broker.app.observability import GateMetrics, instrument
+from mash_broker.app.tracing import Tracing
 from mash_broker.app.web.server import WebServer, start_web
 from mash_broker.core.audit.checkpoints import start_checkpointer
 from mash_broker.core.audit.keys import KeyStore
@@ -40,6 +43,7 @@ class Stack:
     services: Services | None
     web: WebServer | None = None
     broker: EmbeddedBroker | None = None  # the embedded broker this stack started (`mash up` watches it)
+    health: HealthServer | None = None  # /healthz, /readyz and /metrics on MASH_HEALTH_PORT (with services)
 
 
 async def open_ledger(settings: Settings) -> Ledger:
@@ -83,9 +87,10 @@ async def running(
         stack.push_async_callback(ledger.close)
         if embedded and start_broker:
             await republish_undelivered(ledger)
-        pages = None
+        pages, health = None, None
+        readiness = Readiness(ledger)  # /readyz on both ports: the ledger, then Kafka and the gate's consumer
         if web:  # stopped after the services: a read recorded while stopping still reaches the relay's ledger
-            pages = await start_web(settings, ledger, clock, Signers(KeyStore(settings.keys_dir)))
+            pages = await start_web(settings, ledger, clock, Signers(KeyStore(settings.keys_dir)), readiness)
             stack.push_async_callback(pages.stop)
             settings = pages.settings  # the port it got, for the links in alerts
         svc = None
@@ -108,8 +113,16 @@ async def running(
                 sender.start()
                 stack.push_async_callback(sender.stop)
             svc = build_services(settings, ledger, build_broker(bootstrap, embedded=embedded, security=security), clock)
+            gate_metrics, tracing = GateMetrics(ledger, clock), Tracing.from_settings(settings)
+            instrument(svc, gate_metrics, tracing)
+            if tracing is not None:  # stopped (and flushed) after the services
+                tracing.start()
+                stack.callback(tracing.stop)
             await svc.start()
             stack.push_async_callback(svc.stop)
+            readiness.watch(svc.broker, GATE_GROUP)
+            health = await start_health(settings, readiness, gate_metrics)
+            stack.push_async_callback(health.stop)
         log.info("stack.started", bootstrap=bootstrap, embedded=embedded, services=services)
         yield Stack(
             bootstrap=bootstrap,
@@ -118,6 +131,7 @@ async def running(
             services=svc,
             web=pages,
             broker=broker_proc if embedded and start_broker else None,
+            health=health,
         )
 
 
@@ -140,12 +154,16 @@ async def republish_undelivered(ledger: Ledger) -> int:
 
 @asynccontextmanager
 async def producer(settings: Settings, bootstrap: str) -> AsyncIterator[Any]:
-    """A plain aiokafka producer for CLI commands that publish (acks=all; idempotent on real Kafka)."""
+    """A plain aiokafka producer for CLI commands that publish (acks=all; idempotent on real Kafka); with
+    MASH_OTLP_ENDPOINT set, each send starts a notification's trace (app.tracing)."""
     prod = AIOKafkaProducer(
         **producer_kwargs(bootstrap, embedded=settings.kafka_bootstrap is None, security=kafka_security(settings))
     )
     await prod.start()
+    tracing = Tracing.from_settings(settings)
     try:
-        yield prod
+        yield prod if tracing is None else tracing.producer(prod)
     finally:
         await prod.stop()
+        if tracing is not None:
+            tracing.stop()

@@ -1,6 +1,7 @@
 """Event contracts v1: the envelope and its payloads. Pure: no I/O, no imports from broker or adapters."""
 
 from mash_broker.contracts.clocks import AlertState, ClockAlert
+from mash_broker.contracts.encrypted import EncryptedEnvelope, EncryptedPayload
 from mash_broker.contracts.envelope import (
     ChildSubject,
     Classification,
@@ -71,6 +72,8 @@ __all__ = [
     "Delivery",
     "DocumentRef",
     "EncompassNotification",
+    "EncryptedEnvelope",
+    "EncryptedPayload",
     "Envelope",
     "GpReport",
     "HealthAssessmentCompleted",

@@ -25,8 +25,10 @@ from mash_broker.contracts import (
 from mash_broker.contracts.payloads import Outcome
 from mash_broker.contracts.quality import CONTACT_INCOMPLETE, Missing, contact_quality, quality_detail
 from mash_broker.core.agency import Timing
+from mash_broker.core.audit.copies import stored_sha256
 from mash_broker.core.clocks import SchoolCalendar
 from mash_broker.core.consent_service import record_consent
+from mash_broker.core.intake import Unreadable, read_envelope
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import (
     GATE_ORG,
@@ -95,12 +97,11 @@ def _loc_part(part: str | int) -> str:
 async def process_inbound(ctx: GateContext, raw: bytes, topic: str) -> str:
     """Handle one inbound record. Returns what happened: a verdict, ``duplicate`` or ``rejected``."""
     now = ctx.clock()
-    if len(raw) > MAX_MESSAGE_BYTES:
-        return await _reject(ctx, raw, topic, now, "message_too_large", f"{len(raw)} bytes")
-    try:
-        message = Envelope.model_validate_json(raw)
-    except ValidationError as err:
-        return await _reject(ctx, raw, topic, now, "contract_invalid", contract_problems(err))
+    message = read_envelope(raw)  # size, nesting, UTF-8, JSON with each key once, the contract
+    if isinstance(message, Unreadable):
+        return await _reject(ctx, raw, topic, now, message.reason, message.detail)
+    if message.sender_org == GATE_ORG:
+        return await _refuse_as_gate(ctx, message, raw, topic, now)
     if ctx.verifier is not None and (refused := await _check_signature(ctx, message, raw, topic, now)):
         return refused  # before dedupe: a forged copy of a real message id is refused, not a duplicate
     digest = content_hash(message)
@@ -235,6 +236,7 @@ async def _record_message(tx: GateTransaction, message: Envelope, topic: str, di
         sender_org=message.sender_org,
         topic=topic,
         content_hash=digest,
+        envelope_sha256=stored_sha256(encode(message)),  # the stored copy, checked by `mash audit verify`
     )
 
 
@@ -295,6 +297,8 @@ async def _record(
             fields=sorted(release.released),
             consent_id=str(release.consent_id) if release.consent_id else None,
             notify_by=notify_by.isoformat() if notify_by else None,
+            envelope_sha256=stored_sha256(encode(env)),  # deliveries.envelope, and the outbox value
+            outbox_id=str(outbox_id(env.message_id, topic_out)),
         )
     for refusal in decision.not_released:
         await tx.event(
@@ -331,7 +335,15 @@ async def _record(
             headers=headers_for(message, **{"reason-code": why.value}),
             at=now,
         )
-        await tx.event("share.referred", mid, now, queue=decision.refer_to, reason=why.value)
+        await tx.event(
+            "share.referred",
+            mid,
+            now,
+            queue=decision.refer_to,
+            reason=why.value,
+            outbox_id=str(outbox_id(mid, topics.MASH_QUEUE)),
+            outbox_sha256=stored_sha256(encode(message)),
+        )
     status = RECEIPT_STATUS[decision.verdict]
     await _receipt(ctx, tx, message, status, now, decision.primary_reason.value)
     if gaps := contact_quality(message):
@@ -424,7 +436,16 @@ async def _quarantine(
         headers={"reason-code": reason, "message-id": str(message_id or "")},
         at=now,
     )
-    await tx.event("message.quarantined", message_id, now, reason=reason, topic=topic)
+    await tx.event(
+        "message.quarantined",
+        message_id,
+        now,
+        reason=reason,
+        topic=topic,
+        raw_sha256=stored_sha256(text),
+        outbox_id=str(qid),
+        outbox_sha256=stored_sha256(value),
+    )
     return True
 
 
@@ -463,6 +484,19 @@ async def _reject(ctx: GateContext, raw: bytes, topic: str, now: datetime, reaso
         outcome=outcome,
     )
     return outcome
+
+
+async def _refuse_as_gate(ctx: GateContext, message: Envelope, raw: bytes, topic: str, now: datetime) -> str:
+    """Only the gate sends as the gate: a record from outside claiming to is quarantined, and no receipt
+    goes to the gate itself (no loop)."""
+    record = hashlib.sha256(raw).hexdigest()
+    detail = f"sender_org: only the gate sends as {GATE_ORG}"
+    async with ctx.ledger.transaction() as tx:
+        fresh = await _quarantine(
+            tx, message.message_id, GATE_ORG, topic, raw, now, "sender_is_gate", detail, record=record
+        )
+    log.warning("message.rejected", message_id=str(message.message_id), topic=topic, reason="sender_is_gate")
+    return "rejected" if fresh else "duplicate"
 
 
 def _signed(ctx: GateContext, env: Envelope) -> Envelope:

@@ -62,11 +62,13 @@ def nesting_depth(raw: bytes) -> int:
     return max(accumulate(array("b", brackets.translate(_STEPS))), default=0)
 
 
-def read_envelope(raw: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, max_depth: int = MAX_DEPTH) -> Envelope | Unreadable:
+def read_envelope(
+    raw: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, max_depth: int = MAX_DEPTH
+) -> Envelope | Unreadable:
     """``raw`` as an envelope, or why it is not one. Never raises for any input."""
     try:
         return _read(raw, max_bytes, max_depth)
-    except Exception as exc:  # noqa: BLE001 - whatever else a record can provoke, it is the record's
+    except Exception as exc:  # whatever else a record provokes is the record's
         return _unreadable(UNREADABLE, f"cannot be read ({type(exc).__name__})")
 
 
@@ -78,13 +80,13 @@ def _read(raw: bytes, max_bytes: int, max_depth: int) -> Envelope | Unreadable:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return _unreadable(CONTRACT_INVALID, f"not UTF-8 (byte {exc.start})")
+        return _unreadable(CONTRACT_INVALID, f"Invalid UTF-8 at byte {exc.start}")
     try:
         json.loads(text, object_pairs_hook=_unique_keys)
     except _DuplicateKey:
         return Unreadable(DUPLICATE_KEY, ((duplicate_key_path(text), "key given more than once"),))
     except ValueError as exc:
-        return _unreadable(CONTRACT_INVALID, f"not JSON ({_json_error(exc)})")
+        return _unreadable(CONTRACT_INVALID, f"Invalid JSON: {_json_error(exc)}")
     try:
         return Envelope.model_validate_json(raw)
     except ValidationError as err:

@@ -69,25 +69,30 @@ def configure_logging(level: str = "INFO", json: bool | None = None, stream: Any
     out = stream or sys.stderr
     as_json = (not out.isatty()) if json is None else json
     renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=stream) if stream is not None else _StderrLogger,
         cache_logger_on_first_use=False,
     )
-    # Library loggers (aiokafka, faststream) go through stdlib logging at WARNING and above.
+    # Library loggers (aiokafka, faststream, uvicorn) go through stdlib logging at WARNING and above, rendered
+    # by the same processors: in JSON mode every line on stderr is one JSON object, whoever wrote it.
     # Configuring again replaces our own handler only, never one a host (e.g. pytest) put there.
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_mash", False)]:
         root.removeHandler(old)
     handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processor=renderer,
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.processors.format_exc_info],
+        )
+    )
     handler.addFilter(RepeatLimiter())
     handler._mash = True  # type: ignore[attr-defined]
     root.addHandler(handler)

@@ -7,7 +7,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Container
+from collections.abc import Callable, Container
 from datetime import datetime
 from typing import Any
 
@@ -81,14 +81,30 @@ def delivery_envelope(
     )
 
 
+def _no_trace() -> dict[str, str]:
+    return {}
+
+
+_trace_context: Callable[[], dict[str, str]] = _no_trace
+
+
+def carry_trace_context(current: Callable[[], dict[str, str]] | None) -> None:
+    """Have ``headers_for`` add the current trace context (W3C ``traceparent``) given by ``current``, so a
+    record queued now and published later by the relay continues the trace of the work that queued it.
+    The app sets it when tracing is on (app.observability); None stops it."""
+    global _trace_context
+    _trace_context = current or _no_trace
+
+
 def headers_for(message: Envelope, **extra: str) -> dict[str, str]:
-    """Kafka headers: ids and kind only, never personal data."""
+    """Kafka headers: ids and kind only (and a trace context when tracing is on), never personal data."""
     return {
         "message-id": str(message.message_id),
         "kind": message.kind,
         "correlation-id": str(message.correlation_id),
         "sender-org": message.sender_org,
         **extra,
+        **_trace_context(),
     }
 
 
@@ -105,7 +121,7 @@ def peek(raw: bytes, areas: Container[str]) -> dict[str, Any]:
     its area is one the broker knows (``areas``), so a receipt goes to a topic someone reads."""
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep to read
         return {}
     if not isinstance(doc, dict):
         return {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -502,3 +503,39 @@ class HealthLedger(Protocol):
     """The audited log as health's statuses read it."""
 
     async def events_of(self, message_id: str) -> list[EventRecord]: ...
+
+
+# -- what an operator watches (metrics and probes; storage.metrics) --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerFigures:
+    """Counts from the ledger at one moment: labels are verdicts, reasons, topics, clock names and agencies,
+    never an id or anything personal (the recipient of a delivery is folded into its agency)."""
+
+    decisions: Mapping[tuple[str, str], int]  # (verdict, primary reason) -> decisions recorded
+    quarantines: Mapping[str, int]  # reason -> records quarantined
+    outbox_depth: Mapping[str, int]  # topic -> records not yet published (held ones too), not cancelled
+    outbox_oldest: Mapping[str, datetime]  # topic -> when its oldest due, unpublished record became due
+    clock_warnings: Mapping[str, int]  # clock name -> clocks that reached their warning
+    clock_breaches: Mapping[str, int]  # clock name -> clocks that breached
+    unacknowledged: Mapping[str, int]  # recipient agency -> deliveries its system has not acknowledged
+    unread: Mapping[str, int]  # recipient agency -> deliveries received but not yet read by a person
+
+
+class ObservedLedger(Protocol):
+    """The cheap reads behind /readyz and /metrics."""
+
+    async def ledger_answers(self) -> bool:
+        """A trivial read succeeded."""
+        ...
+
+    async def figures(self, now: datetime) -> LedgerFigures: ...
+
+    async def published_since(self, since: datetime, limit: int = 10_000) -> list[tuple[datetime, datetime]]:
+        """(due, published) of outbox records published after ``since``, oldest publication first."""
+        ...
+
+    async def outbox_headers(self, outbox_id: uuid.UUID) -> dict[str, str] | None:
+        """The Kafka headers an outbox record was queued with (a trace context among them), or None."""
+        ...

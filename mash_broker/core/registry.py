@@ -18,10 +18,11 @@ from mash_broker.consent_gate import NO_ROUTE, Decision, PreCheck, Route
 from mash_broker.contracts import Envelope, topics
 from mash_broker.contracts.schemas import CONTRACTS
 from mash_broker.core.agency import Agency, Inbox, Timing
+from mash_broker.core.intake import DEAD_LETTERS
 from mash_broker.core.settings import Settings
 
 # The gate's own topics: created and published whatever the agencies are.
-GATE_TOPICS = (topics.CONSENT_RECORDS, topics.MASH_QUEUE, topics.GATE_QUARANTINE)
+GATE_TOPICS = (topics.CONSENT_RECORDS, topics.MASH_QUEUE, topics.GATE_QUARANTINE, DEAD_LETTERS)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 from mash_broker.consent_gate import RECORD_ONLY_KINDS, Decision
 from mash_broker.contracts import BrokerUnavailable, Envelope, NotFound, deterministic_id
+from mash_broker.core.audit.copies import COPY_ALTERED, replay_refusals, stored_sha256
 from mash_broker.core.explain import Change, compare, redecide
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import delivery_envelope, encode, headers_for
@@ -37,6 +38,7 @@ REPLAY_HEADER = "mash-replay"
 # The command publishes what it records itself; the running relay leaves those records alone this long,
 # then publishes any the command did not (it died or lost the broker): at least once, normally once.
 PUBLISH_LEASE = timedelta(seconds=30)
+REFUSED = "refused"  # a replay item's verdict when a stored copy fails its recorded hash
 
 Publish = Callable[[OutboxRow], Awaitable[None]]
 
@@ -67,6 +69,7 @@ class ReplayItem:
     fields: tuple[str, ...]  # released now (empty when withheld)
     topic: str
     consent_id: str | None = None
+    detail: str | None = None  # why a refused re-send was refused (which stored copy fails its hash)
 
 
 @dataclass
@@ -93,6 +96,11 @@ class ReplayPlan:
     def withheld(self) -> list[ReplayItem]:
         return [i for i in self.items if i.action == "withhold"]
 
+    @property
+    def refused(self) -> list[ReplayItem]:
+        """Withheld because a stored copy fails the hash the audited log recorded for it."""
+        return [i for i in self.items if i.verdict == REFUSED]
+
     def as_json(self) -> dict[str, Any]:
         r = self.request
         return {
@@ -109,6 +117,7 @@ class ReplayPlan:
             "published": self.published,
             "resend": [asdict(i) for i in self.sends],
             "withheld": [asdict(i) for i in self.withheld],
+            "refused": len(self.refused),
             "changes": [asdict(c) for c in self.changes],
         }
 
@@ -188,6 +197,14 @@ async def plan_replay(
             if not deliveries:
                 continue
         plan.selected += 1
+        refused = replay_refusals(row.message_id, row.envelope, deliveries, await ledger.events_of(row.message_id))
+        plan.items.extend(
+            _refused(plan, row.message_id, row.kind, d, refused[d.delivery_id], registry)
+            for d in deliveries
+            if d.delivery_id in refused
+        )
+        if not (deliveries := [d for d in deliveries if d.delivery_id not in refused]):
+            continue  # a stored copy fails its hash: nothing of it is sent (``REFUSED``)
         message = Envelope.model_validate_json(row.envelope)
         decision = await redecide(
             ledger, message, policy=policy.policy, registry=registry, directories=directories, now=now
@@ -208,6 +225,26 @@ async def plan_replay(
             f"to {request.received_to.isoformat()}"
         )
     return plan
+
+
+def _refused(
+    plan: ReplayPlan, message_id: str, kind: str, delivery: DeliveryRecord, why: str, registry: Registry
+) -> ReplayItem:
+    """A delivery whose stored copy (or its message's) fails the hash the audited log recorded: withheld as
+    ``refused``, with the table, id and field, and never re-sent."""
+    topic = plan.request.to_topic or registry.delivery_topic(delivery.recipient)
+    return ReplayItem(
+        message_id,
+        kind,
+        delivery.recipient,
+        delivery.delivery_id,
+        "withhold",
+        REFUSED,
+        (COPY_ALTERED,),
+        (),
+        topic,
+        detail=why,
+    )
 
 
 def _item(
@@ -266,6 +303,7 @@ async def _record(
             selected=plan.selected,
             resend=len(plan.sends),
             withheld=len(plan.withheld),
+            refused=len(plan.refused),
             changed=len(plan.changes),
         )
         for item in plan.items:
@@ -280,6 +318,7 @@ async def _record(
                     verdict=item.verdict,
                     reasons=list(item.reasons),
                     policy_version=plan.policy_version,
+                    **({"detail": item.detail} if item.detail else {}),
                 )
                 continue
             env = plan.envelopes[item.delivery_id]
@@ -305,6 +344,8 @@ async def _record(
                 fields=list(item.fields),
                 policy_version=plan.policy_version,
                 consent_id=item.consent_id,
+                outbox_id=str(oid),
+                outbox_sha256=stored_sha256(encode(env)),
             )
             ids.append(oid)
     return ids
@@ -336,6 +377,7 @@ def _log_finished(plan: ReplayPlan) -> None:
         selected=plan.selected,
         resend=len(plan.sends),
         withheld=len(plan.withheld),
+        refused=len(plan.refused),
         changed=len(plan.changes),
         published=plan.published,
         policy_version=plan.policy_version,

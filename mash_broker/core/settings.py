@@ -126,6 +126,15 @@ class Settings(BaseSettings):
         default=None, description="URL that gets a JSON POST (a link only) for each notification delivered."
     )
     alert_interval_s: float = Field(default=5.0, gt=0, description="How often queued alerts are sent or retried.")
+    health_host: str = Field(
+        default="127.0.0.1", description="Address of `mash serve`'s probes and /metrics (loopback by default)."
+    )
+    health_port: int = Field(
+        default=8081, ge=0, le=65535, description="Port of /healthz, /readyz and /metrics; 0: any free port."
+    )
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP collector for traces (needs the [otel] extra); unset: no tracing."
+    )
     log_level: str = Field(default="INFO")
     log_json: bool | None = Field(default=None, description="JSON logs; default: JSON unless on a terminal.")
 

@@ -1,13 +1,15 @@
-"""The audited log's queries: entries in tree order, their recorded leaf hashes, signed checkpoints."""
+"""The audited log's queries: entries in tree order, their recorded leaf hashes, signed checkpoints, and the
+stored copies of messages whose hashes the log records (read a batch or a page at a time)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, or_, select
+from sqlalchemy import Column, ColumnElement, RowMapping, or_, select
 
+from mash_broker.core.audit.copies import ConsentCopy, QuarantinedCopy
 from mash_broker.core.audit.log import Checkpoint, Entry
 from mash_broker.storage import schema as t
 from mash_broker.storage._base import Reads, Writes
@@ -26,6 +28,15 @@ _ENTRY = (
 def _leaves_after(after_seq: int) -> Any:
     return select(t.events.c.seq, t.events.c.leaf_hash).where(t.events.c.seq > after_seq).order_by(t.events.c.seq)
 
+
+# The stored copies `mash audit verify` checks: each table's id column and the columns holding a copy.
+_COPIES: dict[str, tuple[Column[Any], frozenset[str]]] = {
+    "messages": (t.messages.c.message_id, frozenset({"envelope", "content_hash"})),
+    "deliveries": (t.deliveries.c.delivery_id, frozenset({"envelope"})),
+    "outbox": (t.outbox.c.outbox_id, frozenset({"value"})),
+    "policies": (t.policies.c.version, frozenset({"text", "sha256"})),
+}
+_IN_CHUNK = 500  # ids per IN (...): well under every backend's bound-parameter limit
 
 _LATEST = select(t.checkpoints).order_by(t.checkpoints.c.checkpoint_id.desc()).limit(1)
 
@@ -124,3 +135,51 @@ class AuditReads(Reads):
     async def latest_checkpoint(self) -> Checkpoint | None:
         row = await self._first(_LATEST)
         return _checkpoint(row) if row is not None else None
+
+    async def stored_texts(self, table: str, column: str, keys: Collection[str]) -> dict[str, str]:
+        """``column`` of the rows of ``table`` with these ids, by id (a missing row is left out)."""
+        key_col, columns = _COPIES[table]
+        if column not in columns:
+            raise KeyError(f"{table}.{column} is not a stored copy")
+        value = t.metadata.tables[table].c[column]
+        ids, found = sorted(keys), {}
+        async with self.engine.connect() as conn:
+            for i in range(0, len(ids), _IN_CHUNK):
+                q = select(key_col, value).where(key_col.in_(ids[i : i + _IN_CHUNK]))
+                found.update({str(k): str(v) for k, v in (await conn.execute(q)).all()})
+        return found
+
+    async def quarantined_copies(self, *, page: int = PAGE) -> AsyncIterator[list[QuarantinedCopy]]:
+        """Quarantine rows in the order they were written, a page at a time."""
+        c, after = t.quarantine.c, 0
+        while True:
+            q = (
+                select(c.item_id, c.message_id, c.topic, c.reason_code, c.raw)
+                .where(c.item_id > after)
+                .order_by(c.item_id)
+                .limit(page)
+            )
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(q)).all()
+            if not rows:
+                return
+            yield [QuarantinedCopy(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+            after = int(rows[-1][0])
+
+    async def consent_copies(self, *, page: int = PAGE) -> AsyncIterator[list[ConsentCopy]]:
+        """Consent rows with their message's stored envelope (None if that row is gone), a page at a time."""
+        c, m, after = t.consents.c, t.messages.c, 0
+        while True:
+            q = (
+                select(c.row_id, c.message_id, c.payload, m.envelope)
+                .select_from(t.consents.outerjoin(t.messages, m.message_id == c.message_id))
+                .where(c.row_id > after)
+                .order_by(c.row_id)
+                .limit(page)
+            )
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(q)).all()
+            if not rows:
+                return
+            yield [ConsentCopy(int(r[0]), r[1], r[2], r[3]) for r in rows]
+            after = int(rows[-1][0])

@@ -13,6 +13,7 @@ from mash_broker.storage.audit import AuditReads
 from mash_broker.storage.clocks import ClockReads
 from mash_broker.storage.directory import DirectoryReads
 from mash_broker.storage.engine import open_engine
+from mash_broker.storage.metrics import MetricsReads
 from mash_broker.storage.outbox import OutboxReads
 from mash_broker.storage.projections import ProjectionReads
 from mash_broker.storage.reads import DeliveryReads, MessageReads
@@ -47,6 +48,7 @@ class Ledger(
     ClockReads,
     AlertReads,
     ProjectionReads,
+    MetricsReads,
 ):
     """The durable record. SQLite file by default, PostgreSQL when configured."""
 

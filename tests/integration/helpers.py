@@ -167,6 +167,7 @@ class Mash:
             "MASH_DATA_DIR": str(self.data_dir),
             "MASH_LOG_JSON": "true",
             "MASH_WEB_PORT": "0",  # the web pages on any free port: tests never fight over 8080
+            "MASH_HEALTH_PORT": "0",  # the probes too (8081 by default)
             "PYTHONUNBUFFERED": "1",
             # Rich wraps the CLI's human lines at 80 columns when not on a terminal: one line each.
             "COLUMNS": "400",

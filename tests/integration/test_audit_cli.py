@@ -17,6 +17,7 @@ from sqlalchemy import update
 from typer.testing import CliRunner
 
 from mash_broker.app.cli import app
+from mash_broker.core.audit.copies import stored_sha256
 from mash_broker.core.audit.keys import KeyStore, public_key_b64
 from mash_broker.core.settings import Settings
 from mash_broker.storage import Ledger
@@ -153,3 +154,49 @@ def test_export_one_agency_for_a_period(data_dir: Path, tmp_path: Path) -> None:
     code, _, err = mash(data_dir, "audit", "export", "--from", "yesterday", "--to", "2026-11-18")
     assert code == 2
     assert err.startswith("unusable: --from: 'yesterday' is not a date or time")
+
+
+def test_verify_names_a_stored_copy_changed_in_the_database(tmp_path: Path) -> None:
+    """Problem 9 of issue 11: one word of a stored envelope changed directly in the database."""
+    data = tmp_path / "mash"
+    mid, did = MESSAGES[0], uuid.UUID(int=7)
+    envelope = json.dumps({"message_id": str(mid), "summary_for_school": "synthetic summary"})
+
+    async def build(change: str | None) -> None:
+        ledger = await Ledger.open(Settings(data_dir=data).ledger_url)
+        try:
+            async with ledger.transaction() as tx:
+                if change is None:  # as the gate writes them: each copy's hash in the entry that stores it
+                    await tx.insert_message(message_id=mid, kind="notification.encompass", sender_org="police:alpha",
+                                            correlation_id=mid, topic="police.notification.v1",
+                                            content_hash="0" * 64, received_at=T0, envelope=envelope)
+                    await tx.insert_delivery(delivery_id=did, message_id=mid, recipient="school:900001",
+                                             purpose="operation_encompass", notify_by=None, created_at=T0,
+                                             envelope=envelope)
+                    await tx.event("message.received", mid, T0, content_hash="0" * 64,
+                                   envelope_sha256=stored_sha256(envelope))
+                    await tx.event("delivery.queued", mid, T0, delivery_id=str(did),
+                                   envelope_sha256=stored_sha256(envelope))
+                else:
+                    table = t.metadata.tables[change]
+                    await tx.conn.execute(update(table).values(envelope=envelope.replace("summary", "Summary")))
+        finally:
+            await ledger.close()
+
+    data.mkdir()
+    asyncio.run(build(None))
+    code, out, err = mash(data, "audit", "verify")
+    assert (code, err) == (0, ""), err
+    assert "3 stored copies match" in out
+    asyncio.run(build("deliveries"))
+    code, _, err = mash(data, "audit", "verify")
+    assert code == 1
+    assert f"FAILS: deliveries.envelope of delivery {did}: was changed after it was stored" in err
+    asyncio.run(build("messages"))
+    code, out, _ = mash(data, "audit", "verify", "--json")
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["ok"] is False
+    assert [(p["code"], p["place"]) for p in doc["problems"]] == [
+        ("stored_copy_altered", f"messages.envelope of message {mid}"),
+        ("stored_copy_altered", f"deliveries.envelope of delivery {did}")]

@@ -24,7 +24,7 @@ import pytest
 from mash_broker.agencies.education import EDUCATION_DELIVERIES
 from mash_broker.agencies.police import POLICE_NOTIFICATIONS
 from mash_broker.contracts import Envelope, topics
-from mash_broker.core.intake import DEAD_LETTERS
+from mash_broker.core.intake import DEAD_LETTERS, nesting_depth
 from mash_broker.core.signing import sign
 
 from .helpers import DEMO, Mash, mash_session, read_topic, signing_key, wait_for
@@ -141,14 +141,20 @@ def test_the_genuine_notification_behind_the_bad_records_is_delivered(sent: Sent
     assert verdict == "share"
 
 
-@pytest.mark.parametrize(("reason", "detail"), [
-    ("nesting_too_deep", "nested 100000 deep, over the limit of 64"),
-    ("contract_invalid", "not UTF-8 (byte 0)"),
-    ("contract_invalid", "not JSON (Expecting value at line 1 column 1)"),
+@pytest.mark.parametrize(("raw", "reason", "detail"), [
+    (DEEP, "nesting_too_deep", "nested 100000 deep, over the limit of 64"),
+    # Random bytes hold brackets: the nesting check (no parse) finds them first.
+    (RANDOM, "nesting_too_deep", f"nested {nesting_depth(RANDOM)} deep, over the limit of 64"),
+    (NULS, "contract_invalid", "Invalid JSON: Expecting value at line 1 column 1"),
 ], ids=["deep", "random-bytes", "nuls"])
-def test_each_unreadable_record_is_quarantined_with_its_reason(sent: Sent, reason: str, detail: str) -> None:
+def test_each_unreadable_record_is_quarantined_with_its_reason(
+        sent: Sent, raw: bytes, reason: str, detail: str) -> None:
+    assert nesting_depth(RANDOM) > 64
     found = [(r, t) for r, _, t, d in quarantined(sent.mash) if d == detail]
     assert found == [(reason, POLICE_NOTIFICATIONS)]
+    [letter] = [r for r in sent.dead_letters if r.value == raw and dict(r.headers)["dead-letter-source-topic"]
+                == POLICE_NOTIFICATIONS.encode()]
+    assert dict(letter.headers)["dead-letter-reason"] == reason.encode()
 
 
 def test_a_key_given_twice_is_refused_naming_its_path(sent: Sent) -> None:
@@ -182,7 +188,7 @@ def test_each_unreadable_record_is_parked_on_the_dead_letter_topic_with_error_he
     parked = [(headers(r)["dead-letter-source-topic"], headers(r)["dead-letter-reason"], r.value)
               for r in sent.dead_letters]
     assert sorted((t, reason) for t, reason, _ in parked) == sorted([
-        (POLICE_NOTIFICATIONS, "nesting_too_deep"), (POLICE_NOTIFICATIONS, "contract_invalid"),
+        (POLICE_NOTIFICATIONS, "nesting_too_deep"), (POLICE_NOTIFICATIONS, "nesting_too_deep"),
         (POLICE_NOTIFICATIONS, "contract_invalid"), (POLICE_NOTIFICATIONS, "duplicate_key"),
         (EDUCATION_DELIVERIES, "nesting_too_deep")])
     assert {v for _, _, v in parked} >= {DEEP, RANDOM, NULS}, "parked as sent, byte for byte"

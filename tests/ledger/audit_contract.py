@@ -18,8 +18,11 @@ from typing import Any
 
 import pytest
 import rfc8785
-from sqlalchemy import delete, select, update
+from consent_builders import NOW, consent, contact
+from sqlalchemy import delete, func, select, update
 
+from mash_broker.agencies.education import EDUCATION_INBOUND
+from mash_broker.contracts import topics
 from mash_broker.core.audit.checkpoints import Checkpointer
 from mash_broker.core.audit.entries import entry_leaf_hash
 from mash_broker.core.audit.keys import Ed25519Signer, KeyStore, public_key_b64
@@ -28,8 +31,12 @@ from mash_broker.core.audit.merkle import leaf_hash
 from mash_broker.core.audit.proof_file import ProofFile, check_proof
 from mash_broker.core.audit.proofs import export, prove
 from mash_broker.core.audit.verify import Report, verify_log
+from mash_broker.core.gate_service import GateContext, process_inbound
+from mash_broker.core.policy import DEFAULT_POLICY, load_policy, record_policy
 from mash_broker.storage import Ledger
 from mash_broker.storage import schema as t
+
+from .consent_contract import ConsentGate, consent_envelope, wire
 
 T0 = datetime(2026, 11, 17, 6, 30, tzinfo=UTC)
 BATCHES = (10, 7, 5)  # each followed by a checkpoint
@@ -58,8 +65,90 @@ async def write_events(ledger: Ledger, first: int, count: int) -> None:
                            fields=["child_name", "present"], n=n, ratio=n / 4)
 
 
-class AuditContract:
-    """Every storage backend passes these. Subclasses provide the ``ledger`` fixture."""
+# -- every stored copy of a message, against the hash its entry recorded ------------------------------------
+
+# (table, its id column, the column holding a copy, the word changed, what ``verify`` names it)
+COPIES = [
+    ("messages", "message_id", "envelope", "referrer_role", "message"),
+    ("messages", "message_id", "content_hash", None, "message"),
+    ("deliveries", "delivery_id", "envelope", "referrer_role", "delivery"),
+    ("outbox", "outbox_id", "value", "referrer_role", "outbox record"),
+    ("quarantine", "item_id", "raw", "given_name", "quarantine item"),
+    ("consents", "row_id", "payload", "parent", "consent row"),
+    ("policies", "version", "text", "safeguarding", "policy version"),
+]
+
+
+class StoredCopiesContract(ConsentGate):
+    """Change one word of a stored copy directly in the database: `mash audit verify` names the table, the row
+    and the field. Messages go through the real gate, which records each copy's hash in the audited log."""
+
+    settle = timedelta(0)
+
+    async def flow(self, gate: GateContext) -> None:
+        """A consent, a referral shared on it (message, delivery, outbox record), a malformed record
+        (quarantine) and the policy recorded: one stored copy of each kind."""
+        await record_policy(gate.ledger, load_policy(DEFAULT_POLICY), NOW)
+        await process_inbound(gate, wire(consent_envelope(consent())), topics.CONSENT_RECORDS)
+        assert await process_inbound(gate, wire(contact()), EDUCATION_INBOUND) == "share"
+        bad = b'{"message_id": "not-an-id", "subject": {"given_name": "Synthetic"}}'
+        assert await process_inbound(gate, bad, EDUCATION_INBOUND) == "rejected"
+
+    async def tamper(self, ledger: Ledger, table: str, key: str, column: str, word: str | None) -> str:
+        """Change ``word`` in one row's ``column`` (the delivery's outbox record for ``outbox``); its id."""
+        tab = t.metadata.tables[table]
+        where = [tab.c[column].contains(word)] if word else []
+        if table == "outbox":
+            [queued] = await ledger.events("delivery.queued")
+            where.append(tab.c.outbox_id == queued.detail["outbox_id"])
+        async with ledger.engine.connect() as conn:
+            row_id = (await conn.execute(select(tab.c[key]).where(*where).limit(1))).scalar_one()
+        value = func.replace(tab.c[column], word, word.upper()) if word else "f" * 64
+        async with ledger.transaction() as tx:
+            await tx.conn.execute(update(tab).where(tab.c[key] == row_id).values({column: value}))
+        return str(row_id)
+
+    async def test_the_stored_copies_of_a_real_flow_verify(self, gate: GateContext) -> None:
+        await self.flow(gate)
+        report = await verify_log(gate.ledger, {})
+        assert report.ok, report.problems
+        assert report.copies >= 8
+        # only what no entry queues (the gate's receipts to senders) has no recorded hash
+        assert set(report.unrecorded) == {"outbox.value"}
+        assert report.unrecorded["outbox.value"] == await gate.ledger.count("outbox") - 2  # the delivery, the notice
+
+    @pytest.mark.parametrize(("table", "key", "column", "word", "row_name"), COPIES,
+                             ids=[f"{c[0]}.{c[2]}" for c in COPIES])
+    async def test_one_changed_word_of_a_stored_copy_is_named(self, gate: GateContext, table: str, key: str,
+                                                              column: str, word: str | None, row_name: str) -> None:
+        await self.flow(gate)
+        row_id = await self.tamper(gate.ledger, table, key, column, word)
+        report = await verify_log(gate.ledger, {})
+        assert not report.ok
+        [problem] = report.problems
+        assert problem.code == "stored_copy_altered"
+        assert problem.place.startswith(f"{table}.{column} of {row_name} {row_id}")
+        assert "changed after it was stored" in problem.detail
+
+    async def test_a_deleted_delivery_is_named(self, gate: GateContext) -> None:
+        await self.flow(gate)
+        [delivery] = await gate.ledger.all_deliveries()
+        async with gate.ledger.transaction() as tx:
+            await tx.conn.execute(delete(t.deliveries))
+        [problem] = (await verify_log(gate.ledger, {})).problems
+        assert (problem.code, problem.place) == (
+            "stored_copy_missing", f"deliveries.envelope of delivery {delivery.delivery_id}")
+        assert "delivery.queued" in problem.detail
+
+    async def test_rows_written_before_hashes_were_recorded_are_counted_not_failed(self, ledger: Ledger) -> None:
+        await write_events(ledger, 0, 4)  # messages and deliveries whose entries record no hash
+        report = await verify_log(ledger, {})
+        assert report.ok, report.problems
+        assert report.unrecorded == {"messages.envelope": 4, "deliveries.envelope": 4}
+
+
+class AuditContract(StoredCopiesContract):
+    """Every storage backend passes these (and the stored copies'). Subclasses provide the ``ledger`` fixture."""
 
     @pytest.fixture
     async def ledger(self) -> AsyncIterator[Ledger]:
@@ -302,3 +391,4 @@ class AuditContract:
         report = await self.verify(ledger, signer)
         assert report.ok, report.problems
         assert (report.checkpoints, report.covered) == (2, 6)
+

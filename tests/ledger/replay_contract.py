@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from consent_builders import NOW, POLICY, consent, contact
 from signing_helpers import Keyring
+from sqlalchemy import func, update
 
 from mash_broker.agencies.education import EDUCATION_INBOUND
 from mash_broker.agencies.registry import REGISTRY
@@ -26,6 +27,7 @@ from mash_broker.core.policy import DEFAULT_POLICY, LoadedPolicy, load_policy
 from mash_broker.core.replay import PUBLISH_LEASE, REPLAY_HEADER, ReplayPlan, ReplayRequest, replay
 from mash_broker.core.signing import verify
 from mash_broker.storage import Ledger, OutboxRow
+from mash_broker.storage import schema as t
 
 from .consent_contract import Clock, ConsentGate, consent_envelope, wire
 from .contract import table_counts
@@ -158,6 +160,36 @@ class ReplayContract(ConsentGate):
         assert (event.detail["replay_id"], event.detail["delivery_id"], event.detail["recipient"]) == (
             plan.replay_id, original.delivery_id, EARLY_HELP)
         assert "replayed to early_help:team-north" in "\n".join(await explain(ledger, str(referral.message_id)))
+
+    @pytest.mark.parametrize("table", ["deliveries", "messages"])
+    async def test_a_replay_refuses_a_delivery_whose_stored_copy_was_changed(
+            self, gate: GateContext, keyring: Keyring, table: str) -> None:
+        referral = await self.shared(gate, consent())
+        ledger = gate.ledger
+        [original] = await ledger.deliveries_of(str(referral.message_id))
+        tab = t.metadata.tables[table]
+        async with ledger.transaction() as tx:  # one word changed directly in the database
+            await tx.conn.execute(update(tab).where(tab.c.envelope.contains("referrer_role"))
+                                  .values(envelope=func.replace(tab.c.envelope, "referrer_role", "REFERRER_ROLE")))
+        sent = Sent()
+
+        plan = await self.run(ledger, sent=sent, keyring=keyring)
+
+        assert sent.rows == [], "the edited copy is not sent"
+        assert plan.sends == []
+        [refused] = plan.refused
+        assert (refused.delivery_id, refused.verdict, refused.reasons) == (
+            original.delivery_id, "refused", ("stored_copy_altered",))
+        row_id = original.delivery_id if table == "deliveries" else str(referral.message_id)
+        assert refused.detail is not None
+        assert refused.detail.startswith(f"{table}.envelope of {'delivery' if table == 'deliveries' else 'message'}")
+        assert row_id in refused.detail
+        assert plan.as_json()["refused"] == 1
+        [run] = await ledger.events("replay.decided")
+        assert (run.detail["resend"], run.detail["withheld"], run.detail["refused"]) == (0, 1, 1)
+        [recorded] = await ledger.events("replay.withheld")
+        assert (recorded.detail["verdict"], recorded.detail["detail"]) == ("refused", refused.detail)
+        assert await ledger.events("message.replayed") == []
 
     # -- dry run ---------------------------------------------------------------------------------
 

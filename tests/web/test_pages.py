@@ -101,7 +101,7 @@ def test_another_schools_notification_is_404_and_logged_without_personal_data(
                                   ("mark_read", "Alex Keyadult", "school:900001", "school:900002")]
     assert all(e.message_id == row.message_id for e in refused)
     board = sign_in(web_stack, "morgan manager").get("/board").text
-    shown = board.split('<table id="refused">', 1)[1].split("</table>", 1)[0]
+    shown = board.split('<table id="refused"', 1)[1].split("</table>", 1)[0]
     assert shown.count(other[:8]) == 2
     assert "school:900001" in shown
 
@@ -230,8 +230,8 @@ def test_board_lists_running_clocks_that_are_warned_or_past_their_deadline(web_s
 
     web_stack.call(place())
     html = sign_in(web_stack, "morgan manager").get("/board").text
-    table = html.split('<table id="clocks">', 1)[1].split("</table>", 1)[0]
-    rows = re.findall(r'<tr data-id="([^"]+)">(.*?)</tr>', table, re.S)
+    table = html.split('<table id="clocks"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r'<tr data-id="([^"]+)"[^>]*>(.*?)</tr>', table, re.S)
     ours = [(rid, text) for rid, text in rows if rid in {str(v) for v in ids.values()}]
     assert [rid for rid, _ in ours] == [str(ids["over"]), str(ids["warned"])]  # past the deadline first
     assert "over by 2 h 00 min" in ours[0][1]

@@ -58,7 +58,8 @@ def verify(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Recompute every entry and checkpoint; print OK, or FAILS naming the first place that does not match."""
+    """Recompute every entry and checkpoint and check every stored copy of a message against the hash the log
+    recorded; print OK, or FAILS naming the first place that does not match (table, id and field for a copy)."""
     cfg = settings()
     trusted = (
         {keys.key_id(k): k for k in map(key_from, key)} if key else keys.KeyStore(cfg.keys_dir).public_keys(GATE_ORG)
@@ -72,23 +73,39 @@ def verify(
                 "checkpoints": report.checkpoints,
                 "covered": report.covered,
                 "more": report.more,
+                "copies": report.copies,
+                "unrecorded": report.unrecorded,
                 "problems": [{"code": p.code, "place": p.place, "detail": p.detail} for p in report.problems],
             }
         )
     elif report.ok:
         out.print(
             f"OK: {report.entries} entries and {report.checkpoints} signed checkpoints verified; the newest "
-            f"checkpoint covers {report.covered} entries ({report.entries - report.covered} not yet signed)",
+            f"checkpoint covers {report.covered} entries ({report.entries - report.covered} not yet signed); "
+            f"{report.copies} stored copies match the hashes the log recorded",
             markup=False,
             soft_wrap=True,
         )
+        _warn_unrecorded(report)
     else:
         err.print(f"FAILS: {report.problems[0]}", markup=False, soft_wrap=True)
         for problem in report.problems[1:20]:
             err.print(f"  also: {problem}", markup=False, soft_wrap=True)
         for code, n in report.more.items():
             err.print(f"  and {n} more {code}", markup=False, soft_wrap=True)
+        _warn_unrecorded(report)
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _warn_unrecorded(report: Report) -> None:
+    """Rows no entry records a hash of: written before hashes were recorded, or never queued by an entry."""
+    for column, n in report.unrecorded.items():
+        out.print(
+            f"warning: {n} {column} with no hash in the audited log (written before stored copies were "
+            "audited, or not queued by an audited entry, such as receipts): not checked",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("checkpoint")

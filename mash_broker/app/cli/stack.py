@@ -66,6 +66,8 @@ async def _one_life(cfg: Settings, stop: asyncio.Event, ready: asyncio.Event, *,
     async with running(cfg, web=True) as stack:
         where = "embedded broker" if stack.embedded else "Kafka"
         err.print(f"mash up: ready on {where} {stack.bootstrap}, ledger {safe_url(cfg)}. Ctrl-C stops.", markup=False)
+        if stack.health:
+            err.print(f"mash up: probes and metrics at {stack.health.url}/readyz and /metrics", markup=False)
         if stack.web:
             err.print(f"mash up: Key Adult inbox and MASH board at {stack.web.url}/", markup=False)
             if cfg.oidc_enabled and not again:
@@ -121,6 +123,8 @@ def serve() -> None:
     async def main() -> None:
         async with running(cfg, start_broker=False, web=True) as stack:
             err.print(f"mash serve: ready on {stack.bootstrap}", markup=False)
+            if stack.health:
+                err.print(f"mash serve: probes and metrics at {stack.health.url}/readyz and /metrics", markup=False)
             if stack.web:
                 err.print(f"mash serve: Key Adult inbox and MASH board at {stack.web.url}/", markup=False)
                 if cfg.oidc_enabled:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import jinja2
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -28,7 +27,9 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mash_broker.agencies.education.inbox import Sign, record_read
-from mash_broker.app.web import board
+from mash_broker.app.health import PROBE_ROUTES, Readiness
+from mash_broker.app.tracing import read_span
+from mash_broker.app.web import board, templating
 from mash_broker.app.web.accounts import Account, account_for_email, authenticate, still_allowed
 from mash_broker.app.web.oidc import CALLBACK_PATH, Oidc, OidcRefused
 from mash_broker.app.web.sessions import Session, Sessions
@@ -85,16 +86,18 @@ class SecurityHeaders:
 Handler = Callable[[Request, Session], Awaitable[Response]]
 
 
-def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], datetime], sign: Sign | None) -> Starlette:
-    """The web app over ``ledger``; ``clock`` is the stack's clock, ``sign`` signs acknowledgements."""
+def create_app(
+    settings: Settings,
+    ledger: Ledger,
+    *,
+    clock: Callable[[], datetime],
+    sign: Sign | None,
+    readiness: Readiness | None = None,
+) -> Starlette:
+    """The web app over ``ledger``; ``clock`` is the stack's clock, ``sign`` signs acknowledgements,
+    ``readiness`` is what /readyz asks (default: the ledger only)."""
     tz = ZoneInfo(settings.timezone)
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
-    )
-    env.filters["local"] = lambda ts: (
-        views.local(ts, tz) if isinstance(ts, datetime) else (views.local(datetime.fromisoformat(ts), tz) if ts else "")
-    )
-    templates = Jinja2Templates(env=env)
+    templates = Jinja2Templates(env=templating.environment(tz))
     sessions = Sessions(
         clock=clock,
         idle=timedelta(minutes=settings.web_session_idle_min),
@@ -162,9 +165,23 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
             return RedirectResponse("/login", 303)
         return RedirectResponse("/board" if session.account.role == "mash" else "/inbox", 303)
 
-    async def login_form(request: Request, error: str | None = None, status: int = 200) -> Response:
+    async def login_form(
+        request: Request, error: str | None = None, status: int = 200, *, login: str = "", wrong: bool = False
+    ) -> Response:
+        """The form; after a refusal, ``error`` in an error summary, ``login`` kept, and when ``wrong`` the
+        login field marked as the one to correct."""
         token = secrets.token_urlsafe(32)
-        response = page(request, "login.html", status, session=None, csrf=token, error=error, oidc=oidc is not None)
+        response = page(
+            request,
+            "login.html",
+            status,
+            session=None,
+            csrf=token,
+            error=error,
+            oidc=oidc is not None,
+            login=login[:320],
+            wrong=wrong,
+        )
         response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/login")
         return response
 
@@ -173,16 +190,21 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
             return await login_form(request)
         form = await request.form()
         cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        typed = str(form.get("login", "")).strip()
         if not cookie or not hmac.compare_digest(str(form.get("csrf", "")), cookie):
-            return await login_form(request, "This form has expired. Please try again.", 403)
-        who, password = str(form.get("login", "")).strip().casefold(), str(form.get("password", ""))
+            return await login_form(request, "This form has expired. Please try again.", 403, login=typed)
+        who, password = typed.casefold(), str(form.get("password", ""))
         address = request.client.host if request.client else "unknown"
         account = await throttle.attempt(who, address, lambda: authenticate(ledger, who, password))
         if not isinstance(account, Account):
             # The same answer whether throttled or wrong, so it says nothing about the account.
             log.info("web.sign_in_refused", reason="throttled" if account else "no_match")
             response = await login_form(
-                request, "That email (or user name) and password do not match an account that may sign in.", 401
+                request,
+                "That email (or user name) and password do not match an account that may sign in.",
+                401,
+                login=typed,
+                wrong=True,
             )
             if isinstance(account, Throttled):
                 response.headers["retry-after"] = str(account.retry_after_s)
@@ -307,13 +329,25 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
         if row is None:
             await record_refusal(session, request.path_params["delivery_id"], "mark_read")
             return not_found(request, session, "notification")
-        await record_read(ledger, str(session.account.urn), row.delivery_id, session.account.name, clock(), sign=sign)
+        async with read_span(ledger, row.delivery_id, row.recipient):  # in the notification's trace, if traced
+            await record_read(
+                ledger, str(session.account.urn), row.delivery_id, session.account.name, clock(), sign=sign
+            )
         return RedirectResponse(f"/inbox/{row.delivery_id}", 303)
 
     @signed_in("mash")
     async def board_page(request: Request, session: Session) -> Response:
         data = await board.build(ledger, clock(), tz)
         return page(request, "board.html", session=session, b=data)
+
+    async def accessibility(request: Request) -> Response:
+        return page(
+            request,
+            "accessibility.html",
+            session=sessions.get(request.cookies.get(SESSION_COOKIE)),
+            idle_minutes=settings.web_session_idle_min,
+            longest_hours=settings.web_session_max_hours,
+        )
 
     async def unknown(request: Request) -> Response:
         return not_found(request, sessions.get(request.cookies.get(SESSION_COOKIE)), "unknown")
@@ -329,6 +363,8 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
             Route("/inbox/{delivery_id}", notification),
             Route("/inbox/{delivery_id}/read", mark_read, methods=["POST"]),
             Route("/board", board_page),
+            Route("/accessibility", accessibility),
+            *PROBE_ROUTES,  # /healthz, /readyz (app.health)
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
             Route("/{rest:path}", unknown),
         ]
@@ -336,6 +372,7 @@ def create_app(settings: Settings, ledger: Ledger, *, clock: Callable[[], dateti
     app.add_middleware(SecurityHeaders)
     app.state.sessions = sessions
     app.state.throttle = throttle
+    app.state.readiness = readiness or Readiness(ledger)
     return app
 
 

@@ -4,7 +4,9 @@ Everything comes from the ledger: deliveries to schools (with their ``notify_by`
 Encompass statuses of ``broker.clocks``), open ``queue_items`` of the MASH and advice queues, and
 ``broker.report.front_door_report`` (the audited log) for the weekly rates, and the declared clocks
 (``clocks`` table) that are past their warning time. Charts are SVG geometry
-computed here, so the page needs no script. No child's name, date of birth or summary is shown.
+computed here, so the page needs no script; each chart's figures are also a table (its text
+alternative: the chart itself is hidden from assistive technology). No child's name, date of birth
+or summary is shown.
 """
 
 from __future__ import annotations
@@ -21,23 +23,36 @@ from mash_broker.storage import Ledger
 
 WEEKS = 8
 CHART_W, CHART_H, PAD_L, PAD_B, PAD_T = 560, 200, 40, 36, 12
+TARGET = 0.95  # a week at or above it is drawn green, and its table row says "met"
 
 
 @dataclass(frozen=True)
 class Bar:
-    """One bar of a chart: its week label, rate (None: nothing to measure) and SVG geometry."""
+    """One bar of a chart: its week label, how many were on time of how many, the rate (None: nothing to
+    measure) and SVG geometry."""
 
     label: str
     rate: float | None
     count: int
+    on_time: int
     x: float
     y: float
     height: float
     width: float
 
+    @property
+    def percent(self) -> int | None:
+        return None if self.rate is None else round(self.rate * 100)
+
+    @property
+    def met(self) -> bool:
+        return self.rate is not None and self.rate >= TARGET
+
 
 @dataclass(frozen=True)
 class Chart:
+    """A weekly rate: the bars' geometry for the SVG and the figures for the table that describes it."""
+
     title: str
     series: str
     bars: list[Bar]
@@ -224,6 +239,7 @@ def chart(title: str, series: str, labels: list[str], counts: list[list[int]]) -
                 label=label,
                 rate=rate,
                 count=n,
+                on_time=ok,
                 x=PAD_L + i * slot + slot * 0.15,
                 y=PAD_T + plot_h - h,
                 height=h,

@@ -13,6 +13,7 @@ from datetime import datetime
 import uvicorn
 
 from mash_broker.agencies.education.inbox import Sign
+from mash_broker.app.health import Readiness
 from mash_broker.app.web.app import create_app
 from mash_broker.contracts import MashError
 from mash_broker.core.logging import get_logger
@@ -52,7 +53,13 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def start_web(settings: Settings, ledger: Ledger, clock: Callable[[], datetime], sign: Sign | None) -> WebServer:
+async def start_web(
+    settings: Settings,
+    ledger: Ledger,
+    clock: Callable[[], datetime],
+    sign: Sign | None,
+    readiness: Readiness | None = None,
+) -> WebServer:
     sock = socket.socket(socket.AF_INET6 if ":" in settings.web_host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -67,7 +74,7 @@ async def start_web(settings: Settings, ledger: Ledger, clock: Callable[[], date
     port = int(sock.getsockname()[1])
     if settings.web_port == 0 and settings.web_base_url is None:
         settings = settings.model_copy(update={"web_port": port})
-    app = create_app(settings, ledger, clock=clock, sign=sign)
+    app = create_app(settings, ledger, clock=clock, sign=sign, readiness=readiness)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", server_header=False)
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

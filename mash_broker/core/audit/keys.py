@@ -4,6 +4,10 @@
 gate's checkpoints or an agency for signed envelopes). Each private key is one PKCS#8 PEM file,
 mode 0600, created on first use. A key id is the first 16 hex digits of SHA-256 of the raw
 32-byte public key; public keys travel as raw base64 (or PEM).
+
+The same store keeps each organisation's X25519 encryption keys (``<org>.x25519.pem``), made only on
+purpose (`mash keys encryption new ORG`); rotation keeps the old one beside it as
+``<org>.x25519.<key_id>.retired.pem``, so what was sealed to it still opens.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from typing import Protocol
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from mash_broker.contracts import InputFileError
+from mash_broker.core.crypto.keys import encryption_key_id, private_key_pem
 
 _ORG = re.compile(r"^[a-z][a-z0-9_-]*(:[A-Za-z0-9_.-]{1,64})?$")
 _RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
@@ -133,20 +139,81 @@ class KeyStore:
                     found[key_id(key.public_key())] = key.public_key()
         return found
 
-    def _create(self, path: Path) -> None:
-        # Written to a private temporary file, then linked into place: a concurrent creator loses the
-        # race cleanly (FileExistsError) and both use the one key that won.
+    # -- X25519 encryption keys
+
+    def encryption_path(self, org: str) -> Path:
+        return self.path(org).with_name(self._stem(org) + ".x25519.pem")
+
+    def encryption_key(self, org: str) -> X25519PrivateKey | None:
+        """``org``'s current encryption key, or None; never creates one."""
+        path = self.encryption_path(org)
+        return _load_x25519(path) if path.exists() else None
+
+    def encryption_keys(self, org: str) -> dict[str, X25519PrivateKey]:
+        """Every encryption key ``org`` has had here, by key id: the current one and the retired ones."""
+        stem = self._stem(org) + ".x25519."
+        paths = [p for p in self.directory.glob(f"{stem}*.retired.pem") if _RETIRED.fullmatch(p.name[len(stem) :])]
+        found: dict[str, X25519PrivateKey] = {}
+        for pem in [*sorted(paths), self.encryption_path(org)]:
+            if pem.is_file():
+                key = _load_x25519(pem)
+                found[encryption_key_id(key.public_key())] = key
+        return found
+
+    def new_encryption_key(self, org: str) -> X25519PrivateKey:
+        """A new X25519 key becomes ``org``'s current one; the one it replaces is kept as retired."""
+        path, old = self.encryption_path(org), self.encryption_key(org)
+        new = X25519PrivateKey.generate()
+        tmp = self._write_private(private_key_pem(new))
+        try:
+            if old is not None:
+                retired = path.with_name(f"{self._stem(org)}.x25519.{encryption_key_id(old.public_key())}.retired.pem")
+                with contextlib.suppress(FileExistsError):  # kept already by an interrupted earlier rotation
+                    os.link(path, retired)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return new
+
+    def _stem(self, org: str) -> str:
+        return self.path(org).name.removesuffix(".key.pem")
+
+    def _write_private(self, pem: bytes) -> str:
+        """``pem`` in a new private (0600) temporary file in the store; its path."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".new-key-")  # mode 0600
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(pem)
                 f.flush()
                 os.fsync(f.fileno())
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return tmp
+
+    def _create(self, path: Path) -> None:
+        # Written to a private temporary file, then linked into place: a concurrent creator loses the
+        # race cleanly (FileExistsError) and both use the one key that won.
+        tmp = self._write_private(
+            Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        try:
             with contextlib.suppress(FileExistsError):
                 os.link(tmp, path)
         finally:
             os.unlink(tmp)
+
+
+_RETIRED = re.compile(r"[0-9a-f]{16}\.retired\.pem")
+
+
+def _load_x25519(path: Path) -> X25519PrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, X25519PrivateKey):
+        raise InputFileError("not an X25519 private key", record=str(path))
+    return key

@@ -2,8 +2,9 @@
 
 Checks, in order: each entry's content against the leaf hash recorded when it was written; that seq
 runs 1, 2, 3… with nothing missing; each checkpoint's signature; each checkpoint's root against the
-tree recomputed from the entries' content; consistency between successive checkpoints. Checkpoints
-are read before entries, so a log growing while it is verified is not a false alarm.
+tree recomputed from the entries' content; consistency between successive checkpoints; then every
+stored copy of a message against the hash its entry recorded (``stored``). Checkpoints are read
+before entries, so a log growing while it is verified is not a false alarm.
 """
 
 from __future__ import annotations
@@ -11,13 +12,19 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
+from typing import Protocol
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from mash_broker.core.audit.copies import StoredCopies
 from mash_broker.core.audit.findings import Problem, Report
 from mash_broker.core.audit.keys import verify_signature
 from mash_broker.core.audit.log import Checkpoint, Entry, checkpoints, entry_pages
 from mash_broker.core.audit.merkle import MerkleTree, leaf_hash, verify_consistency
+from mash_broker.core.audit.stored import CopyChecker
 from mash_broker.core.ports import AuditLog
+
+__all__ = ["LogVerifier", "Problem", "Report", "VerifiableLedger", "verify_log"]
 
 
 class LogVerifier:
@@ -144,10 +151,18 @@ class LogVerifier:
             )
 
 
-async def verify_log(ledger: AuditLog, keys: Mapping[str, Ed25519PublicKey]) -> Report:
-    """Verify the whole audited log against the gate's public key(s), by key id."""
+class VerifiableLedger(AuditLog, StoredCopies, Protocol):
+    """What `mash audit verify` reads: the audited log and the stored copies it recorded hashes of."""
+
+
+async def verify_log(ledger: VerifiableLedger, keys: Mapping[str, Ed25519PublicKey]) -> Report:
+    """Verify the whole audited log against the gate's public key(s), by key id, and every stored copy of a
+    message against the hash its entry recorded (``mash_broker.core.audit.copies``), a page at a time."""
     verifier = LogVerifier(await checkpoints(ledger), keys)
+    stored = CopyChecker(ledger, verifier.report)
     async for page in entry_pages(ledger):
         for entry in page:
             verifier.add(entry)
-    return verifier.finish()
+        await stored.add(page)
+    verifier.finish()
+    return await stored.finish()  # the same report, with the stored copies' findings added

@@ -11,6 +11,20 @@ valid_until = 2027-11-23T07:00:00Z  # optional
 
 An organisation may have several keys with overlapping validity (rotation). An invalid file is refused
 as a whole with a ``PolicyError`` naming the field.
+
+Beside the signing keys, each organisation may have X25519 encryption keys (what senders seal payloads to):
+
+```toml
+[[encryption_key]]
+org = "school:900001"
+key_id = "9a0e6c1d2b3f4a58"          # first 16 hex digits of SHA-256 over the raw public key
+public_key = "base64 of the raw 32-byte X25519 public key"
+valid_from = 2026-11-23T07:00:00Z
+valid_until = 2027-11-23T07:00:00Z  # optional; rotation sets it on the key it replaces
+```
+
+The key in force for an organisation at a time is the valid one that began last. Validity governs only
+sealing: a retired key's private half still opens what was sealed to it (the envelope names its key id).
 """
 
 from __future__ import annotations
@@ -29,33 +43,20 @@ from pydantic_core import ErrorDetails
 from mash_broker.contracts._base import OrgId
 from mash_broker.contracts.errors import PolicyError
 from mash_broker.core.audit.keys import key_id, load_public_key
+from mash_broker.core.crypto import keys as encryption_keys
 
 PUBLIC_KEY_BYTES = 32
 KeyId = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
 
 
-class RegisteredKey(BaseModel, frozen=True, extra="forbid"):
-    """One ``[[key]]`` entry: an organisation's public key and its validity."""
+class _DatedKey(BaseModel, frozen=True, extra="forbid"):
+    """What every registry entry has: whose public key it is, its id, and when it is valid."""
 
     org: OrgId
     public_key: str
     key_id: KeyId
     valid_from: AwareDatetime
     valid_until: AwareDatetime | None = None
-
-    @field_validator("public_key")
-    @classmethod
-    def _raw_ed25519_key(cls, value: str) -> str:
-        _public_bytes(value)
-        return value
-
-    @field_validator("key_id")
-    @classmethod
-    def _id_of_the_key(cls, value: str, info: ValidationInfo) -> str:
-        public = info.data.get("public_key")
-        if public is not None and (derived := key_id(load_public_key(public))) != value:
-            raise ValueError(f"is not the id of this public_key (that is {derived})")
-        return value
 
     @field_validator("valid_until")
     @classmethod
@@ -74,14 +75,53 @@ class RegisteredKey(BaseModel, frozen=True, extra="forbid"):
         )
 
 
+class RegisteredKey(_DatedKey, frozen=True, extra="forbid"):
+    """One ``[[key]]`` entry: an organisation's public key and its validity."""
+
+    @field_validator("public_key")
+    @classmethod
+    def _raw_ed25519_key(cls, value: str) -> str:
+        _public_bytes(value)
+        return value
+
+    @field_validator("key_id")
+    @classmethod
+    def _id_of_the_key(cls, value: str, info: ValidationInfo) -> str:
+        public = info.data.get("public_key")
+        if public is not None and (derived := key_id(load_public_key(public))) != value:
+            raise ValueError(f"is not the id of this public_key (that is {derived})")
+        return value
+
+
+class RegisteredEncryptionKey(_DatedKey, frozen=True, extra="forbid"):
+    """One ``[[encryption_key]]`` entry: an organisation's X25519 public key and when senders may seal to it."""
+
+    @field_validator("public_key")
+    @classmethod
+    def _raw_x25519_key(cls, value: str) -> str:
+        encryption_keys.load_public_key(value)
+        return value
+
+    @field_validator("key_id")
+    @classmethod
+    def _id_of_the_key(cls, value: str, info: ValidationInfo) -> str:
+        public = info.data.get("public_key")
+        if public is not None:
+            derived = encryption_keys.encryption_key_id(encryption_keys.load_public_key(public))
+            if derived != value:
+                raise ValueError(f"is not the id of this public_key (that is {derived})")
+        return value
+
+
 class KeyRegistry(BaseModel, frozen=True, extra="forbid"):
-    """The whole file: every organisation's public keys."""
+    """The whole file: every organisation's public signing keys, and their encryption keys."""
 
     key: tuple[RegisteredKey, ...] = ()
+    encryption_key: tuple[RegisteredEncryptionKey, ...] = ()
 
-    @field_validator("key")
+    @field_validator("key", "encryption_key")
     @classmethod
-    def _unique_ids(cls, keys: tuple[RegisteredKey, ...]) -> tuple[RegisteredKey, ...]:
+    def _unique_ids(cls, keys: tuple[_DatedKey, ...]) -> tuple[_DatedKey, ...]:
         seen: set[str] = set()
         for k in keys:
             if k.key_id in seen:
@@ -98,7 +138,25 @@ class KeyRegistry(BaseModel, frozen=True, extra="forbid"):
     def with_key(self, entry: RegisteredKey) -> KeyRegistry:
         """This registry with ``entry`` added, or replacing the entry with the same key id."""
         rest = tuple(k for k in self.key if k.key_id != entry.key_id)
-        return KeyRegistry(key=(*rest, entry))
+        return self.model_copy(update={"key": (*rest, entry)})
+
+    # -- encryption keys
+
+    def find_encryption_key(self, key_id: str) -> RegisteredEncryptionKey | None:
+        return next((k for k in self.encryption_key if k.key_id == key_id), None)
+
+    def encryption_keys_for(self, org: str) -> tuple[RegisteredEncryptionKey, ...]:
+        return tuple(k for k in self.encryption_key if k.org == org)
+
+    def encryption_key_in_force(self, org: str, when: datetime) -> RegisteredEncryptionKey | None:
+        """The key to seal to ``org`` at ``when``: of those valid then, the one that began last."""
+        valid = [k for k in self.encryption_keys_for(org) if k.valid_at(when)]
+        return max(valid, key=lambda k: k.valid_from, default=None)
+
+    def with_encryption_key(self, entry: RegisteredEncryptionKey) -> KeyRegistry:
+        """This registry with ``entry`` added, or replacing the entry with the same key id."""
+        rest = tuple(k for k in self.encryption_key if k.key_id != entry.key_id)
+        return self.model_copy(update={"encryption_key": (*rest, entry)})
 
 
 def load_registry(path: Path) -> KeyRegistry:
@@ -142,6 +200,17 @@ def dump_registry(registry: KeyRegistry) -> str:
         ]
         if k.valid_until is not None:
             lines.append(f"valid_until = {_toml_time(k.valid_until)}")
+    for e in registry.encryption_key:
+        lines += [
+            "",
+            "[[encryption_key]]",
+            f"org = {json.dumps(e.org)}",
+            f"key_id = {json.dumps(e.key_id)}",
+            f"public_key = {json.dumps(e.public_key)}",
+            f"valid_from = {_toml_time(e.valid_from)}",
+        ]
+        if e.valid_until is not None:
+            lines.append(f"valid_until = {_toml_time(e.valid_until)}")
     return "\n".join(lines) + "\n"
 
 

@@ -1,16 +1,29 @@
-"""The registry file on disk: read again when it changes (keys added while `mash up` runs), updated atomically."""
+"""The registry file on disk: read again when it changes (keys added while `mash up` runs), updated atomically.
+
+Also where an organisation's encryption key is made or rotated: the private key in the key store first,
+then its public key in the registry (so a registered key always has its private half somewhere).
+"""
 
 from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from mash_broker.contracts.errors import PolicyError
+from mash_broker.core.audit.keys import KeyStore
+from mash_broker.core.crypto.keys import encryption_key_id, public_key_b64
 from mash_broker.core.logging import get_logger
-from mash_broker.core.signing.registry import KeyRegistry, RegisteredKey, dump_registry, load_registry
+from mash_broker.core.signing.registry import (
+    KeyRegistry,
+    RegisteredEncryptionKey,
+    RegisteredKey,
+    dump_registry,
+    load_registry,
+)
 
 log = get_logger("mash.signing")
 
@@ -71,9 +84,52 @@ def _locked(path: Path) -> Iterator[None]:
 
 def register_key(path: Path, entry: RegisteredKey) -> KeyRegistry:
     """Add ``entry`` to the registry file (or update the entry with its key id); returns the new registry."""
+    return _update(path, lambda current: current.with_key(entry))
+
+
+def register_encryption_key(path: Path, entry: RegisteredEncryptionKey, *, supersede: bool = False) -> KeyRegistry:
+    """Add ``entry`` (or update the entry with its key id). ``supersede``: the organisation's other keys
+    still valid when ``entry`` begins stop being valid then (rotation), so ``entry`` is the one in force."""
+
+    def change(current: KeyRegistry) -> KeyRegistry:
+        updated = current.with_encryption_key(entry)
+        if supersede:
+            for old in current.encryption_keys_for(entry.org):
+                if old.key_id != entry.key_id and _ends_after(old, entry.valid_from):
+                    updated = updated.with_encryption_key(old.model_copy(update={"valid_until": entry.valid_from}))
+        return updated
+
+    return _update(path, change)
+
+
+def new_encryption_key(
+    store: KeyStore, path: Path, org: str, now: datetime, valid_days: int | None = None
+) -> RegisteredEncryptionKey:
+    """A new X25519 key for ``org`` in force from ``now``: the first, or a rotation. The key it replaces
+    stays in the store (retired) and in the registry with its validity ended at ``now``."""
+    if path.exists():
+        load_registry(path)  # an invalid registry is refused before the key store changes
+    key = store.new_encryption_key(org)
+    entry = RegisteredEncryptionKey(
+        org=org,
+        key_id=encryption_key_id(key.public_key()),
+        public_key=public_key_b64(key.public_key()),
+        valid_from=now,
+        valid_until=now + timedelta(days=valid_days) if valid_days else None,
+    )
+    register_encryption_key(path, entry, supersede=True)
+    return entry
+
+
+def _ends_after(key: RegisteredEncryptionKey, when: datetime) -> bool:
+    # A key that begins at or after ``when`` is left alone: its validity cannot end before it starts.
+    return key.valid_from < when and (key.valid_until is None or key.valid_until > when)
+
+
+def _update(path: Path, change: Callable[[KeyRegistry], KeyRegistry]) -> KeyRegistry:
     with _locked(path):
         current = load_registry(path) if path.exists() else KeyRegistry()
-        updated = current.with_key(entry)
+        updated = change(current)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(dump_registry(updated), encoding="utf-8")
         os.replace(tmp, path)
