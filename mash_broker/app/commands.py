@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
-
-from pydantic import ValidationError
 
 from mash_broker.agencies.education.directory import (
     DirectoryChanges,
@@ -25,6 +22,7 @@ from mash_broker.agencies.police import POLICE_NOTIFICATIONS
 from mash_broker.agencies.police.export import ParsedRow
 from mash_broker.agencies.police.ingest import IngestReport, Progress, RowReceipt, publish_rows, read_export, sign_rows
 from mash_broker.agencies.registry import REGISTRY
+from mash_broker.app.message_file import send_file
 from mash_broker.app.runtime import producer
 from mash_broker.contracts import Envelope, InputFileError
 from mash_broker.core.audit.keys import KeyStore
@@ -172,55 +170,6 @@ async def _sign_and_publish(
     return IngestReport(source=str(path), receipts=receipts)
 
 
-MAX_MESSAGE_FILE_BYTES = 16 * 1024 * 1024
-
-
-def read_messages(path: Path) -> tuple[list[ParsedRow], list[RowReceipt]]:
-    """Envelopes from a file: one JSON object, a JSON array of them, or JSON Lines. Each record is
-    checked on its own: a bad one becomes a rejected receipt naming its record number (the line,
-    for JSON Lines) and each field with its reason, never its values; the others go on."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputFileError(f"cannot read the file ({exc.strerror})", record=str(path)) from exc
-    if len(data) > MAX_MESSAGE_FILE_BYTES:
-        raise InputFileError(f"{len(data)} bytes: larger than {MAX_MESSAGE_FILE_BYTES}", record=str(path))
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputFileError("not UTF-8", record=str(path)) from exc
-    stripped = text.lstrip()
-    records: list[tuple[int, object]]
-    try:
-        doc = json.loads(text)
-        records = list(enumerate(doc, start=1)) if isinstance(doc, list) else [(1, doc)]
-    except ValueError:
-        if not stripped or stripped[0] != "{":
-            raise InputFileError(
-                "not JSON: expected an envelope, an array of envelopes, or JSON Lines", record=str(path)
-            ) from None
-        records = []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    records.append((n, json.loads(line)))
-                except ValueError:
-                    records.append((n, None))
-    rows: list[ParsedRow] = []
-    rejected: list[RowReceipt] = []
-    for n, record in records:
-        if record is None:
-            rejected.append(RowReceipt(line=n, status="rejected", field="(record)", reason="not JSON"))
-            continue
-        try:
-            rows.append(ParsedRow(line=n, envelope=Envelope.model_validate(record)))
-        except ValidationError as exc:
-            for e in exc.errors():
-                where = ".".join(str(p) for p in e["loc"]) or "(record)"
-                rejected.append(RowReceipt(line=n, status="rejected", field=where[:200], reason=e["msg"][:200]))
-    return rows, rejected
-
-
 async def send_messages(
     settings: Settings,
     ledger: Ledger,
@@ -232,14 +181,11 @@ async def send_messages(
 ) -> IngestReport:
     """`mash send`: check each envelope in a file, sign it with its sender's key, publish it on its
     sender's inbound topic, and wait for the gate's receipt, as `mash police ingest` does for rows."""
-    rows, rejected = read_messages(path)
-    return await _sign_and_publish(
+    return await send_file(
         settings,
         ledger,
         bootstrap,
         path,
-        rows,
-        rejected,
         progress=progress,
         timeout_s=timeout_s,
         topic_for=lambda env: REGISTRY.inbound_topic(env.sender_org, env.kind),

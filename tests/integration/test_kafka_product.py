@@ -18,8 +18,8 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from itertools import pairwise
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 

@@ -63,9 +63,15 @@ def notification(**changes: Any) -> Envelope:
         "lawful_basis": {"article6": "legal_obligation", "statutory_power": "encompass_duty_vpa_2024"},
         "significant_harm_risk": True,
         "payload": {
-            "kind": "notification.encompass", "police_reference": "EXP/2026/1001", "force": "examplepolice",
-            "occurred_at": occurred, "reported_at": occurred + timedelta(minutes=15), "child_present": "yes",
-            "school_urn": "900001", "home_postcode": "ZZ99 1AA", "summary_for_school": "Officers attended.",
+            "kind": "notification.encompass",
+            "police_reference": "EXP/2026/1001",
+            "force": "examplepolice",
+            "occurred_at": occurred,
+            "reported_at": occurred + timedelta(minutes=15),
+            "child_present": "yes",
+            "school_urn": "900001",
+            "home_postcode": "ZZ99 1AA",
+            "summary_for_school": "Officers attended.",
         },
     }
     doc.update(changes)
@@ -102,9 +108,20 @@ def test_routing_stays_readable_and_nothing_about_the_child_does() -> None:
     for name in ROUTING_FIELDS:
         assert getattr(sealed, name) == getattr(env, name)
     assert (sealed.payload.alg, sealed.payload.recipient_org, sealed.payload.key_id) == (
-        HPKE_ALG, SCHOOL, SCHOOL_ENTRY.key_id)
-    for secret in ("Zebedee", "Quillfeather", "2016-05-12", "ZZ99", "Officers attended", "legal_obligation",
-                   "significant_harm_risk", "school_urn"):
+        HPKE_ALG,
+        SCHOOL,
+        SCHOOL_ENTRY.key_id,
+    )
+    for secret in (
+        "Zebedee",
+        "Quillfeather",
+        "2016-05-12",
+        "ZZ99",
+        "Officers attended",
+        "legal_obligation",
+        "significant_harm_risk",
+        "school_urn",
+    ):
         assert secret not in text
 
 
@@ -215,8 +232,10 @@ def test_sealed_content_cannot_override_the_routing() -> None:
     content = {**env.model_dump(mode="json", include=set(SEALED_FIELDS)), "recipients": [OTHER_SCHOOL]}
     aad = routing_aad(routing, alg=HPKE_ALG, recipient_org=SCHOOL, key_id=SCHOOL_ENTRY.key_id)
     enc, ct = HPKE.seal(SCHOOL_KEY.public_key(), rfc8785.dumps(content), payload_info(env.kind, SCHOOL), aad)
-    sealed = EncryptedEnvelope(**env.model_dump(include=set(ROUTING_FIELDS) - {"signature"}), payload=EncryptedPayload(
-        recipient_org=SCHOOL, key_id=SCHOOL_ENTRY.key_id, enc=b64(enc), ct=b64(ct)))
+    sealed = EncryptedEnvelope(
+        **env.model_dump(include=set(ROUTING_FIELDS) - {"signature"}),
+        payload=EncryptedPayload(recipient_org=SCHOOL, key_id=SCHOOL_ENTRY.key_id, enc=b64(enc), ct=b64(ct)),
+    )
 
     with pytest.raises(ContractError, match="sealed fields only"):
         decrypt_payload(sealed, SCHOOL_KEYS)
@@ -232,17 +251,20 @@ def b64(raw: bytes) -> str:
 GOOD_PAYLOAD = {"recipient_org": SCHOOL, "key_id": "0123456789abcdef", "enc": b64(bytes(32)), "ct": b64(bytes(16))}
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("alg", "HPKE-base-P256-SHA256-AES128GCM"),
-    ("recipient_org", "School 900001"),
-    ("key_id", "XYZ"),
-    ("enc", b64(bytes(31))),
-    ("enc", b64(bytes(32)) + "="),
-    ("enc", b64(bytes(32))[:-1] + "B"),  # non-canonical: trailing bits set
-    ("ct", "not base64url!"),
-    ("ct", b64(bytes(15))),
-    ("colour", "red"),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("alg", "HPKE-base-P256-SHA256-AES128GCM"),
+        ("recipient_org", "School 900001"),
+        ("key_id", "XYZ"),
+        ("enc", b64(bytes(31))),
+        ("enc", b64(bytes(32)) + "="),
+        ("enc", b64(bytes(32))[:-1] + "B"),  # non-canonical: trailing bits set
+        ("ct", "not base64url!"),
+        ("ct", b64(bytes(15))),
+        ("colour", "red"),
+    ],
+)
 def test_an_invalid_encrypted_payload_is_refused_naming_the_field(field: str, value: str) -> None:
     with pytest.raises(ValidationError) as caught:
         EncryptedPayload.model_validate({**GOOD_PAYLOAD, field: value})

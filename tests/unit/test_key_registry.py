@@ -1,4 +1,5 @@
-"""The key registry file (validated, refused naming the field), the key store's rotation, and who signs acks."""
+"""The key registry file (validated, refused naming the field), the key store's rotation, and who signs acks;
+and the organisations' encryption keys beside the signing keys (validity, the key in force, rotation)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from mash_broker.contracts import Envelope, PolicyError, ReceiptStatus, SystemReceipt
 from mash_broker.core.audit.keys import Ed25519Signer, KeyStore, public_key_b64
+from mash_broker.core.crypto import decrypt_payload, encrypt_payload, encryption_key_id
+from mash_broker.core.crypto import public_key_b64 as encryption_public_b64
 from mash_broker.core.messages import GATE_ORG, reply
 from mash_broker.core.signing import (
     KeyMissing,
@@ -31,6 +35,8 @@ from mash_broker.core.signing import (
     rotate,
     verify,
 )
+from mash_broker.core.signing.registry import RegisteredEncryptionKey
+from mash_broker.core.signing.registry_file import new_encryption_key, register_encryption_key
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 POLICE = "police:examplepolice"
@@ -68,24 +74,41 @@ def test_a_valid_registry_loads(tmp_path: Path) -> None:
         k.org = "police:other"  # type: ignore[misc]
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    pytest.param(("org = \"police:examplepolice\"", "org = \"Police Example\""), "key[0].org", id="org"),
-    pytest.param((f"key_id = \"{KEY.key_id}\"", "key_id = \"0123456789abcdef\""), "key[0].key_id",
-                 id="key-id-of-another-key"),
-    pytest.param((f"key_id = \"{KEY.key_id}\"", "key_id = \"XYZ\""), "key[0].key_id", id="key-id-format"),
-    pytest.param((f"public_key = \"{PUBLIC}\"", "public_key = \"not base64!\""), "key[0].public_key",
-                 id="public-key-not-base64"),
-    pytest.param((f"public_key = \"{PUBLIC}\"", f"public_key = \"{base64.b64encode(b'x' * 31).decode()}\""),
-                 "key[0].public_key", id="public-key-31-bytes"),
-    pytest.param(("valid_from = 2026-11-01T00:00:00Z", "valid_from = 2026-11-01T00:00:00"), "key[0].valid_from",
-                 id="valid-from-without-offset"),
-    pytest.param(("valid_from = 2026-11-01T00:00:00Z", ""), "key[0].valid_from", id="valid-from-missing"),
-    pytest.param(("valid_until = 2027-11-01T00:00:00+01:00", "valid_until = 2026-10-01T00:00:00Z"),
-                 "key[0].valid_until", id="valid-until-before-valid-from"),
-    pytest.param(("valid_from = 2026-11-01T00:00:00Z", "valid_from = 2026-11-01T00:00:00Z\ncolour = \"red\""),
-                 "key[0].colour", id="unknown-field"),
-    pytest.param(("[[key]]", "owner = \"me\"\n[[key]]"), "owner", id="unknown-top-level-field"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        pytest.param(('org = "police:examplepolice"', 'org = "Police Example"'), "key[0].org", id="org"),
+        pytest.param(
+            (f'key_id = "{KEY.key_id}"', 'key_id = "0123456789abcdef"'), "key[0].key_id", id="key-id-of-another-key"
+        ),
+        pytest.param((f'key_id = "{KEY.key_id}"', 'key_id = "XYZ"'), "key[0].key_id", id="key-id-format"),
+        pytest.param(
+            (f'public_key = "{PUBLIC}"', 'public_key = "not base64!"'), "key[0].public_key", id="public-key-not-base64"
+        ),
+        pytest.param(
+            (f'public_key = "{PUBLIC}"', f'public_key = "{base64.b64encode(b"x" * 31).decode()}"'),
+            "key[0].public_key",
+            id="public-key-31-bytes",
+        ),
+        pytest.param(
+            ("valid_from = 2026-11-01T00:00:00Z", "valid_from = 2026-11-01T00:00:00"),
+            "key[0].valid_from",
+            id="valid-from-without-offset",
+        ),
+        pytest.param(("valid_from = 2026-11-01T00:00:00Z", ""), "key[0].valid_from", id="valid-from-missing"),
+        pytest.param(
+            ("valid_until = 2027-11-01T00:00:00+01:00", "valid_until = 2026-10-01T00:00:00Z"),
+            "key[0].valid_until",
+            id="valid-until-before-valid-from",
+        ),
+        pytest.param(
+            ("valid_from = 2026-11-01T00:00:00Z", 'valid_from = 2026-11-01T00:00:00Z\ncolour = "red"'),
+            "key[0].colour",
+            id="unknown-field",
+        ),
+        pytest.param(("[[key]]", 'owner = "me"\n[[key]]'), "owner", id="unknown-top-level-field"),
+    ],
+)
 def test_an_invalid_entry_is_refused_naming_the_field(tmp_path: Path, change: tuple[str, str], field: str) -> None:
     old, new = change
     assert old in GOOD
@@ -119,9 +142,14 @@ def test_an_empty_file_is_an_empty_registry(tmp_path: Path) -> None:
 
 def test_the_registry_written_reads_back_the_same(tmp_path: Path) -> None:
     other = Ed25519Signer(Ed25519PrivateKey.generate())
-    registry = load_registry(write(tmp_path, GOOD)).with_key(RegisteredKey(
-        org="school:900001", key_id=other.key_id, public_key=public_key_b64(other.public_key),
-        valid_from=NOW + timedelta(microseconds=5)))
+    registry = load_registry(write(tmp_path, GOOD)).with_key(
+        RegisteredKey(
+            org="school:900001",
+            key_id=other.key_id,
+            public_key=public_key_b64(other.public_key),
+            valid_from=NOW + timedelta(microseconds=5),
+        )
+    )
     assert parse_registry(tomllib.loads(dump_registry(registry)), record="x") == registry
 
 
@@ -196,10 +224,15 @@ def test_new_key_registers_each_key_so_old_messages_still_verify(tmp_path: Path)
 def ack(sender: str) -> Envelope:
     """A school's delivered-receipt for a delivery from the gate."""
     first = SystemReceipt(receipted_message_id=uuid.uuid4(), status=ReceiptStatus.ACCEPTED, received_at=NOW)
-    delivery = Envelope(message_id=uuid.uuid4(), kind=first.kind, sender_org=GATE_ORG,
-                        correlation_id=uuid.uuid4(), produced_at=NOW, payload=first)
-    receipt = SystemReceipt(receipted_message_id=delivery.message_id, status=ReceiptStatus.DELIVERED,
-                            received_at=NOW)
+    delivery = Envelope(
+        message_id=uuid.uuid4(),
+        kind=first.kind,
+        sender_org=GATE_ORG,
+        correlation_id=uuid.uuid4(),
+        produced_at=NOW,
+        payload=first,
+    )
+    receipt = SystemReceipt(receipted_message_id=delivery.message_id, status=ReceiptStatus.DELIVERED, received_at=NOW)
     return reply(delivery, receipt, sender_org=sender, now=NOW)
 
 
@@ -218,3 +251,237 @@ def test_a_schools_ack_is_signed_by_its_own_key_else_by_the_gate_on_its_behalf(t
     assert own.signature is not None
     assert school.key_id in own.signature
     assert verify(own, load_registry(path), NOW).ok
+
+
+# -- encryption keys: the registry ------------------------------------------------------------------------------
+
+SCHOOL = "school:900001"
+ENC_KEY = X25519PrivateKey.generate()
+ENC_PUBLIC = encryption_public_b64(ENC_KEY.public_key())
+ENC_ID = encryption_key_id(ENC_KEY.public_key())
+ENC_GOOD = f"""
+[[encryption_key]]
+org = "{SCHOOL}"
+key_id = "{ENC_ID}"
+public_key = "{ENC_PUBLIC}"
+valid_from = 2026-11-01T00:00:00Z
+valid_until = 2027-11-01T00:00:00Z
+"""
+
+
+def enc_entry(
+    key: X25519PrivateKey, valid_from: datetime, valid_until: datetime | None = None, org: str = SCHOOL
+) -> RegisteredEncryptionKey:
+    public = key.public_key()
+    return RegisteredEncryptionKey(
+        org=org,
+        key_id=encryption_key_id(public),
+        public_key=encryption_public_b64(public),
+        valid_from=valid_from,
+        valid_until=valid_until,
+    )
+
+
+def test_encryption_keys_load_beside_the_signing_keys(tmp_path: Path) -> None:
+    registry = load_registry(write(tmp_path, GOOD + ENC_GOOD))
+
+    (signing,) = registry.key
+    (enc,) = registry.encryption_key
+    assert signing.key_id == KEY.key_id
+    assert (enc.org, enc.key_id, enc.public_key) == (SCHOOL, ENC_ID, ENC_PUBLIC)
+    assert registry.find_encryption_key(ENC_ID) == enc
+    assert registry.find(ENC_ID) is None, "an encryption key does not verify signatures"
+    assert registry.find_encryption_key(KEY.key_id) is None
+    assert registry.encryption_keys_for(SCHOOL) == (enc,)
+    assert registry.for_org(SCHOOL) == ()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        pytest.param((f'org = "{SCHOOL}"', 'org = "School 900001"'), "encryption_key[0].org", id="org"),
+        pytest.param(
+            (f'key_id = "{ENC_ID}"', 'key_id = "0123456789abcdef"'),
+            "encryption_key[0].key_id",
+            id="key-id-of-another-key",
+        ),
+        pytest.param(
+            (f'public_key = "{ENC_PUBLIC}"', 'public_key = "not base64!"'),
+            "encryption_key[0].public_key",
+            id="public-key-not-base64",
+        ),
+        pytest.param(
+            (f'public_key = "{ENC_PUBLIC}"', f'public_key = "{base64.b64encode(b"x" * 33).decode()}"'),
+            "encryption_key[0].public_key",
+            id="public-key-33-bytes",
+        ),
+        pytest.param(
+            ("valid_from = 2026-11-01T00:00:00Z", "valid_from = 2026-11-01T00:00:00"),
+            "encryption_key[0].valid_from",
+            id="valid-from-without-offset",
+        ),
+        pytest.param(
+            ("valid_until = 2027-11-01T00:00:00Z", "valid_until = 2026-10-01T00:00:00Z"),
+            "encryption_key[0].valid_until",
+            id="valid-until-before-valid-from",
+        ),
+        pytest.param(
+            ("valid_from = 2026-11-01T00:00:00Z", 'valid_from = 2026-11-01T00:00:00Z\nalg = "x448"'),
+            "encryption_key[0].alg",
+            id="unknown-field",
+        ),
+    ],
+)
+def test_an_invalid_encryption_entry_is_refused_naming_the_field(
+    tmp_path: Path, change: tuple[str, str], field: str
+) -> None:
+    old, new = change
+    assert old in ENC_GOOD
+    with pytest.raises(PolicyError) as caught:
+        load_registry(write(tmp_path, GOOD + ENC_GOOD.replace(old, new)))
+    assert caught.value.field == field
+    assert field in str(caught.value)
+
+
+def test_an_x25519_error_says_x25519() -> None:
+    with pytest.raises(PolicyError, match="an X25519 public key is 32"):
+        parse_registry(
+            {
+                "encryption_key": [
+                    {
+                        "org": SCHOOL,
+                        "key_id": "0" * 16,
+                        "public_key": base64.b64encode(b"x" * 31).decode(),
+                        "valid_from": NOW,
+                    }
+                ]
+            },
+            record="r",
+        )
+
+
+def test_an_encryption_key_id_twice_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="appears more than once") as caught:
+        load_registry(write(tmp_path, ENC_GOOD + ENC_GOOD))
+    assert caught.value.field == "encryption_key"
+
+
+def test_a_registry_with_both_kinds_written_reads_back_the_same(tmp_path: Path) -> None:
+    registry = load_registry(write(tmp_path, GOOD + ENC_GOOD)).with_encryption_key(
+        enc_entry(X25519PrivateKey.generate(), NOW + timedelta(microseconds=5))
+    )
+    assert parse_registry(tomllib.loads(dump_registry(registry)), record="x") == registry
+    assert registry.with_key(registry.key[0]).encryption_key == registry.encryption_key
+
+
+def test_the_key_in_force_is_chosen_by_time() -> None:
+    first, second = X25519PrivateKey.generate(), X25519PrivateKey.generate()
+    a = enc_entry(first, NOW - timedelta(days=10), NOW + timedelta(days=30))
+    b = enc_entry(second, NOW, NOW + timedelta(days=5))
+    registry = KeyRegistry(encryption_key=(a, b, enc_entry(X25519PrivateKey.generate(), NOW, org="school:900002")))
+
+    assert registry.encryption_key_in_force(SCHOOL, NOW - timedelta(days=11)) is None, "before any key"
+    assert registry.encryption_key_in_force(SCHOOL, NOW - timedelta(seconds=1)) == a
+    assert registry.encryption_key_in_force(SCHOOL, NOW) == b, "of the valid keys, the one that began last"
+    assert registry.encryption_key_in_force(SCHOOL, NOW + timedelta(days=6)) == a, "b has ended; a still valid"
+    assert registry.encryption_key_in_force(SCHOOL, NOW + timedelta(days=31)) is None, "every key has ended"
+    assert registry.encryption_key_in_force("school:900003", NOW) is None
+
+
+def test_registering_an_encryption_key_keeps_the_signing_keys(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    register_encryption_key(path, enc_entry(ENC_KEY, NOW))
+    register_key(path, load_registry(path).key[0].model_copy(update={"valid_until": None}))
+
+    registry = load_registry(path)
+    assert [k.key_id for k in registry.key] == [KEY.key_id]
+    assert registry.key[0].valid_until is None
+    assert [k.key_id for k in registry.encryption_key] == [ENC_ID]
+
+
+# -- encryption keys: the key store and rotation ---------------------------------------------------------------
+
+
+def test_an_organisation_has_no_encryption_key_until_one_is_made(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path / "keys")
+    assert store.encryption_key(SCHOOL) is None
+    assert store.encryption_keys(SCHOOL) == {}
+    assert not store.directory.exists(), "looking does not create a key"
+
+
+def test_rotation_keeps_old_messages_readable(tmp_path: Path) -> None:
+    store, path = KeyStore(tmp_path / "keys"), tmp_path / "keys" / "registry.toml"
+    first = new_encryption_key(store, path, SCHOOL, NOW - timedelta(days=30), valid_days=365)
+    old_message = encrypt_payload(
+        notification_for(SCHOOL),
+        SCHOOL,
+        load_registry(path).encryption_key_in_force(SCHOOL, NOW) or pytest.fail("no key in force"),
+    )
+
+    second = new_encryption_key(store, path, SCHOOL, NOW)
+
+    registry = load_registry(path)
+    old, new = (registry.find_encryption_key(k.key_id) for k in (first, second))
+    assert old is not None
+    assert new is not None
+    assert old.valid_until == NOW == new.valid_from, "the old key stops being sealed to when the new one starts"
+    assert registry.encryption_key_in_force(SCHOOL, NOW) == new
+    assert registry.encryption_key_in_force(SCHOOL, NOW - timedelta(days=1)) == old
+    held = store.encryption_keys(SCHOOL)
+    assert set(held) == {first.key_id, second.key_id}
+    current = store.encryption_key(SCHOOL)
+    assert current is not None
+    assert encryption_key_id(current.public_key()) == second.key_id
+    opened = decrypt_payload(old_message, held, recipient_org=SCHOOL)
+    assert opened.subject == notification_for(SCHOOL).subject
+    new_message = encrypt_payload(notification_for(SCHOOL), SCHOOL, new)
+    assert decrypt_payload(new_message, held).payload == notification_for(SCHOOL).payload
+    for pem in store.directory.glob("*.pem"):
+        assert stat.S_IMODE(pem.stat().st_mode) == 0o600, pem
+    assert not [p for p in store.directory.iterdir() if p.name.startswith(".new-key-")]
+
+
+def test_encryption_keys_are_not_signing_keys_in_the_store(tmp_path: Path) -> None:
+    store, path = KeyStore(tmp_path / "keys"), tmp_path / "keys" / "registry.toml"
+    new_encryption_key(store, path, POLICE, NOW - timedelta(days=1))
+    new_encryption_key(store, path, POLICE, NOW)
+    assert existing_signer(store, POLICE) is None
+    assert store.public_keys(POLICE) == {}
+    signer = rotate(store, POLICE)
+    assert set(store.public_keys(POLICE)) == {signer.key_id}
+    assert len(store.encryption_keys(POLICE)) == 2
+
+
+def test_an_invalid_registry_refuses_rotation_before_the_key_store_changes(tmp_path: Path) -> None:
+    store, path = KeyStore(tmp_path / "keys"), tmp_path / "keys" / "registry.toml"
+    new_encryption_key(store, path, SCHOOL, NOW)
+    before = store.encryption_keys(SCHOOL)
+    path.write_text("this is [ not toml")
+    with pytest.raises(PolicyError):
+        new_encryption_key(store, path, SCHOOL, NOW + timedelta(days=1))
+    assert set(store.encryption_keys(SCHOOL)) == set(before)
+
+
+def notification_for(org: str) -> Envelope:
+    occurred = NOW - timedelta(hours=9)
+    return Envelope.model_validate(
+        {
+            "message_id": uuid.uuid5(uuid.NAMESPACE_URL, org),
+            "kind": "notification.encompass",
+            "sender_org": POLICE,
+            "correlation_id": uuid.uuid5(uuid.NAMESPACE_DNS, org),
+            "produced_at": NOW,
+            "recipients": [org],
+            "subject": {"given_name": "Zebedee", "family_name": "Quillfeather", "date_of_birth": "2016-05-12"},
+            "payload": {
+                "kind": "notification.encompass",
+                "police_reference": "EXP/2026/1001",
+                "force": "examplepolice",
+                "occurred_at": occurred,
+                "reported_at": occurred,
+                "child_present": "yes",
+                "school_urn": "900001",
+                "summary_for_school": "Officers attended.",
+            },
+        }
+    )

@@ -142,7 +142,8 @@ def test_every_page_passes_axe_reflows_and_keeps_the_csp(web_stack: WebStack, br
 
 def test_text_follows_the_readers_font_size(web_stack: WebStack) -> None:
     """A reader who sets a 32 px default font (double Chromium's 16) gets every text twice as large, and
-    the pages still fit a desktop window."""
+    the board still fits the window. 1600 px wide, so both are past the widest breakpoint (48.0625em:
+    the breakpoints are in em, so they follow the font size too)."""
     assert PATHS is not None
     from web.chromium import start_chromium
 
@@ -150,6 +151,7 @@ def test_text_follows_the_readers_font_size(web_stack: WebStack) -> None:
     for default in (16, 32):
         driver = start_chromium(PATHS, prefs={"webkit.webprefs.default_font_size": default})
         try:
+            set_width(driver, 1600)
             sign_in(driver, web_stack, MORGAN)
             driver.get(f"{web_stack.web.url}/board")
             sizes[default] = driver.execute_script(

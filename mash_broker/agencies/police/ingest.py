@@ -20,7 +20,7 @@ from mash_broker.agencies.police.export import ParsedRow, parse_export
 from mash_broker.contracts import EncompassNotification, Envelope, InputFileError
 from mash_broker.core.audit.keys import KeyStore
 from mash_broker.core.logging import get_logger
-from mash_broker.core.messages import encode, headers_for
+from mash_broker.core.messages import MAX_MESSAGE_BYTES, encode, headers_for
 from mash_broker.core.ports import GateReceipts
 from mash_broker.core.signing import require_signer, sign
 
@@ -33,7 +33,7 @@ Progress = Callable[[int, int], None]
 VERDICT_STATUS = {"share": "accepted", "refer": "referred", "withhold": "withheld", "rejected": "rejected"}
 
 
-@dataclass
+@dataclass(slots=True)
 class RowReceipt:
     """One row's outcome; no personal data, so it can be printed and logged."""
 
@@ -103,9 +103,14 @@ async def publish_rows(
     before_wait: Callable[[], Awaitable[None]] | None = None,
     poll_s: float = 0.1,
     topic_for: Callable[[Envelope], str] = lambda _: POLICE_NOTIFICATIONS,
+    max_bytes: int = MAX_MESSAGE_BYTES,
 ) -> list[RowReceipt]:
     """Send each row (on ``topic_for`` its envelope) until the gate's receipt is in the ledger, or
     attempts run out."""
+    # A record over the broker's limit is answered, not sent: it would fail the producer and the gate.
+    sizes = {str(r.envelope.message_id): len(encode(r.envelope).encode()) for r in rows}
+    oversize = [r for r in rows if sizes[str(r.envelope.message_id)] > max_bytes]
+    rows = [r for r in rows if sizes[str(r.envelope.message_id)] <= max_bytes]
     by_id = {str(r.envelope.message_id): r for r in rows}
     tries = dict.fromkeys(by_id, 0)
     found = await ledger.receipts_for(r.envelope.message_id for r in rows)
@@ -138,7 +143,16 @@ async def publish_rows(
                     progress(len(by_id) - len(waiting), len(by_id))
         if waiting:
             log.warning("ingest.receipts_missing", count=len(waiting), attempt=_attempt + 1)
-    receipts = []
+    receipts = [
+        RowReceipt(
+            line=r.line,
+            status="rejected",
+            message_id=str(r.envelope.message_id),
+            field="(record)",
+            reason=f"record {r.line} is {sizes[str(r.envelope.message_id)]} bytes, over the limit of {max_bytes}",
+        )
+        for r in oversize
+    ]
     for mid, row in by_id.items():
         payload = row.envelope.payload
         urn = payload.school_urn if isinstance(payload, EncompassNotification) else None
