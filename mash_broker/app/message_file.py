@@ -180,13 +180,17 @@ def _one_value(data: bytes) -> bool:
 
 def _lines(f: BinaryIO, max_bytes: int) -> Iterator[RawRecord]:
     """JSON Lines: record N is line N; blank lines are skipped; a line over the limit is not held."""
-    for n, line in enumerate(iter(lambda: f.readline(max_bytes + 2), b""), start=1):
-        size = len(line)
-        while not line.endswith(b"\n") and (more := f.readline(CHUNK)):
-            size, line = size + len(more), b"" if size + len(more) > max_bytes + 1 else line + more
+    n = 0
+    while line := f.readline(max_bytes + 2):
+        n += 1
+        size, ended = len(line), line.endswith(b"\n")
+        while not ended and (more := f.readline(CHUNK)):
+            size, ended = size + len(more), more.endswith(b"\n")
+            line = b"" if size > max_bytes + 1 else line + more
+        size -= 1 if ended else 0
         body = line.rstrip(b"\r\n")
-        if size > max_bytes + 1:
-            yield RawRecord(n, b"", size - (1 if line.endswith(b"\n") else 0))
+        if size > max_bytes:
+            yield RawRecord(n, b"", size)
         elif body.strip(_WHITESPACE):
             yield RawRecord(n, body, len(body))
 

@@ -18,7 +18,8 @@ import pytest
 from faststream.kafka import KafkaBroker
 
 from mash_broker.app.bootstrap import GATE_GROUP
-from mash_broker.app.health import Readiness, gate_consumer_state
+from mash_broker.app.health import Readiness, gate_consumer_state, health_app
+from mash_broker.app.kafka import ensure_topics
 from mash_broker.app.runtime import Stack, running
 from mash_broker.core.settings import Settings
 
@@ -39,7 +40,8 @@ async def wait_ready(url: str, timeout_s: float = 30.0) -> dict[str, Any]:
 
 
 def urls(stack: Stack) -> tuple[str, str]:
-    assert stack.health is not None and stack.web is not None
+    assert stack.health is not None
+    assert stack.web is not None
     return stack.health.url, stack.web.url
 
 
@@ -71,33 +73,45 @@ async def test_a_running_stack_is_alive_ready_and_exposes_its_metrics(tmp_path: 
         assert 'mash_consumer_lag{group="mash-gate"' in text  # the gate's partitions, sampled
 
 
-async def test_a_second_gate_replica_with_no_partition_left_is_ready_as_a_standby(tmp_path: Path) -> None:
-    first = Settings(data_dir=tmp_path, web_port=0, health_port=0)
-    async with running(first, web=True) as one:
-        await wait_ready(f"{urls(one)[0]}/readyz")
-        # `mash serve` beside it: the same broker (its broker.json) and ledger, the same consumer group.
-        async with running(first, start_broker=False) as two:
-            assert two.health is not None
+async def test_a_second_gate_replica_with_no_partition_left_is_ready_as_a_standby(
+    embedded_bootstrap: str, unique_topic: str
+) -> None:
+    """Two gate replicas in one group on a one-partition topic: one is assigned it, the other none and
+    is ready all the same (a standby), saying so; before joining, neither is ready."""
+    group = f"gate-{unique_topic}"
+    replicas = [KafkaBroker(embedded_bootstrap, logger=None) for _ in range(2)]
+    for broker in replicas:
 
-            def standby(body: dict[str, Any]) -> bool:
-                return "assigned no partitions" in body["checks"]["gate_consumer"]["detail"]
+        @broker.subscriber(unique_topic, group_id=group, auto_offset_reset="earliest")
+        async def gate(body: bytes) -> None: ...
 
-            bodies = await settle_on(lambda: [wait_ready(f"{s.health.url}/readyz") for s in (one, two) if s.health],
-                                     lambda found: any(standby(b) for b in found))
-            assert all(b["status"] == "ready" for b in bodies)
-            assert sum(standby(b) for b in bodies) >= 1, bodies
-            assert "standby" in next(b for b in bodies if standby(b))["checks"]["gate_consumer"]["detail"]
+    assert [gate_consumer_state(b, group).ok for b in replicas] == [False, False]  # not started
+    await ensure_topics(embedded_bootstrap, [unique_topic])
+    try:
+        for broker in replicas:
+            await broker.start()
+
+        def settled() -> list[str] | None:
+            states = [gate_consumer_state(b, group) for b in replicas]
+            return [s.detail for s in states] if all(s.ok for s in states) else None
+
+        details = await eventually(settled, 60)
+        assert sorted(details) == sorted([
+            f"joined {group}; assigned 1 partitions",
+            f"joined {group}; assigned no partitions (more replicas than partitions: a standby)",
+        ]), details
+    finally:
+        for broker in replicas:
+            await broker.stop()
 
 
-async def settle_on(ask: Callable[[], list[Any]], until: Callable[[list[dict[str, Any]]], bool],
-                    timeout_s: float = 60.0) -> list[dict[str, Any]]:
-    """Ask each probe again until ``until`` holds of the answers (a rebalance takes a few seconds)."""
+async def eventually(check: Callable[[], Any], timeout_s: float) -> Any:
+    """``check()`` once it is truthy (a group join and rebalance take a few seconds)."""
     deadline = time.monotonic() + timeout_s
-    while True:
-        found = list(await asyncio.gather(*ask()))
-        if until(found) or time.monotonic() > deadline:
-            return found
-        await asyncio.sleep(0.5)
+    while not (found := check()):
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.2)
+    return found
 
 
 class DeadLedger:
@@ -106,10 +120,6 @@ class DeadLedger:
 
 
 async def test_not_ready_answers_503_naming_what_is_not_ready() -> None:
-    from starlette.testclient import TestClient
-
-    from mash_broker.app.health import health_app
-
     broker = KafkaBroker("127.0.0.1:1")  # never started: no consumer, Kafka unreachable
 
     @broker.subscriber("gate.in.v1", group_id=GATE_GROUP)
@@ -118,9 +128,10 @@ async def test_not_ready_answers_503_naming_what_is_not_ready() -> None:
     readiness = Readiness(DeadLedger())  # type: ignore[arg-type]
     readiness.watch(broker, GATE_GROUP)
     assert gate_consumer_state(broker, GATE_GROUP).ok is False
-    with TestClient(health_app(readiness, None)) as client:  # type: ignore[arg-type]
-        answer = client.get("/readyz")
-        assert client.get("/healthz").status_code == 200  # alive all the same
+    transport = httpx.ASGITransport(app=health_app(readiness, None))  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
+        answer = await client.get("/readyz")
+        assert (await client.get("/healthz")).status_code == 200  # alive all the same
     assert answer.status_code == 503
     body = answer.json()
     assert body["status"] == "not_ready"
