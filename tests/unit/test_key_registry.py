@@ -207,6 +207,17 @@ def test_rotation_makes_a_new_current_key_and_keeps_the_old_one(tmp_path: Path) 
     assert not [p for p in store.directory.iterdir() if p.name.startswith(".new-key-")]
 
 
+def test_an_organisation_does_not_pick_up_the_retired_keys_of_one_whose_id_extends_its_own(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path / "keys")
+    rotate(store, "police:example")
+    longer = [rotate(store, "police:example.north"), rotate(store, "police:example.north")]
+
+    mine = store.public_keys("police:example")
+    assert set(mine) == {require_signer(store, "police:example").key_id}
+    assert not set(mine) & {k.key_id for k in longer}
+    assert len(store.public_keys("police:example.north")) == 2
+
+
 def test_new_key_registers_each_key_so_old_messages_still_verify(tmp_path: Path) -> None:
     store, path = KeyStore(tmp_path / "keys"), tmp_path / "keys" / "registry.toml"
     old, old_entry = new_key(store, path, POLICE, NOW - timedelta(days=30), valid_days=365)

@@ -132,7 +132,12 @@ class KeyStore:
         path = self.path(org)
         stem = path.name.removesuffix(".key.pem")
         found: dict[str, Ed25519PublicKey] = {}
-        for pem in [*sorted(self.directory.glob(f"{stem}.*.retired.pem")), path]:
+        retired = [
+            p
+            for p in sorted(self.directory.glob(f"{stem}.*.retired.pem"))
+            if "." not in p.name[len(stem) + 1 : -len(".retired.pem")]  # not another org's (`x:a.b` beside `x:a`)
+        ]
+        for pem in [*retired, path]:
             if pem.is_file():
                 key = serialization.load_pem_private_key(pem.read_bytes(), password=None)
                 if isinstance(key, Ed25519PrivateKey):
