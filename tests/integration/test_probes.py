@@ -67,8 +67,14 @@ async def test_a_running_stack_is_alive_ready_and_exposes_its_metrics(tmp_path: 
             assert (await http.get(f"{web}/metrics")).status_code == 404  # metrics on the probe port only
         assert scraped.status_code == 200
         text = scraped.text
-        for name in ("mash_consumer_lag", "mash_relay_latency_seconds_bucket", "mash_outbox_depth",
-                     "mash_deliveries_unacknowledged", "mash_gate_decisions", "mash_clock_breaches"):
+        for name in (
+            "mash_consumer_lag",
+            "mash_relay_latency_seconds_bucket",
+            "mash_outbox_depth",
+            "mash_deliveries_unacknowledged",
+            "mash_gate_decisions",
+            "mash_clock_breaches",
+        ):
             assert f"# TYPE {name.removesuffix('_bucket')}" in text or name in text, name
         assert 'mash_consumer_lag{group="mash-gate"' in text  # the gate's partitions, sampled
 
@@ -96,10 +102,12 @@ async def test_a_second_gate_replica_with_no_partition_left_is_ready_as_a_standb
             return [s.detail for s in states] if all(s.ok for s in states) else None
 
         details = await eventually(settled, 60)
-        assert sorted(details) == sorted([
-            f"joined {group}; assigned 1 partitions",
-            f"joined {group}; assigned no partitions (more replicas than partitions: a standby)",
-        ]), details
+        assert sorted(details) == sorted(
+            [
+                f"joined {group}; assigned 1 partitions",
+                f"joined {group}; assigned no partitions (more replicas than partitions: a standby)",
+            ]
+        ), details
     finally:
         for broker in replicas:
             await broker.stop()

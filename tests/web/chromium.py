@@ -96,3 +96,11 @@ def full_page_shot(driver: WebDriver, name: str, width: int) -> Path:
     driver.save_screenshot(str(path))
     set_width(driver, width)
     return path
+
+
+def viewport_shot(driver: WebDriver, name: str) -> Path:
+    """What fits the screen now (the README's screenshots: small files) to tests/output/screenshots/."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    driver.save_screenshot(str(path))
+    return path

@@ -37,6 +37,7 @@ from web.chromium import (  # noqa: E402
     overflow,
     set_width,
     sign_in,
+    viewport_shot,
 )
 
 ALEX, MORGAN, NOBODY = "alex.keyadult@example.org", "morgan manager", "nobody@example.org"
@@ -219,6 +220,7 @@ def test_a_key_adult_signs_in_opens_and_records_a_read_by_keyboard_alone_at_320(
     WebDriverWait(browser, 15).until(lambda d: d.find_elements(By.ID, "inbox"))
     assert browser.current_url.endswith("/inbox")
     full_page_shot(browser, "journey-1-inbox-320.png", 320)
+    viewport_shot(browser, "journey-1-inbox-320-screen.png")
 
     web_stack.clock.now += timedelta(minutes=5)
     link = tab_to(browser, lambda e: e.tag_name == "a" and e.text.startswith("Open notification"), seen)
@@ -235,6 +237,8 @@ def test_a_key_adult_signs_in_opens_and_records_a_read_by_keyboard_alone_at_320(
     wide, viewport = overflow(browser)
     assert wide <= viewport
     full_page_shot(browser, "journey-2-notification-read-320.png", 320)
+    browser.execute_script("window.scrollTo(0, 0)")
+    viewport_shot(browser, "journey-2-notification-read-320-screen.png")
 
     row = web_stack.call(web_stack.ledger.delivery(target))
     assert row is not None
