@@ -85,3 +85,19 @@ async def test_relay_latency_counts_each_publication_once_from_when_it_was_due()
 def test_a_recipient_is_folded_into_its_agency() -> None:
     assert agency_of("school:900001") == "school"
     assert agency_of("health:team-north") == "health"
+
+
+async def test_the_example_dashboard_charts_only_metrics_the_broker_exposes() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).parents[2] / "deploy" / "grafana" / "mash-broker.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    charted = {m for e in exprs for m in re.findall(r"\bmash_[a-z_]+", e)}
+    metrics = GateMetrics(FakeLedger(), lambda: NOW)  # type: ignore[arg-type]
+    text = await metrics.exposition()
+    exposed = set(parsed(text)) | set(re.findall(r"^# TYPE (\S+)", text.decode(), re.MULTILINE))
+    missing = {m for m in charted if m not in exposed and f"{m}_total" not in exposed}
+    assert not missing, missing
+    assert {"mash_gate_decisions_total", "mash_consumer_lag", "mash_relay_latency_seconds_bucket"} <= charted

@@ -24,8 +24,16 @@ def start_chromium(paths: tuple[str, str], *, prefs: dict[str, Any] | None = Non
     """Debian's Chromium through the system chromedriver (no browser download), console kept for reading."""
     options = webdriver.ChromeOptions()
     options.binary_location = paths[0]
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1280,1000", "--no-first-run", "--disable-extensions", "--hide-scrollbars"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+        "--no-first-run",
+        "--disable-extensions",
+        "--hide-scrollbars",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     if prefs:
@@ -37,8 +45,10 @@ def start_chromium(paths: tuple[str, str], *, prefs: dict[str, Any] | None = Non
 
 def set_width(driver: WebDriver, width: int, height: int = 900) -> None:
     """The viewport as a phone (320) or a desktop (1280) has it: CSS pixels, scale 1."""
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
 
 
 def sign_in(driver: WebDriver, stack: WebStack, login: str, password: str = PASSWORD) -> None:
@@ -47,8 +57,11 @@ def sign_in(driver: WebDriver, stack: WebStack, login: str, password: str = PASS
     driver.find_element(By.ID, "login").send_keys(login)
     driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.ID, "sign-in").click()
-    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete"
-                                    and d.find_elements(By.ID, "main-content"))
+    WebDriverWait(driver, 15).until(
+        lambda d: (
+            d.execute_script("return document.readyState") == "complete" and d.find_elements(By.ID, "main-content")
+        )
+    )
 
 
 def axe_violations(driver: WebDriver) -> list[dict[str, Any]]:
@@ -58,28 +71,36 @@ def axe_violations(driver: WebDriver) -> list[dict[str, Any]]:
     result = driver.execute_async_script(
         "const done = arguments[arguments.length - 1];"
         "axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}, resultTypes: ['violations']})"
-        ".then(r => done(r.violations)).catch(e => done({error: String(e)}));", AXE_TAGS)
+        ".then(r => done(r.violations)).catch(e => done({error: String(e)}));",
+        AXE_TAGS,
+    )
     assert isinstance(result, list), result
     return result
 
 
 def describe(violations: list[dict[str, Any]]) -> list[str]:
-    return [f"{v['id']} ({v['impact']}): {v['help']} at " + ", ".join(str(n["target"]) for n in v["nodes"][:3])
-            for v in violations]
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at " + ", ".join(str(n["target"]) for n in v["nodes"][:3])
+        for v in violations
+    ]
 
 
 def overflow(driver: WebDriver) -> tuple[int, int]:
     """(document scrollWidth, viewport width): a page that reflows has the first no wider than the second."""
     width, viewport = driver.execute_script(
-        "return [Math.max(document.documentElement.scrollWidth, document.body.scrollWidth), window.innerWidth];")
+        "return [Math.max(document.documentElement.scrollWidth, document.body.scrollWidth), window.innerWidth];"
+    )
     return int(width), int(viewport)
 
 
 def focus_style(driver: WebDriver) -> str:
     """The focused element's outline, background, box shadow and border colours, joined."""
-    return str(driver.execute_script(
-        "const s = getComputedStyle(document.activeElement);"
-        "return [s.outlineStyle, s.outlineColor, s.backgroundColor, s.boxShadow, s.borderColor].join(' | ');"))
+    return str(
+        driver.execute_script(
+            "const s = getComputedStyle(document.activeElement);"
+            "return [s.outlineStyle, s.outlineColor, s.backgroundColor, s.boxShadow, s.borderColor].join(' | ');"
+        )
+    )
 
 
 def csp_refusals(driver: WebDriver) -> list[str]:

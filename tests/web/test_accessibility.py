@@ -18,8 +18,11 @@ pytestmark = pytest.mark.browser
 
 PATHS = chromium_paths()
 if PATHS is None:
-    unavailable("needs the system Chromium and chromedriver (apt-get install chromium chromium-driver;"
-                " ./run test installs them when run as root)", allow_module_level=True)
+    unavailable(
+        "needs the system Chromium and chromedriver (apt-get install chromium chromium-driver;"
+        " ./run test installs them when run as root)",
+        allow_module_level=True,
+    )
 
 from selenium.webdriver.common.by import By  # noqa: E402  # only once we know a browser is there
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -115,8 +118,7 @@ PAGES: list[tuple[str | None, str, Visit]] = [
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_every_page_passes_axe_reflows_and_keeps_the_csp(web_stack: WebStack, browser: WebDriver,
-                                                         width: int) -> None:
+def test_every_page_passes_axe_reflows_and_keeps_the_csp(web_stack: WebStack, browser: WebDriver, width: int) -> None:
     problems: list[str] = []
     signed_in_as: str | None = "?"
     for who, name, visit in PAGES:
@@ -158,7 +160,8 @@ def test_text_follows_the_readers_font_size(web_stack: WebStack) -> None:
             sizes[default] = driver.execute_script(
                 "return ['p.govuk-body', 'td.govuk-table__cell', 'th.govuk-table__header', '.govuk-tag',"
                 " '.app-tile__n', 'h1', '.govuk-footer__link']"
-                ".map(s => parseFloat(getComputedStyle(document.querySelector(s)).fontSize));")
+                ".map(s => parseFloat(getComputedStyle(document.querySelector(s)).fontSize));"
+            )
             wide, viewport = overflow(driver)
             assert wide <= viewport, f"at a {default} px default font the board is {wide} px wide"
         finally:
@@ -167,7 +170,8 @@ def test_text_follows_the_readers_font_size(web_stack: WebStack) -> None:
 
 
 def test_a_failed_sign_in_moves_focus_to_the_error_summary_and_keeps_the_email(
-    web_stack: WebStack, browser: WebDriver,
+    web_stack: WebStack,
+    browser: WebDriver,
 ) -> None:
     set_width(browser, 320)
     sign_in(browser, web_stack, NOBODY, "wrong")
@@ -206,7 +210,8 @@ def tab_to(driver: WebDriver, wanted: Callable[[WebElement], bool], seen: list[s
 
 
 def test_a_key_adult_signs_in_opens_and_records_a_read_by_keyboard_alone_at_320(
-    web_stack: WebStack, browser: WebDriver,
+    web_stack: WebStack,
+    browser: WebDriver,
 ) -> None:
     set_width(browser, 320)
     browser.delete_all_cookies()

@@ -136,19 +136,30 @@ def test_the_accessibility_statement_needs_no_sign_in_and_every_page_links_to_it
     anyone = client(web_stack)
     r = anyone.get("/accessibility")
     assert r.status_code == 200
-    for heading in ("How accessible this website is", "Feedback and contact information",
-                    "Reporting accessibility problems with this website", "Enforcement procedure",
-                    "Technical information about this website's accessibility", "Compliance status",
-                    "Non-accessible content", "Preparation of this accessibility statement"):
+    for heading in (
+        "How accessible this website is",
+        "Feedback and contact information",
+        "Reporting accessibility problems with this website",
+        "Enforcement procedure",
+        "Technical information about this website's accessibility",
+        "Compliance status",
+        "Non-accessible content",
+        "Preparation of this accessibility statement",
+    ):
         assert f">{heading}</h" in r.text.replace("\n", " "), heading
     status = r.text.split('id="compliance-status">', 1)[1].split("</p>", 1)[0]
     assert "partially compliant" in " ".join(status.split())
     assert "[email address]" in r.text  # for the organisation that runs it to fill in
     assert "30 minutes" in r.text  # the session time limit, from the settings, owned up to
     alex = sign_in(web_stack, ALEX)
-    for html in (anyone.get("/login").text, anyone.get("/nowhere").text, r.text, alex.get("/inbox").text,
-                 alex.get(f"/inbox/{delivery_ids(web_stack, '900001')[0]}").text,
-                 sign_in(web_stack, "morgan manager").get("/board").text):
+    for html in (
+        anyone.get("/login").text,
+        anyone.get("/nowhere").text,
+        r.text,
+        alex.get("/inbox").text,
+        alex.get(f"/inbox/{delivery_ids(web_stack, '900001')[0]}").text,
+        sign_in(web_stack, "morgan manager").get("/board").text,
+    ):
         assert ("/accessibility", "Accessibility statement") in Page(html).links
 
 
@@ -160,9 +171,24 @@ def test_the_govuk_styles_come_from_the_package_under_the_same_csp(web_stack: We
     css = c.get(sheets[0])
     assert css.status_code == 200
     assert css.headers["content-security-policy"].startswith("default-src 'none'; style-src 'self'")
-    assert "--govuk-frontend-version:\"6.6.0\"" in css.text
+    assert '--govuk-frontend-version:"6.6.0"' in css.text
     assert "@font-face" not in css.text  # the GOV.UK typeface is not shipped
     assert "<script" not in html
     vendored = sorted(p.name for p in (HERE / "static" / "govuk").iterdir())
     assert vendored == ["LICENSE", "VERSION", "govuk-frontend.min.css"]  # no crown, crest or typeface
     assert httpx.get(web_stack.web.url + "/static/govuk/LICENSE").text.startswith("The MIT License")
+
+
+def test_templates_stay_strict_about_a_missing_value_but_let_an_option_be_left_out() -> None:
+    from zoneinfo import ZoneInfo
+
+    import jinja2
+    import pytest
+
+    from mash_broker.app.web.templating import environment
+
+    env = environment(ZoneInfo("Europe/London"))
+    for typo in ("{{ missing }}", "{% for x in missing %}{% endfor %}", "{{ missing|length }}", "{{ d.nope }}"):
+        with pytest.raises(jinja2.UndefinedError):
+            env.from_string(typo).render(d={})
+    assert env.from_string("{% if d.classes %}x{% endif %}{{ d.nope == 1 }}").render(d={}) == "False"

@@ -9,8 +9,10 @@ everywhere a page would print or loop over a missing value: a misspelt name stil
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -20,18 +22,24 @@ from mash_broker.core import views
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-class OptionalUndefined(jinja2.StrictUndefined):
-    """Strict, except that a missing option is false in a test and compares unequal (what the GOV.UK
-    macros need); printing, iterating or calling it still raises."""
+class OptionalUndefined(jinja2.Undefined):
+    """Strict where it matters: printing, iterating, measuring or searching a missing value raises (as
+    ``StrictUndefined`` does), but a missing option is false in a test and compares unequal (what the
+    GOV.UK macros need)."""
 
     __slots__ = ()
 
-    def __bool__(self) -> bool:
-        return False
+    def __str__(self) -> str:
+        self._fail_with_undefined_error()
 
-    __eq__ = jinja2.Undefined.__eq__
-    __ne__ = jinja2.Undefined.__ne__
-    __hash__ = jinja2.Undefined.__hash__
+    def __iter__(self) -> Iterator[Any]:
+        self._fail_with_undefined_error()
+
+    def __len__(self) -> int:
+        self._fail_with_undefined_error()
+
+    def __contains__(self, item: object) -> bool:
+        self._fail_with_undefined_error()
 
 
 def environment(tz: ZoneInfo) -> jinja2.Environment:
