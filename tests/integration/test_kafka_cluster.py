@@ -31,7 +31,8 @@ from .conftest import ALICE, ALICE_PASSWORD, MTLS_CLIENT  # SCRAM user made at f
 
 RECORDS = 1_000
 POLICE, POLICE_PASSWORD = "police-adapter", uuid.uuid4().hex  # SCRAM user created later, through the admin API
-POLICE_TOPIC, EDUCATION_TOPIC = "police.notification.v1", "education.delivery.v1"
+# Topics of their own (not the product's), so this module and test_kafka_product.py run in either order.
+POLICE_TOPIC, EDUCATION_TOPIC = "test.acl.police.v1", "test.acl.education.v1"
 SASL_TOPIC, MTLS_TOPIC, FAILOVER_TOPIC = "test.sasl.roundtrip.v1", "test.mtls.roundtrip.v1", "test.failover.v1"
 
 pytestmark = pytest.mark.kafka
