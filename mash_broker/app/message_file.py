@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
@@ -90,6 +91,9 @@ def _rejected(n: int, field: str, reason: str) -> RowReceipt:
     return RowReceipt(line=n, status="rejected", field=sys.intern(field[:200]), reason=sys.intern(reason[:200]))
 
 
+Emit = Callable[[list[RowReceipt]], None]
+
+
 async def send_file(
     settings: Settings,
     ledger: GateReceipts,
@@ -100,21 +104,47 @@ async def send_file(
     progress: Progress | None = None,
     timeout_s: float | None = None,
 ) -> IngestReport:
-    """Check each record, sign it with its sender's key, publish it, wait for the gate's receipt; a batch at
-    a time. A first pass finds every sender's key, so a missing one (KeyMissing) stops it before anything
-    is sent."""
+    """``send_records``, its receipts collected into one report."""
+    receipts: list[RowReceipt] = []
+    await send_records(
+        settings,
+        ledger,
+        bootstrap,
+        path,
+        topic_for=topic_for,
+        emit=receipts.extend,
+        progress=progress,
+        timeout_s=timeout_s,
+    )
+    return IngestReport(source=str(path), receipts=receipts)
+
+
+async def send_records(
+    settings: Settings,
+    ledger: GateReceipts,
+    bootstrap: str,
+    path: Path,
+    *,
+    topic_for: Callable[[Envelope], str],
+    emit: Emit,
+    progress: Progress | None = None,
+    timeout_s: float | None = None,
+) -> Counter[str]:
+    """Check each record, sign it with its sender's key, publish it and wait for the gate's receipt, a batch
+    at a time; each batch's receipts go to ``emit`` in file order as soon as they are known, so nothing
+    grows with the file. A first pass finds every sender's key: a missing one (KeyMissing) stops it
+    before anything is sent. Returns how many receipts had each status."""
     store = KeyStore(settings.keys_dir)
     senders = {item.envelope.sender_org for item in read_records(path) if isinstance(item, ParsedRow)}
     keys = {org: require_signer(store, org) for org in sorted(senders)}
-    receipts: list[RowReceipt] = []
+    counts: Counter[str] = Counter()
     async with AsyncExitStack() as stack:
         prod: Any = await stack.enter_async_context(producer(settings, bootstrap)) if keys else None
 
         async def send(topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
             await prod.send(topic, value=value, key=key, headers=headers)
 
-        for rows, rejected in _batches(read_records(path)):
-            receipts += rejected
+        for rows, receipts in _batches(read_records(path)):
             if rows:
                 signed = [replace(r, envelope=sign(r.envelope, keys[r.envelope.sender_org])) for r in rows]
                 receipts += await publish_rows(
@@ -127,8 +157,10 @@ async def send_file(
                     before_wait=prod.flush,
                     topic_for=topic_for,
                 )
-    receipts.sort(key=lambda r: (r.line, r.field or ""))
-    return IngestReport(source=str(path), receipts=receipts)
+            receipts.sort(key=lambda r: (r.line, r.field or ""))
+            counts.update(r.status for r in receipts)
+            emit(receipts)
+    return counts
 
 
 def _batches(items: Iterator[ParsedRow | RowReceipt]) -> Iterator[tuple[list[ParsedRow], list[RowReceipt]]]:
@@ -141,7 +173,7 @@ def _batches(items: Iterator[ParsedRow | RowReceipt]) -> Iterator[tuple[list[Par
             held += len(encode(item.envelope))
         else:
             rejected.append(item)
-        if len(rows) >= BATCH_RECORDS or held >= BATCH_BYTES:
+        if len(rows) + len(rejected) >= BATCH_RECORDS or held >= BATCH_BYTES:
             yield rows, rejected
             rows, rejected, held = [], [], 0
     yield rows, rejected

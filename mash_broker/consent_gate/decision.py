@@ -51,6 +51,7 @@ class Reason(StrEnum):
     CHILD_OBJECTS = "child_objects"
     DO_NOT_NOTIFY_SUBJECT = "do_not_notify_subject"
     CONSENT_FORM_MISSING = "consent_form_missing"
+    HOME_AUTHORITY_UNKNOWN = "home_authority_unknown"
 
 
 # Plain English for each reason, for explanations, tables and the advice queue.
@@ -89,6 +90,8 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.DO_NOT_NOTIFY_SUBJECT: "the record says do not notify the subject or their family",
     Reason.CONSENT_FORM_MISSING: "an initial health assessment request needs the signed consent form "
     "(payload.consent_form): consent form missing",
+    Reason.HOME_AUTHORITY_UNKNOWN: "the child's home authority is not known from the home postcode: "
+    "a person must find which local authority's MASH is told",
 }
 
 ADVICE_QUEUE = "advice"
@@ -106,6 +109,9 @@ class Release:
     released: dict[str, JsonValue]
     consent_id: UUID | None = None
     reasons: tuple[Reason, ...] = ()
+    # In a region (``core.areas``): the local authority whose agreement released it, and that policy's version.
+    area: str | None = None
+    policy_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,7 @@ class Refusal:
     recipient: str
     verdict: Verdict
     reasons: tuple[Reason, ...]
+    area: str | None = None  # in a region: the local authority whose agreement refused it
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,14 @@ def parse_policy(text: str, *, source: str, kinds: Mapping[str, type[BaseModel]]
         raw: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"not valid TOML: {exc}", record=source) from exc
+    return policy_from_document(raw, source=source, kinds=kinds)
+
+
+def policy_from_document(
+    raw: Mapping[str, Any], *, source: str, kinds: Mapping[str, type[BaseModel]] | None = None
+) -> Policy:
+    """Validate a policy document already read from TOML (e.g. a regional policy with an authority's
+    overrides merged in, ``core.policy``) and turn it into a ``Policy``; PolicyError names the field."""
     try:
         spec = PolicySpec.model_validate(raw, context={"kinds": kinds or ANY_PAYLOAD_KINDS})
     except ValidationError as exc:

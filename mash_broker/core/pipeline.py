@@ -17,7 +17,9 @@ from typing import Any
 from mash_broker.consent_gate import ConsentFacts, Decision, Policy, decide, subject_age
 from mash_broker.consent_gate.outcomes import decide_outcome
 from mash_broker.contracts import Envelope, Outcome
+from mash_broker.core.areas import Region
 from mash_broker.core.consent_service import facts_for
+from mash_broker.core.regional import decide_in_region
 from mash_broker.core.registry import Registry
 
 
@@ -32,10 +34,16 @@ class Inputs:
     # Each agency's directory by agency name: those from configuration and those the ledger holds.
     directories: Mapping[str, Any] = field(default_factory=dict)
     referrer: str | None = None  # for an outcome: who raised its contact (None: not known)
+    # A region of several authorities (``core.areas``; None: one area, as before), and the school directory's
+    # authority of each school (URN -> ``la_code``) it routes by.
+    region: Region | None = None
+    schools: Mapping[str, str] = field(default_factory=dict)
 
 
 def decide_message(message: Envelope, inputs: Inputs) -> Decision:
     """Decide ``message`` as the gate does. Pure: nothing is read or recorded."""
+    if inputs.region is not None:
+        return decide_in_region(message, inputs, inputs.region, inputs.schools)
     registry = inputs.registry
     route = registry.route(message, subject_age(message, inputs.now), inputs.directories)
     context: dict[str, Any] = {
@@ -67,9 +75,11 @@ async def inputs_for(
     registry: Registry,
     directories: Mapping[str, Any],
     as_of: datetime | None = None,
+    region: Region | None = None,
 ) -> Inputs:
     """The inputs for deciding ``message`` at ``now``: the consent the ledger held at ``as_of`` (None: all it
-    holds), the referrer of an outcome, and ``directories`` (from configuration) with the ledger's own."""
+    holds), the referrer of an outcome, and ``directories`` (from configuration) with the ledger's own; in a
+    ``region``, each school's authority from the directory."""
     return Inputs(
         policy=policy,
         now=now,
@@ -77,4 +87,11 @@ async def inputs_for(
         facts=await facts_for(tx, message, as_of=as_of),
         directories={**directories, **await registry.read_directories(tx)},
         referrer=await referrer_of(tx, message),
+        region=region,
+        schools=await school_authorities(tx) if region is not None else {},
     )
+
+
+async def school_authorities(tx: Any) -> dict[str, str]:
+    """Each school's local authority (``la_code``) by URN, as the directory holds it now."""
+    return {urn: la_code for urn, _name, la_code, _adults in await tx.directory_entries()}

@@ -11,6 +11,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
 from web.conftest import PASSWORD, SCREENSHOTS, WebStack
@@ -56,12 +57,10 @@ def sign_in(driver: WebDriver, stack: WebStack, login: str, password: str = PASS
     driver.get(f"{stack.web.url}/login")
     driver.find_element(By.ID, "login").send_keys(login)
     driver.find_element(By.ID, "password").send_keys(password)
+    page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, "sign-in").click()
-    WebDriverWait(driver, 15).until(
-        lambda d: (
-            d.execute_script("return document.readyState") == "complete" and d.find_elements(By.ID, "main-content")
-        )
-    )
+    WebDriverWait(driver, 15).until(staleness_of(page))  # the answer is a new page, even a refusal
+    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def axe_violations(driver: WebDriver) -> list[dict[str, Any]]:

@@ -47,7 +47,12 @@ class Wanted:
     column: str
     check: str  # sha256 (of the exact text) | content_hash (of the parsed envelope) | equals
     expected: str
-    entry: str  # Entry.describe() of the recording entry
+    recorded_by: Entry
+
+    @property
+    def entry(self) -> str:
+        """The recording entry, as problems name it (spelt only when a problem needs it)."""
+        return self.recorded_by.describe()
 
     def place(self) -> str:
         return f"{self.table}.{self.column} of {ROW_NAMES[self.table]} {self.key}"
@@ -102,12 +107,22 @@ class StoredCopies(Protocol):
         ...
 
 
+# The entries that can record a stored copy's hash: these types, and any whose detail names an outbox_sha256.
+RECORDING = frozenset({"message.received", "delivery.queued", "policy.loaded", "message.quarantined"})
+OUTBOX_SHA256 = '"outbox_sha256"'
+
+
+def records_copies(event_type: str, detail_text: str) -> bool:
+    """Whether an entry may record a stored copy's hash, judged from its stored detail text (no parsing)."""
+    return event_type in RECORDING or OUTBOX_SHA256 in detail_text
+
+
 def wanted_by(entry: Entry) -> list[Wanted]:
     """The stored copies this entry recorded a hash of (none for most entries)."""
     d: Any = entry.detail
     if not isinstance(d, dict):
         return []
-    at, kind = entry.describe(), entry.event_type
+    at, kind = entry, entry.event_type
     out: list[Wanted] = []
     if kind == "message.received" and entry.message_id:
         mid, digest = entry.message_id, d.get("content_hash")

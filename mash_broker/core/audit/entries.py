@@ -49,6 +49,20 @@ def entry_bytes(at: datetime, event_type: str, message_id: str | None, detail: d
     return rfc8785.dumps({"at": iso_utc(at), "event_type": event_type, "message_id": message_id, "detail": detail})
 
 
+def canonical_detail(detail: dict[str, Any]) -> str:
+    """The detail's RFC 8785 JSON: the text the ledger stores in ``events.detail``, so that the stored columns
+    are, joined, the entry's canonical bytes (``joined_entry``) and verify hashes what is stored."""
+    return rfc8785.dumps(detail).decode()
+
+
+def joined_entry(at: str, event_type: str, message_id: str | None, detail: str) -> bytes:
+    """``entry_bytes`` from its parts: ``at`` as ``iso_utc`` spells it, ``detail`` as ``canonical_detail``.
+    RFC 8785 writes an object's members sorted by name, each value canonical: at, detail, event_type,
+    message_id (tests/unit/test_leaf_bytes.py checks it equals ``entry_bytes``)."""
+    mid = rfc8785.dumps(message_id).decode()
+    return f'{{"at":"{at}","detail":{detail},"event_type":{rfc8785.dumps(event_type).decode()},"message_id":{mid}}}'.encode()
+
+
 def entry_leaf_hash(at: datetime, event_type: str, message_id: str | None, detail: dict[str, Any]) -> str:
     """The entry's RFC 6962 leaf hash, hex: what ``events.leaf_hash`` records when the event is written."""
     return leaf_hash(entry_bytes(at, event_type, message_id, detail)).hex()

@@ -12,7 +12,7 @@ O(log² n). Proof verification follows RFC 9162 sections 2.1.3.2 and 2.1.4.2 ste
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -62,6 +62,12 @@ class MerkleTree:
         """MTH of the first ``size`` leaves (default: all of them)."""
         return self._mth(0, self._size(size))
 
+    def subtree_root(self, start: int, end: int) -> bytes:
+        """MTH of leaves ``start..end - 1``."""
+        if not 0 <= start <= end <= self.size:
+            raise ValueError(f"leaves {start}..{end - 1} are outside a tree of size {self.size}")
+        return self._mth(start, end)
+
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """RFC 6962 PATH(index, D[0:size]): the audit path, from the leaf's sibling up."""
         n = self._size(size)
@@ -81,23 +87,7 @@ class MerkleTree:
 
     def consistency_proof(self, m: int, n: int | None = None) -> list[bytes]:
         """RFC 6962 PROOF(m, D[0:n]): shows the tree of size m is a prefix of the tree of size n."""
-        n = self._size(n)
-        if not 0 <= m <= n:
-            raise ValueError(f"no consistency proof from size {m} to size {n}")
-        if m in (0, n):
-            return []
-        proof: list[bytes] = []
-        start, end, whole = 0, n, True
-        while m != end:  # SUBPROOF(m - start, D[start:end], whole), unrolled
-            k = _split(end - start)
-            if m - start <= k:
-                proof.append(self._mth(start + k, end))
-                end = start + k
-            else:
-                proof.append(self._mth(start, start + k))
-                start, whole = start + k, False
-        head = [] if whole else [self._mth(start, end)]
-        return head + proof[::-1]
+        return consistency_path(m, self._size(n), self._mth)
 
     def _size(self, size: int | None) -> int:
         if size is None:
@@ -118,6 +108,27 @@ class MerkleTree:
             return self._node(n.bit_length() - 1, start // n)
         k = _split(n)
         return node_hash(self._mth(start, start + k), self._mth(start + k, end))
+
+
+def consistency_path(m: int, n: int, mth: Callable[[int, int], bytes]) -> list[bytes]:
+    """RFC 6962 PROOF(m, D[0:n]) from ``mth(start, end)``, the hash of leaves ``start..end - 1``. The ranges it
+    asks for lie inside ``[0, m)`` (each one of the tree of size m's complete subtrees) or inside ``[m, n)``."""
+    if not 0 <= m <= n:
+        raise ValueError(f"no consistency proof from size {m} to size {n}")
+    if m in (0, n):
+        return []
+    proof: list[bytes] = []
+    start, end, whole = 0, n, True
+    while m != end:  # SUBPROOF(m - start, D[start:end], whole), unrolled
+        k = _split(end - start)
+        if m - start <= k:
+            proof.append(mth(start + k, end))
+            end = start + k
+        else:
+            proof.append(mth(start, start + k))
+            start, whole = start + k, False
+    head = [] if whole else [mth(start, end)]
+    return head + proof[::-1]
 
 
 def root(leaves: Sequence[bytes]) -> bytes:

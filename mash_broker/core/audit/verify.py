@@ -5,22 +5,33 @@ runs 1, 2, 3… with nothing missing; each checkpoint's signature; each checkpoi
 tree recomputed from the entries' content; consistency between successive checkpoints; then every
 stored copy of a message against the hash its entry recorded (``stored``). Checkpoints are read
 before entries, so a log growing while it is verified is not a false alarm.
+
+A page of entries is checked from its raw columns at hashing speed (``leaves``); a page with anything
+those do not prove (an entry out of place, one the raw columns do not hash to) is read again as entries
+and checked one by one against RFC 8785 (``LogVerifier.add``), which names what differs. The tree is kept
+as its frontier (``heads``): memory does not grow with the log.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping
 from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from mash_broker.core.audit.copies import StoredCopies
+from collections.abc import Sequence
+from datetime import datetime
+
+from mash_broker.core.audit.copies import StoredCopies, records_copies
 from mash_broker.core.audit.findings import Problem, Report
+from mash_broker.core.audit.heads import TreeHeads
 from mash_broker.core.audit.keys import verify_signature
-from mash_broker.core.audit.log import Checkpoint, Entry, checkpoints, entry_pages
-from mash_broker.core.audit.merkle import MerkleTree, leaf_hash, verify_consistency
+from mash_broker.core.audit.leaves import LeafHasher, RawEntries, RawRow
+from mash_broker.core.audit.log import PAGE, Checkpoint, Entry, checkpoints
+from mash_broker.core.audit.merkle import leaf_hash, verify_consistency
 from mash_broker.core.audit.stored import CopyChecker
 from mash_broker.core.ports import AuditLog
 
@@ -33,8 +44,25 @@ class LogVerifier:
     def __init__(self, signed: list[Checkpoint], keys: Mapping[str, Ed25519PublicKey]) -> None:
         self.signed = signed
         self.keys = keys
-        self.tree = MerkleTree()
+        pairs = [(a.tree_size, b.tree_size) for a, b in zip(signed, signed[1:], strict=False)]
+        self.tree = TreeHeads([cp.tree_size for cp in signed], [(m, n) for m, n in pairs if m < n])
         self.report = Report(checkpoints=len(signed))
+        self._hasher = LeafHasher()
+
+    def add_rows(self, rows: Sequence[RawRow]) -> list[Entry] | None:
+        """Check a page of raw rows at hashing speed; the entries among them that record a stored copy's
+        hash, or None (nothing added) if the rows do not prove themselves: then ``add`` each entry."""
+        if not rows or rows[0][0] != self.tree.size + 1 or rows[-1][0] != self.tree.size + len(rows):
+            return None
+        leaves = self._hasher.leaves(rows)
+        if leaves is None:
+            return None
+        self.tree.extend(leaves)
+        return [
+            Entry(seq, datetime.fromisoformat(at), kind, mid, json.loads(detail), leaf)
+            for seq, at, kind, mid, detail, leaf in rows
+            if records_copies(kind, detail) and at is not None
+        ]
 
     def add(self, entry: Entry) -> None:
         expected = self.tree.size + 1
@@ -67,7 +95,7 @@ class LogVerifier:
                     ),
                     first_only=True,
                 )
-        self.tree.append(leaf)
+        self.tree.extend([leaf])
 
     def finish(self) -> Report:
         self.report.entries = self.tree.size
@@ -84,7 +112,7 @@ class LogVerifier:
                         f"covers {cp.tree_size} entries but the log has {self.tree.size}",
                     )
                 )
-            elif self.tree.root(cp.tree_size).hex() == cp.root_hash:
+            elif self.tree.roots[cp.tree_size].hex() == cp.root_hash:
                 intact.append(cp.tree_size)
                 matched.add(cp.checkpoint_id)
                 if previous is not None and previous.checkpoint_id in matched:
@@ -141,7 +169,8 @@ class LogVerifier:
         if m > n:
             return  # reported as checkpoint_shrank
         root_m, root_n = bytes.fromhex(before.root_hash), bytes.fromhex(after.root_hash)
-        if not verify_consistency(m, n, root_m, root_n, self.tree.consistency_proof(m, n)):
+        proof = self.tree.proofs[m, n] if m < n else []
+        if not verify_consistency(m, n, root_m, root_n, proof):
             self.report.add(
                 Problem(
                     "checkpoints_inconsistent",
@@ -151,8 +180,12 @@ class LogVerifier:
             )
 
 
-class VerifiableLedger(AuditLog, StoredCopies, Protocol):
+class VerifiableLedger(AuditLog, RawEntries, StoredCopies, Protocol):
     """What `mash audit verify` reads: the audited log and the stored copies it recorded hashes of."""
+
+    async def entries_between(self, first_seq: int, last_seq: int) -> list[Entry]:
+        """The entries with seq in ``first_seq..last_seq``, in seq order."""
+        ...
 
 
 async def verify_log(ledger: VerifiableLedger, keys: Mapping[str, Ed25519PublicKey]) -> Report:
@@ -160,9 +193,12 @@ async def verify_log(ledger: VerifiableLedger, keys: Mapping[str, Ed25519PublicK
     message against the hash its entry recorded (``mash_broker.core.audit.copies``), a page at a time."""
     verifier = LogVerifier(await checkpoints(ledger), keys)
     stored = CopyChecker(ledger, verifier.report)
-    async for page in entry_pages(ledger):
-        for entry in page:
-            verifier.add(entry)
-        await stored.add(page)
+    async for rows in ledger.raw_entry_pages(page=PAGE):
+        recording = verifier.add_rows(rows)
+        if recording is None:  # something on this page is not as written: check it entry by entry
+            recording = await ledger.entries_between(rows[0][0], rows[-1][0])
+            for entry in recording:
+                verifier.add(entry)
+        await stored.add(recording)
     verifier.finish()
     return await stored.finish()  # the same report, with the stored copies' findings added
