@@ -42,15 +42,17 @@ from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
+from sqlalchemy import bindparam, text
+
 from bench._common import machine, postgres_ledger, print_profile, sqlite_ledger
 from mash_broker.agencies.police import POLICE_NOTIFICATIONS
 from mash_broker.core.audit.checkpoints import Checkpointer
 from mash_broker.core.audit.copies import stored_sha256
-from mash_broker.core.audit.entries import as_stored, entry_bytes, entry_leaf_hash
+from mash_broker.core.audit.entries import as_stored, canonical_detail, iso_utc, joined_entry
 from mash_broker.core.audit.keys import KeyStore, verify_signature
-from mash_broker.core.audit.log import Entry, checkpoints, entry_pages
-from mash_broker.core.audit.merkle import MerkleTree, leaf_hash
-from mash_broker.core.audit.stored import PAGE as STORED_PAGE
+from mash_broker.core.audit.leaves import LeafHasher
+from mash_broker.core.audit.log import PAGE, Entry, checkpoints
+from mash_broker.core.audit.merkle import leaf_hash
 from mash_broker.core.audit.stored import CopyChecker
 from mash_broker.core.audit.verify import LogVerifier, Report, verify_log
 from mash_broker.core.logging import configure_logging
@@ -168,9 +170,12 @@ def _outbox(outbox_id: str, topic: str, value: str, at: datetime) -> Stored:
     return [("outbox", {"outbox_id": outbox_id, "topic": topic, "value": value, "headers": {}, "created_at": at})]
 
 
-def synthetic_events(n: int, start: datetime, seed: int = 1) -> Iterator[tuple[dict[str, Any], Stored]]:
-    """N rows for the ``events`` table, seq 1..N, as ``Tx.event`` writes them (same detail, same leaf hash),
-    each with the stored copies written beside it."""
+def synthetic_events(
+    n: int, start: datetime, seed: int = 1, *, old_append: bool = False
+) -> Iterator[tuple[dict[str, Any], Stored]]:
+    """N rows for the ``events`` table, seq 1..N, as ``Tx.event`` writes them (same detail text, same leaf hash),
+    each with the stored copies written beside it. ``old_append``: as it wrote them before details were stored
+    as their RFC 8785 text (a dict the JSON column serialises with ``json.dumps``)."""
     rnd = random.Random(seed)  # noqa: S311 -- reproducible made-up data, not secrets
     seq, at = 0, start
     while True:
@@ -178,26 +183,30 @@ def synthetic_events(n: int, start: datetime, seed: int = 1) -> Iterator[tuple[d
         for event_type, mid, detail, copies in _notification(rnd, at):
             stored = as_stored(detail)
             seq += 1
+            text = canonical_detail(stored)
             row = {
                 "seq": seq,
                 "at": at,
                 "event_type": event_type,
                 "message_id": mid,
-                "detail": stored,
-                "leaf_hash": entry_leaf_hash(at, event_type, mid, stored),
+                "detail": json.dumps(stored) if old_append else text,
+                "leaf_hash": leaf_hash(joined_entry(iso_utc(at), event_type, mid, text)).hex(),
             }
             yield row, copies
             if seq == n:
                 return
 
 
-async def build_log(ledger: Ledger, keys_dir: Path, n: int, every: int) -> int:
+_INSERT_EVENTS = t.events.insert().values(detail=bindparam("detail", type_=t.JsonText()))
+
+
+async def build_log(ledger: Ledger, keys_dir: Path, n: int, every: int, *, old_append: bool = False) -> int:
     """Write N events, signing a checkpoint (with the gate's key, made in ``keys_dir``) every ``every``
     entries. Returns the number of checkpoints."""
     start = datetime(2026, 11, 16, 0, 0, tzinfo=UTC)
     clock = iter(start + timedelta(minutes=i) for i in range(1, 10**9))
     checkpointer = Checkpointer(ledger, KeyStore(keys_dir).signer(GATE_ORG), lambda: next(clock))
-    rows = synthetic_events(n, start)
+    rows = synthetic_events(n, start, old_append=old_append)
     written, signed = 0, 0
     while written < n:
         until = min(n, written + WRITE_BATCH, (written // every + 1) * every)
@@ -207,7 +216,7 @@ async def build_log(ledger: Ledger, keys_dir: Path, n: int, every: int) -> int:
             for table, row in copies:
                 tables.setdefault(table, []).append(row)
         async with ledger.transaction() as tx:
-            await tx.conn.execute(t.events.insert(), [event for event, _ in batch])
+            await tx.conn.execute(_INSERT_EVENTS, [event for event, _ in batch])
             for table, stored_rows in tables.items():
                 await tx.conn.execute(t.metadata.tables[table].insert(), stored_rows)
         written = until
@@ -283,47 +292,109 @@ def plain_sha256(leaves: list[bytes], repeat: int) -> tuple[Rate, Rate, Rate, by
     )
 
 
-async def read_all(ledger: Ledger) -> list[Entry]:
-    return [entry async for page in entry_pages(ledger) for entry in page]
+async def read_raw(ledger: Ledger) -> list[list[Any]]:
+    return [list(rows) async for rows in ledger.raw_entry_pages(page=PAGE)]
+
+
+def plain_leaves(pages: list[list[Any]], *, old_append: bool = False) -> list[bytes]:
+    """Each entry's leaf bytes (0x00 || RFC 8785 JSON): the stored columns joined, as ``Tx.event`` hashed them."""
+    if old_append:
+        pages = [[(*r[:4], canonical_detail(json.loads(r[4])), r[5]) for r in page] for page in pages]
+    return [b"\x00" + joined_entry(at, kind, mid, detail) for page in pages for _, at, kind, mid, detail, _ in page]
 
 
 async def breakdown(ledger: Ledger, keys: dict[str, Any], repeat: int) -> list[tuple[str, float]]:
-    """(c): verify_log's stages on the same log, each timed alone."""
-    s_read, entries = await best_of_async(repeat, lambda: read_all(ledger))
+    """(c): verify_log's stages on the same log, each timed alone (a page at a time, as verify runs them)."""
+    s_read, pages = await best_of_async(repeat, lambda: read_raw(ledger))
     s_cps, signed = await best_of_async(repeat, lambda: checkpoints(ledger))
-    s_canon, canon = best_of(repeat, lambda: [e.canonical() for e in entries])
-    s_hash, leaves = best_of(repeat, lambda: [leaf_hash(b) for b in canon])
-    s_cmp, _ = best_of(repeat, lambda: [a.hex() == e.leaf_hash for a, e in zip(leaves, entries, strict=True)])
-    s_tree, tree = best_of(repeat, lambda: MerkleTree(leaves))
+
+    def hashing() -> list[list[bytes]]:
+        hasher = LeafHasher()
+        return [hasher.leaves(rows) or [] for rows in pages]
+
+    s_hash, leaves = best_of(repeat, hashing)
+
+    def tree() -> LogVerifier:
+        verifier = LogVerifier(signed, keys)
+        for page in leaves:
+            verifier.tree.extend(page)
+        return verifier
+
+    s_tree, verifier = best_of(repeat, tree)
+
+    def recording() -> list[list[Entry]]:
+        fresh = LogVerifier([], keys)
+        return [fresh.add_rows(rows) or [] for rows in pages]
+
+    s_rec, recorded = best_of(repeat, recording)
+    s_finish, _ = best_of(repeat, verifier.finish)
     s_sig, _ = best_of(
         repeat, lambda: [verify_signature(keys[cp.key_id], cp.statement(), b64decode(cp.signature)) for cp in signed]
     )
 
-    def finish() -> Report:
-        verifier = LogVerifier(signed, keys)
-        verifier.tree = tree
-        return verifier.finish()
-
-    s_finish, _ = best_of(repeat, finish)
-
     async def stored_copies() -> Report:
         checker = CopyChecker(ledger, Report())
-        for i in range(0, len(entries), STORED_PAGE):
-            await checker.add(entries[i : i + STORED_PAGE])
+        for page in recorded:
+            await checker.add(page)
         return await checker.finish()
 
     s_copies, _ = await best_of_async(repeat, stored_copies)
     return [
-        ("read entries from the ledger (entry_pages)", s_read),
+        ("read raw rows from the ledger (raw_entry_pages)", s_read),
         ("read checkpoints", s_cps),
-        ("canonical bytes (RFC 8785 JSON, Entry.canonical)", s_canon),
-        ("SHA-256 leaf hashes", s_hash),
-        ("compare with the recorded leaf hashes", s_cmp),
-        ("append to the Merkle tree", s_tree),
+        ("leaf hashes: join columns, SHA-256, compare (LeafHasher)", s_hash),
+        ("tree frontier, roots, consistency proofs (TreeHeads)", s_tree),
+        ("entries recording copies: parse detail and time", max(0.0, s_rec - s_hash)),
         ("checkpoints: signatures, roots, consistency", s_finish),
         ("  of which Ed25519 signature checks", s_sig),
         ("stored copies: look-ups, SHA-256 (CopyChecker)", s_copies),
     ]
+
+
+_CHILD = """
+import asyncio, json, resource, sys, time
+from pathlib import Path
+from mash_broker.core.audit.keys import KeyStore
+from mash_broker.core.audit.verify import verify_log
+from mash_broker.core.messages import GATE_ORG
+from mash_broker.storage import Ledger
+
+async def main():
+    url, search_path, keys_dir = sys.argv[1:4]
+    kw = {"connect_args": {"server_settings": {"search_path": search_path}}} if search_path else {}
+    ledger = await Ledger.open(url, **kw)
+    try:
+        t0 = time.perf_counter()
+        report = await verify_log(ledger, KeyStore(Path(keys_dir)).public_keys(GATE_ORG))
+        seconds = time.perf_counter() - t0
+    finally:
+        await ledger.close()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"ok": report.ok, "entries": report.entries, "seconds": seconds, "max_rss_kb": rss}))
+
+asyncio.run(main())
+"""
+
+
+async def verify_in_child(ledger: Ledger, keys_dir: Path) -> dict[str, Any]:
+    """``verify_log`` alone in a new process (imports and opening the ledger not timed): its time and peak RSS."""
+    url = ledger.engine.url.render_as_string(hide_password=False)
+    search_path = ""
+    if ledger.engine.dialect.name == "postgresql":
+        async with ledger.engine.connect() as conn:
+            search_path = str((await conn.execute(text("SHOW search_path"))).scalar_one())
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _CHILD, url, search_path, str(keys_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "MASH_LOG_LEVEL": "WARNING"},
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"verify in a new process exited {done.returncode}: {done.stderr.strip()[-800:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def time_cli(data_dir: Path, repeat: int) -> tuple[float, dict[str, Any]]:
@@ -366,7 +437,7 @@ async def main_async(args: argparse.Namespace) -> Report:
         keys_dir = data_dir / "keys"  # Settings(data_dir=tmp).keys_dir: where `mash audit verify` looks
         async with fresh_ledger(args.url, data_dir) as ledger:
             t0 = time.perf_counter()
-            signed = await build_log(ledger, keys_dir, n, every)
+            signed = await build_log(ledger, keys_dir, n, every, old_append=args.old_append)
             print(
                 f"built the log: {n:,} entries and {signed} checkpoints in {time.perf_counter() - t0:.1f} s", flush=True
             )
@@ -396,23 +467,28 @@ async def main_async(args: argparse.Namespace) -> Report:
                     raise RuntimeError(f"mash audit verify did not verify the log: {result}")
                 rates.append(Rate("(a) `mash audit verify --json`, whole command", "whole command", n, s_cli))
                 print(rates[-1].line(), flush=True)
+            child = await verify_in_child(ledger, keys_dir)
+            if not child["ok"] or child["entries"] != n:
+                raise RuntimeError(f"verify in a new process did not verify the log: {child}")
+            rss_mb = child["max_rss_kb"] / 1024
+            rates.append(Rate("(a) verify_log in a new process of its own", "own process", n, child["seconds"]))
+            print(f"{rates[-1].line()}, peak RSS {rss_mb:,.0f} MB", flush=True)
 
-            entries = await read_all(ledger)
-            leaves = [b"\x00" + entry_bytes(e.at, e.event_type, e.message_id, e.detail) for e in entries]
+            leaves = plain_leaves(await read_raw(ledger), old_append=args.old_append)
             leaf_b, tree_b, stream_b, root = plain_sha256(leaves, repeat)
+            del leaves
             if signed and n % every == 0 and root.hex() != (await checkpoints(ledger))[-1].root_hash:
                 raise RuntimeError("plain SHA-256 tree root differs from the signed root")
             for r in (leaf_b, tree_b, stream_b):
                 print(r.line(), flush=True)
             mean = leaf_b.nbytes / n
             print(f"    leaf bytes: {leaf_b.nbytes / 1e6:.1f} MB, {mean:.0f} B per entry on average", flush=True)
-            for r in rates:
-                for p in (leaf_b, tree_b):
-                    print(
-                        f"ratio {r.short} / plain SHA-256 {p.short}: {r.per_s / p.per_s:.4f} "
-                        f"(plain is {p.per_s / r.per_s:,.0f}x faster)",
-                        flush=True,
-                    )
+            summary = [
+                f"summary: {r.short:<13} {r.per_s:>11,.0f} entries/s ({r.seconds:7.3f} s for {n:,}); ratio to plain "
+                f"SHA-256 leaves + tree {r.per_s / tree_b.per_s:.3f}, per leaf {r.per_s / leaf_b.per_s:.3f}"
+                for r in rates
+            ]
+            summary.append(f"summary: own process    peak RSS {rss_mb:,.0f} MB for {n:,} entries")
 
             if not args.no_breakdown:
                 stages = await breakdown(ledger, trusted, repeat)
@@ -430,6 +506,7 @@ async def main_async(args: argparse.Namespace) -> Report:
                 await verify_log(ledger, trusted)
                 profile.disable()
                 print_profile(profile, args.profile, "verify_log", top=20)
+            print("\n".join(summary), flush=True)
     return report
 
 
@@ -448,6 +525,10 @@ def main(argv: list[str] | None = None) -> None:
         metavar="URL",
         help="PostgreSQL instead of SQLite, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test",
     )
+    parser.add_argument("--million", action="store_true", help="1,000,000 entries (the issue's figure)")
+    parser.add_argument(
+        "--old-append", action="store_true", help="write the entries as Tx.event did before details were canonical"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="time each measurement this many times, keep the best")
     parser.add_argument("--no-cli", action="store_true", help="skip timing `mash audit verify` in a new process")
     parser.add_argument("--no-breakdown", action="store_true", help="skip (c), the stage-by-stage times")
@@ -455,6 +536,8 @@ def main(argv: list[str] | None = None) -> None:
         "--profile", metavar="FILE", help="cProfile one more run of verify_log and print the top functions"
     )
     args = parser.parse_args(argv)
+    if args.million:
+        args.entries = 1_000_000
     if args.entries < 1 or args.checkpoint_every < 1 or args.repeat < 1:
         parser.error("--entries, --checkpoint-every and --repeat must be at least 1")
     configure_logging("WARNING", json=False)

@@ -22,6 +22,7 @@ from mash_broker.app.kafka_security import PLAINTEXT, KafkaSecurity
 from mash_broker.app.observability import LogContext
 from mash_broker.contracts import Envelope
 from mash_broker.core.agency import Inbox
+from mash_broker.core.area_files import region_of
 from mash_broker.core.clocks import load_calendar
 from mash_broker.core.gate_service import GateContext, process_inbound
 from mash_broker.core.intake import Unreadable, read_envelope
@@ -64,6 +65,8 @@ class Services:
 
     async def start(self) -> None:
         await record_policy(self.ledger, self.policy, self.gate.clock())
+        for loaded in self.gate.region.policies if self.gate.region is not None else ():
+            await record_policy(self.ledger, loaded, self.gate.clock())  # the region's and each authority's
         await self.broker.start()
         self.relay.start()
 
@@ -104,6 +107,7 @@ def build_services(
         registry=REGISTRY,
         consent_settle=timedelta(seconds=settings.consent_settle_s),
         directories=REGISTRY.load_directories(settings),
+        region=region_of(settings, policy, calendar, REGISTRY.policy_kinds),
     )
     signing = StackSigning.from_settings(
         settings.keys_dir, settings.key_registry_file, required=settings.require_signatures

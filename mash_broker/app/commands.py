@@ -21,6 +21,7 @@ from mash_broker.agencies.education.directory import (
 from mash_broker.agencies.police import POLICE_NOTIFICATIONS
 from mash_broker.agencies.police.export import ParsedRow
 from mash_broker.agencies.police.ingest import IngestReport, Progress, RowReceipt, publish_rows, read_export, sign_rows
+from mash_broker.agencies.police.versions import versions_of
 from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app.message_file import send_file
 from mash_broker.app.runtime import producer
@@ -122,14 +123,32 @@ async def ingest(
 ) -> IngestReport:
     """`mash police ingest`: parse, publish the valid rows, wait for the gate's receipts."""
     rows, rejected = read_export(path, now=now(), tz=ZoneInfo(settings.timezone))
+    rows, withdrawn = await versions_of(rows, ledger)  # a changed row is a correction; a resend, the same message
     return await _sign_and_publish(
         settings,
         ledger,
         bootstrap,
         path,
         rows,
-        rejected,
+        rejected + withdrawn,
         progress=progress,
+        timeout_s=timeout_s,
+        topic_for=lambda _: POLICE_NOTIFICATIONS,
+    )
+
+
+async def withdraw(
+    settings: Settings, ledger: Ledger, bootstrap: str, withdrawal: Envelope, *, timeout_s: float | None = None
+) -> IngestReport:
+    """`mash police withdraw`: sign a withdrawal with its force's key, publish it, wait for the gate's receipt."""
+    return await _sign_and_publish(
+        settings,
+        ledger,
+        bootstrap,
+        Path("(withdrawal)"),
+        [ParsedRow(1, withdrawal)],
+        [],
+        progress=None,
         timeout_s=timeout_s,
         topic_for=lambda _: POLICE_NOTIFICATIONS,
     )

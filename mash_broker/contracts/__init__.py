@@ -1,6 +1,7 @@
 """Event contracts v1: the envelope and its payloads. Pure: no I/O, no imports from broker or adapters."""
 
 from mash_broker.contracts.clocks import AlertState, ClockAlert
+from mash_broker.contracts.corrections import DeliveryWithdrawn, NotificationWithdrawn
 from mash_broker.contracts.encrypted import EncryptedEnvelope, EncryptedPayload
 from mash_broker.contracts.envelope import (
     ChildSubject,
@@ -70,6 +71,7 @@ __all__ = [
     "ContentLevel",
     "ContractError",
     "Delivery",
+    "DeliveryWithdrawn",
     "DocumentRef",
     "EncompassNotification",
     "EncryptedEnvelope",
@@ -86,6 +88,7 @@ __all__ = [
     "LookedAfterChange",
     "MashError",
     "NotFound",
+    "NotificationWithdrawn",
     "Outcome",
     "OutcomeDecision",
     "PersonRead",

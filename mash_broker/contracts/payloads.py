@@ -10,6 +10,7 @@ from pydantic import Field, JsonValue, model_validator
 
 from mash_broker.contracts._base import Contract, FreeText, OrgId, RecipientRef, SchoolUrn, ShortText, Timestamp
 from mash_broker.contracts.clocks import ClockAlert
+from mash_broker.contracts.corrections import DeliveryWithdrawn, NotificationWithdrawn
 from mash_broker.contracts.health import (
     GpReport,
     HealthAssessmentCompleted,
@@ -41,6 +42,8 @@ class EncompassNotification(Contract):
     school_urn: SchoolUrn | None = None
     home_postcode: Annotated[str, Field(max_length=10)] | None = None
     summary_for_school: FreeText = ""
+    # A correction: the message id of the version this one replaces (contracts.corrections).
+    supersedes: UUID | None = None
 
     @model_validator(mode="after")
     def _reported_after_occurred(self) -> EncompassNotification:
@@ -140,6 +143,10 @@ class ReceiptStatus(StrEnum):
     # A delivery its recipient's system did not acknowledge in time (a declared delivery clock breached):
     # the non-delivery report to the original sender. A later receipt is still recorded.
     NOT_DELIVERED = "not_delivered"
+    # A correction recorded: the version it supersedes withdrawn, this one decided (contracts.corrections).
+    CORRECTED = "corrected"
+    # A withdrawal recorded: every copy of the notification withdrawn.
+    WITHDRAWN = "withdrawn"
 
 
 class SystemReceipt(Contract):
@@ -198,6 +205,8 @@ class Quarantined(Contract):
 
 Payload = Annotated[
     EncompassNotification
+    | NotificationWithdrawn
+    | DeliveryWithdrawn
     | Contact
     | Outcome
     | ConsentRecord

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from mash_broker.contracts.clocks import ClockAlert
+from mash_broker.contracts.corrections import DeliveryWithdrawn, NotificationWithdrawn
 from mash_broker.contracts.envelope import Envelope
 from mash_broker.contracts.health import (
     GpReport,
@@ -31,6 +32,8 @@ from mash_broker.contracts.payloads import (
 CONTRACTS: dict[str, type[BaseModel]] = {
     "envelope": Envelope,
     "notification.encompass": EncompassNotification,
+    "notification.encompass.withdrawal": NotificationWithdrawn,
+    "delivery.withdrawn": DeliveryWithdrawn,
     "contact": Contact,
     "outcome": Outcome,
     "consent": ConsentRecord,

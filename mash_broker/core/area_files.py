@@ -26,6 +26,7 @@ from mash_broker.core.agency import Timing
 from mash_broker.core.areas import AREA_CODE, Area, Region
 from mash_broker.core.clocks import SchoolCalendar, load_calendar
 from mash_broker.core.policy import LoadedPolicy, load_override, load_policy
+from mash_broker.core.settings import Settings
 
 REGION_FILE = "region.toml"
 AREA_FILE = "area.toml"
@@ -144,3 +145,23 @@ def _districts(path: Path, areas: Mapping[str, Area]) -> dict[str, str]:
         if table.setdefault(district, code) != code:
             raise PolicyError(f"line {line}: district: {district} is given twice", record=str(path), field="district")
     return table
+
+
+def region_of(
+    settings: Settings,
+    policy: LoadedPolicy,
+    calendar: SchoolCalendar,
+    kinds: Mapping[str, type[BaseModel]] | None = None,
+) -> Region | None:
+    """The region configured by ``MASH_AREAS_DIR`` over the deployment's policy and calendar; None if unset."""
+    if settings.areas_dir is None:
+        return None
+    return load_region(
+        settings.areas_dir,
+        policy=policy,
+        calendar=calendar,
+        notify_by=settings.notify_by,
+        school_day_starts=settings.school_day_starts,
+        tz=settings.timezone,
+        kinds=kinds,
+    )

@@ -24,7 +24,9 @@ from mash_broker.contracts import (
 )
 from mash_broker.contracts.payloads import Outcome
 from mash_broker.contracts.quality import CONTACT_INCOMPLETE, Missing, contact_quality, quality_detail
+from mash_broker.core import corrections
 from mash_broker.core.agency import Timing
+from mash_broker.core.areas import Region, area_of_queue
 from mash_broker.core.audit.copies import stored_sha256
 from mash_broker.core.clocks import SchoolCalendar
 from mash_broker.core.consent_service import record_consent
@@ -78,10 +80,16 @@ class GateContext:
     # The agencies' directories from configuration, by agency name (``Registry.load_directories``), e.g.
     # the health teams a domestic abuse notification is also routed to; the ledger's are read per message.
     directories: Mapping[str, Any] = field(default_factory=dict)
+    # A region of several local authorities (``core.areas``); None: one area, as before.
+    region: Region | None = None
 
     @property
     def timing(self) -> Timing:
         return Timing(self.calendar, self.notify_by, self.school_day_starts)
+
+    def timing_for(self, area: str | None) -> Timing:
+        """The calendar and times of authority ``area`` (a release's, in a region); else the deployment's."""
+        return self.region.timing(area, self.timing) if self.region is not None else self.timing
 
 
 def contract_problems(err: ValidationError) -> str:
@@ -118,8 +126,8 @@ async def process_inbound(ctx: GateContext, raw: bytes, topic: str) -> str:
                 topic,
                 raw,
                 now,
-                "message_id_reused",
-                "a different message already has this message id",
+                corrections.REUSED,
+                "message_id: a different message already has this message id (a correction needs a new one)",
                 record=digest,
             ):
                 await _receipt(
@@ -127,6 +135,8 @@ async def process_inbound(ctx: GateContext, raw: bytes, topic: str) -> str:
                 )
             else:
                 outcome = "duplicate"  # this conflicting message again: already quarantined
+        elif corrections.replaced(message) is not None:  # a correction or a withdrawal (core/corrections.py)
+            outcome = await _revise(ctx, tx, message, topic, digest, now)
         elif message.kind in RECORD_ONLY_KINDS:
             await _record_message(tx, message, topic, digest, now)
             outcome = await record_consent(tx, message, now, delivery_topic=ctx.registry.delivery_topic)
@@ -192,8 +202,44 @@ async def _outcome(
     return decision.verdict.value
 
 
+async def _revise(
+    ctx: GateContext, tx: GateTransaction, message: Envelope, topic: str, digest: str, now: datetime
+) -> str:
+    """A correction or a withdrawal: the old version's copies withdrawn; a correction then decided as any
+    notification is, in this transaction; the sender told ``corrected`` or ``withdrawn``."""
+    target = await corrections.target_of(tx, message)
+    if isinstance(target, corrections.Refusal):
+        return await _refuse(ctx, tx, message, topic, digest, now, target.reason, target.detail)
+    change = corrections.change_of(message)
+    if change == corrections.CORRECTED:
+        await _record_message(tx, message, topic, digest, now)  # the new version, before the old is withdrawn
+    done = await corrections.withdraw_copies(
+        tx, target, message, now, delivery_topic=ctx.registry.delivery_topic, sign=lambda env: _signed(ctx, env)
+    )
+    detail = done.detail(change, target.message_id)
+    if change == corrections.CORRECTED:
+        decision = decide_message(message, await _inputs(ctx, tx, message, now))
+        await _decide(ctx, tx, message, topic, digest, decision, now, status=ReceiptStatus.CORRECTED, detail=detail)
+        return change if decision.verdict is not Verdict.WITHHOLD else decision.verdict.value
+    await _record_message(tx, message, topic, digest, now)
+    reason = corrections.REASONS[change]
+    await tx.insert_decision(
+        message_id=message.message_id,
+        verdict="recorded",
+        reasons=[reason],
+        policy_version=ctx.policy.version,
+        decided_at=now,
+        refer_to=None,
+        trace=[detail],
+    )
+    await _receipt(ctx, tx, message, ReceiptStatus.WITHDRAWN, now, reason, detail=detail)
+    return change
+
+
 async def _inputs(ctx: GateContext, tx: GateTransaction, message: Envelope, now: datetime) -> Inputs:
-    return await inputs_for(tx, message, policy=ctx.policy, now=now, registry=ctx.registry, directories=ctx.directories)
+    return await inputs_for(
+        tx, message, policy=ctx.policy, now=now, registry=ctx.registry, directories=ctx.directories, region=ctx.region
+    )
 
 
 async def _refuse(
@@ -243,8 +289,25 @@ async def _record_message(tx: GateTransaction, message: Envelope, topic: str, di
 async def _record(
     ctx: GateContext, tx: GateTransaction, message: Envelope, topic: str, digest: str, decision: Decision, now: datetime
 ) -> None:
-    mid = message.message_id
     await _record_message(tx, message, topic, digest, now)
+    await _decide(ctx, tx, message, topic, digest, decision, now)
+
+
+async def _decide(
+    ctx: GateContext,
+    tx: GateTransaction,
+    message: Envelope,
+    topic: str,
+    digest: str,
+    decision: Decision,
+    now: datetime,
+    *,
+    status: ReceiptStatus | None = None,
+    detail: str | None = None,
+) -> None:
+    """Record a received message's decision and act on it; the sender's receipt says ``status`` (a
+    correction's ``corrected``) unless the message is withheld."""
+    mid = message.message_id
     reasons = [r.value for r in decision.reasons]
     await tx.insert_decision(
         message_id=mid,
@@ -262,9 +325,10 @@ async def _record(
         verdict=decision.verdict.value,
         reasons=reasons,
         policy_version=decision.policy_version,
+        **_areas(decision),
     )
     for release in decision.releases:
-        notify_by = ctx.registry.deadline(message, release.recipient, ctx.timing)
+        notify_by = ctx.registry.deadline(message, release.recipient, ctx.timing_for(release.area))
         env = _signed(ctx, delivery_envelope(message, release, decision, notify_by=notify_by, now=now))
         await tx.insert_delivery(
             delivery_id=env.message_id,
@@ -299,6 +363,7 @@ async def _record(
             notify_by=notify_by.isoformat() if notify_by else None,
             envelope_sha256=stored_sha256(encode(env)),  # deliveries.envelope, and the outbox value
             outbox_id=str(outbox_id(env.message_id, topic_out)),
+            **_area(release.area),
         )
     for refusal in decision.not_released:
         await tx.event(
@@ -308,6 +373,7 @@ async def _record(
             recipient=refusal.recipient,
             verdict=refusal.verdict.value,
             reasons=[r.value for r in refusal.reasons],
+            **_area(refusal.area),
         )
     if decision.verdict is Verdict.WITHHOLD:
         await _quarantine(
@@ -344,11 +410,24 @@ async def _record(
             outbox_id=str(outbox_id(mid, topics.MASH_QUEUE)),
             outbox_sha256=stored_sha256(encode(message)),
         )
-    status = RECEIPT_STATUS[decision.verdict]
-    await _receipt(ctx, tx, message, status, now, decision.primary_reason.value)
+    if status is None or decision.verdict is Verdict.WITHHOLD:
+        status = RECEIPT_STATUS[decision.verdict]
+    await _receipt(ctx, tx, message, status, now, decision.primary_reason.value, detail=detail)
     if gaps := contact_quality(message):
         await _quality_receipt(ctx, tx, message, gaps, now)
     await ctx.registry.on_decided(tx, message, decision, now, ctx.timing)
+
+
+def _area(code: str | None) -> dict[str, str]:
+    """In a region, the authority an audited event belongs to (its figures are recomputed from it)."""
+    return {"area": code} if code is not None else {}
+
+
+def _areas(decision: Decision) -> dict[str, list[str]]:
+    found = {r.area for r in decision.releases if r.area} | {r.area for r in decision.not_released if r.area}
+    if decision.refer_to and (queue_area := area_of_queue(decision.refer_to)) is not None:
+        found.add(queue_area)
+    return {"areas": sorted(found)} if found else {}
 
 
 async def _quality_receipt(
@@ -419,7 +498,7 @@ async def _quarantine(
 ) -> bool:
     """Quarantine a record and queue the notice. ``record`` identifies its content: the same record
     quarantined again for the same reason (a redelivery) writes nothing and returns False."""
-    qid = deterministic_id("quarantine", str(message_id), reason, record)
+    qid = corrections.quarantine_id(message_id, reason, record)
     if await tx.outbox_has(qid):
         return False
     text = raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")

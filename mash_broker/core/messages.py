@@ -65,7 +65,7 @@ def delivery_envelope(
         content_level=release.content_level,
         released=release.released,
         notify_by=notify_by,
-        policy_version=decision.policy_version,
+        policy_version=release.policy_version or decision.policy_version,
         decision_reasons=tuple(r.value for r in decision.reasons),
     )
     return Envelope(

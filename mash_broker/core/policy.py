@@ -65,9 +65,7 @@ async def record_policy(ledger: PolicyLedger, loaded: LoadedPolicy, now: datetim
 _OVERRIDE_KEYS = frozenset({"version", "base", "gillick_age", "default_recipients", "agreement", "remove"})
 
 
-def load_override(
-    path: Path, base: LoadedPolicy, kinds: Mapping[str, type[BaseModel]] | None = None
-) -> LoadedPolicy:
+def load_override(path: Path, base: LoadedPolicy, kinds: Mapping[str, type[BaseModel]] | None = None) -> LoadedPolicy:
     """An authority's own agreements over the regional ``base``: a versioned file naming the regional
     version it overrides (``base``); each ``[[agreement]]`` replaces the regional one of the same name or
     adds one, ``remove`` drops regional agreements by name. The result is validated as a whole policy and
@@ -81,7 +79,9 @@ def load_override(
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"not valid TOML: {exc}", record=record) from exc
     if unknown := sorted(raw.keys() - _OVERRIDE_KEYS):
-        raise PolicyError(f"{unknown[0]}: not a key of an authority's policy overrides", record=record, field=unknown[0])
+        raise PolicyError(
+            f"{unknown[0]}: not a key of an authority's policy overrides", record=record, field=unknown[0]
+        )
     for key in ("version", "base"):
         if not isinstance(raw.get(key), str):
             raise PolicyError(f"{key}: required (a string)", record=record, field=key)
@@ -108,7 +108,9 @@ def _merged(
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise PolicyError(f"agreement[{i}].{where}: {first['msg']}", record=record, field=f"agreement[{i}]") from exc
+            raise PolicyError(
+                f"agreement[{i}].{where}: {first['msg']}", record=record, field=f"agreement[{i}]"
+            ) from exc
         agreements[agreement["name"]] = agreement
     doc = {k: v for k, v in base.items() if k != "agreement"}
     doc["version"] = over["version"]

@@ -23,6 +23,7 @@ from mash_broker.core.records import (
     EventRecord,
     KeyAdult,
     MessageRecord,
+    NotificationHead,
     OutboxRow,
     QuarantinedItem,
     QueueItem,
@@ -30,6 +31,7 @@ from mash_broker.core.records import (
     RecordedRequest,
     School,
     SenderStatusLine,
+    VersionRecord,
 )
 
 # -- the unit of work and the ledger --------------------------------------------------------------
@@ -359,7 +361,82 @@ class ConsentTransaction(Transaction, ConsentReads, Protocol):
     async def update_decision(self, message_id: uuid.UUID, *, verdict: str, reasons: list[str]) -> None: ...
 
 
-class GateTransaction(ConsentTransaction, Protocol):
+# -- corrections and withdrawals of a notification (core/corrections.py, storage/corrections.py) ----
+
+
+class CorrectionTransaction(ConsentTransaction, Protocol):
+    """What the gate records when a notification is corrected or withdrawn, in the deciding transaction."""
+
+    async def version_of(self, message_id: uuid.UUID) -> VersionRecord | None:
+        """Where a recorded message stands among its notification's versions; None if it was not received."""
+        ...
+
+    async def record_version(
+        self,
+        *,
+        message_id: uuid.UUID,
+        supersedes: uuid.UUID,
+        notification_id: str,
+        version: int,
+        change: str,
+        at: datetime,
+    ) -> None:
+        """Record that ``message_id`` (a correction or a withdrawal) replaced ``supersedes``."""
+        ...
+
+    async def live_copies(self, message_id: uuid.UUID) -> list[DeliveryRecord]:
+        """A message's deliveries not yet withdrawn."""
+        ...
+
+    async def record_withdrawn_copy(
+        self,
+        *,
+        delivery_id: str,
+        message_id: str,
+        recipient: str,
+        withdrawn_by: str,
+        by_message_id: uuid.UUID,
+        change: str,
+        at: datetime,
+        notice_id: uuid.UUID | None,
+    ) -> None:
+        """Record a copy withdrawn, with the notice its recipient was sent (None: it never went)."""
+        ...
+
+    async def resolve_queue_items(self, message_id: uuid.UUID, at: datetime) -> int:
+        """Close a message's open queue items (nothing is left to route); how many were open."""
+        ...
+
+
+class WithdrawalNoticeTransaction(InboxTransaction, Protocol):
+    """What a recipient's inbox records when a withdrawal notice reaches it."""
+
+    async def record_notice_received(self, delivery_id: uuid.UUID, withdrawn_at: datetime, at: datetime) -> bool:
+        """The notice for this withdrawn copy was received; False if already recorded (or not known)."""
+        ...
+
+
+class WithdrawalNoticeLedger(InboxLedger, Protocol):
+    """A recipient's inbox that also records withdrawal notices."""
+
+    def transaction(self) -> AbstractAsyncContextManager[WithdrawalNoticeTransaction]: ...
+
+
+class NotificationVersions(Protocol):
+    """A sender's view of its notifications' versions: what it compares a resend with."""
+
+    async def notification_heads(self, notification_ids: Iterable[str]) -> dict[str, NotificationHead]:
+        """The current version of each notification (by its first version's id) the ledger has received."""
+        ...
+
+    async def incident_notifications(
+        self, sender_local_id: str, sender_org: str | None = None
+    ) -> list[NotificationHead]:
+        """The current version of each notification sent with this local id (a police incident reference)."""
+        ...
+
+
+class GateTransaction(CorrectionTransaction, Protocol):
     """What the gate records inside one transaction: the message, its decision, shares, queues, quarantine."""
 
     async def insert_message(
@@ -485,6 +562,10 @@ class GateReceipts(Protocol):
     """The gate's receipts for messages an agency sent."""
 
     async def receipts_for(self, message_ids: Iterable[uuid.UUID]) -> dict[str, Receipt]: ...
+    async def receipts_for_content(self, sent: Mapping[str, str]) -> dict[str, Receipt]:
+        """The gate's answers for these messages (message id -> content hash) as sent: for a message id the
+        ledger holds with other content, only the gate's refusal of this content (never the other's verdict)."""
+        ...
 
 
 class HealthTransaction(Transaction, Protocol):

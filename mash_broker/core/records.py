@@ -231,3 +231,43 @@ class RecordedRequest:
     message_id: str
     kind: str
     envelope: str
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    """Where a recorded message stands among its notification's versions (``core.corrections``)."""
+
+    message_id: str
+    kind: str
+    sender_org: str
+    notification_id: str  # the first version's message id
+    version: int  # the first version is 1
+    replaced_by: str | None  # the correction or withdrawal that replaced it, if any
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationHead:
+    """A notification's current version: the last one with content and, if withdrawn since, by what."""
+
+    notification_id: str
+    message_id: str  # the head of the chain: the current version, or the withdrawal that ended it
+    version: int
+    content_message_id: str  # the last version with content (the head itself unless withdrawn)
+    envelope: str  # that version's stored envelope
+    withdrawn: bool
+    sender_local_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawnCopy:
+    """A copy withdrawn because its notification was corrected or withdrawn (``withdrawn_copies``)."""
+
+    delivery_id: str
+    message_id: str
+    recipient: str
+    withdrawn_by: str
+    by_message_id: str
+    change: str  # corrected | withdrawn
+    withdrawn_at: datetime
+    notice_id: str | None  # None: cancelled before it was published
+    notice_received_at: datetime | None

@@ -55,8 +55,9 @@ def decide_in_region(message: Envelope, inputs: Inputs, region: Region, schools:
             lead, roles[school] = school, "the school's authority"
         if home is not None:
             lead = lead or home
-            roles[home] = "the school's and the child's home authority" if home == school else "the child's home authority"
-            groups.setdefault(home, []).append(region.areas[home].mash)
+            roles[home] = (
+                "the school's and the child's home authority" if home == school else "the child's home authority"
+            )
             trace.setdefault(home, []).append(
                 f"region: home authority {home} (from the home postcode's district); "
                 f"its MASH ({region.areas[home].mash}) is told for its daily triage"
@@ -69,6 +70,8 @@ def decide_in_region(message: Envelope, inputs: Inputs, region: Region, schools:
     named = list(message.recipients) or list(_policy(region, lead).default_recipients.get(message.kind, ()))
     for recipient in [*route.first, *named, *route.also]:
         groups.setdefault(region.authority_of(recipient, schools) or lead, []).append(recipient)
+    if home is not None:  # after the school: its MASH is told for triage
+        groups.setdefault(home, []).append(region.areas[home].mash)
     if route.problems:  # the school is not known: the home authority's MASH (else the region's) must route it
         problems.setdefault(home, []).extend(route.problems)
     trace.setdefault(lead if lead in groups or lead in problems else home, []).extend(route.trace)
@@ -80,7 +83,9 @@ def decide_in_region(message: Envelope, inputs: Inputs, region: Region, schools:
         if group not in groups and group not in problems and len(order) > 1:
             continue
         route_here = Route(
-            first=tuple(groups.get(group, ())), problems=tuple(problems.get(group, ())), trace=tuple(trace.get(group, ()))
+            first=tuple(groups.get(group, ())),
+            problems=tuple(problems.get(group, ())),
+            trace=tuple(trace.get(group, ())),
         )
         policy = replace(_policy(region, group), default_recipients={})
         decided.append(

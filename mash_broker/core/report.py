@@ -37,6 +37,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mash_broker.core.ports import EventSource, LoggedEvent
+from mash_broker.core.scope import area_scope, force_scope
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Report:
     start: datetime
     end: datetime
     sections: tuple[Section, ...]
+    scope: str | None = None  # "authority 998", "force police:examplepolice"; None: the whole log
 
     def section(self, name: str) -> Section:
         return next(s for s in self.sections if s.name == name)
@@ -65,6 +67,7 @@ class Report:
         return {
             "from": self.start.isoformat(),
             "to": self.end.isoformat(),
+            **({"scope": self.scope} if self.scope else {}),
             "sections": {s.name: {"title": s.title, "rows": s.records()} for s in self.sections},
         }
 
@@ -109,15 +112,37 @@ ENCOMPASS_COLUMNS = (
 )
 
 
-async def front_door_report(ledger: EventSource, start: datetime, end: datetime, tz: ZoneInfo) -> Report:
-    """The figures for ``[start, end)`` from the ledger's events."""
-    return report_from_events(await ledger.events(), start, end, tz)
+async def front_door_report(
+    ledger: EventSource,
+    start: datetime,
+    end: datetime,
+    tz: ZoneInfo,
+    *,
+    area: str | None = None,
+    force: str | None = None,
+) -> Report:
+    """The figures for ``[start, end)`` from the ledger's events (one authority's or force's, if given)."""
+    return report_from_events(await ledger.events(), start, end, tz, area=area, force=force)
 
 
-def report_from_events(events: Iterable[LoggedEvent], start: datetime, end: datetime, tz: ZoneInfo) -> Report:
+def report_from_events(
+    events: Iterable[LoggedEvent],
+    start: datetime,
+    end: datetime,
+    tz: ZoneInfo,
+    *,
+    area: str | None = None,
+    force: str | None = None,
+) -> Report:
     """The figures from audited-log entries (``event_type``, ``at``, ``message_id``, ``detail``): the
-    ledger's events, or the entries of a verified `mash audit export` file."""
+    ledger's events, or the entries of a verified `mash audit export` file. ``area``: only that local
+    authority's part of the log; ``force``: only that police force's (``core.scope``)."""
     events = list(events)
+    label = None
+    for make, key in ((area_scope, area), (force_scope, force)):
+        if key is not None:
+            scope = make(events, key)
+            events, label = scope.select(events), f"{label} and {scope.label}" if label else scope.label
     return Report(
         start,
         end,
@@ -129,6 +154,7 @@ def report_from_events(events: Iterable[LoggedEvent], start: datetime, end: date
             not_shared_section(events, start, end),
             referred_section(events, start, end),
         ),
+        label,
     )
 
 

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         default=None,
         description="Sharing policy TOML; default: mash_broker/defaults/policy.toml shipped with the broker.",
     )
+    areas_dir: Path | None = Field(
+        default=None,
+        description="A region's folder: region.toml, postcode-districts.csv and one folder per local authority "
+        "(README: Setting up a region); unset: one area, as before.",
+    )
     health_teams: Path | None = Field(
         default=None,
         description="Health visitor and school nurse teams CSV (mash_broker/demo/data/health-teams.csv); "

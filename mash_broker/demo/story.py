@@ -23,7 +23,9 @@ from mash_broker.core.audit.keys import KeyStore
 from mash_broker.core.records import DeliveryRecord
 from mash_broker.core.settings import Settings
 from mash_broker.core.signing import Signers, ensure_key
+from mash_broker.demo.areas import AREAS_DIR, SCHOOLS
 from mash_broker.demo.data import DEMO_DIR
+from mash_broker.demo.region import demo_region, mash_lines, region_lines, school_line
 from mash_broker.storage import Ledger
 
 DEMO_FORCE = "police:examplepolice"  # the force in the demo exports: its key signs what it sends
@@ -44,11 +46,11 @@ class DemoClock:
 
 
 async def _wait_delivered(ledger: Ledger, timeout_s: float = 30.0) -> list[DeliveryRecord]:
-    """Wait until every shared notification has reached its school's inbox."""
+    """Wait until every shared notification has reached its school's inbox (a MASH has no inbox here)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout_s
     while True:
-        rows = await ledger.all_deliveries()
+        rows = [r for r in await ledger.all_deliveries() if r.recipient.startswith("school:")]
         if all(r.delivered_at for r in rows) or loop.time() > end:
             return rows
         await asyncio.sleep(0.1)
@@ -57,11 +59,16 @@ async def _wait_delivered(ledger: Ledger, timeout_s: float = 30.0) -> list[Deliv
 async def run_demo(settings: Settings, out: Console, data_dir: Path | None) -> int:
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="mash-demo-"))
     # The demo keeps its own SQLite ledger so it never touches a configured database.
-    settings = settings.model_copy(update={"data_dir": data_dir, "database_url": None, "key_registry": None})
+    settings = settings.model_copy(
+        update={"data_dir": data_dir, "database_url": None, "key_registry": None, "areas_dir": AREAS_DIR}
+    )
     tz = ZoneInfo(settings.timezone)
     clock = DemoClock(DEMO_START)
+    region = demo_region(settings)
     out.rule("MASH Broker demo: Operation Encompass, overnight export to schools' Key Adults")
     out.print(f"data: {data_dir}   demo clock: {views.local(clock(), tz)} (simulated)", markup=False)
+    for line in region_lines(region):
+        out.print(line, markup=False)
     police_key = ensure_key(KeyStore(settings.keys_dir), settings.key_registry_file, DEMO_FORCE, clock())
     out.print(
         f"keys: {DEMO_FORCE} signs with key {police_key.key_id}; the gate checks every signature "
@@ -73,7 +80,7 @@ async def run_demo(settings: Settings, out: Console, data_dir: Path | None) -> i
         out.print(f"started {where} on {stack.bootstrap}, gate, school inboxes and relay", markup=False)
         ledger = stack.ledger
 
-        loaded = await commands.load_schools(ledger, DEMO_DIR / "schools.csv", clock())
+        loaded = await commands.load_schools(ledger, SCHOOLS, clock())
         out.print(
             f"\n1. School directory: {loaded.schools} schools, {loaded.key_adults} Key Adults loaded", markup=False
         )
@@ -110,16 +117,19 @@ async def run_demo(settings: Settings, out: Console, data_dir: Path | None) -> i
             info = await ledger.school(school)
             rows = views.inbox_rows(await ledger.deliveries_for(f"school:{school}"), tz)
             out.print(views.inbox_table(f"{info.name if info else school} ({school})", rows, tz))
+            out.print(await school_line(ledger, region, school), markup=False)
             summary.append(_summary_row(school, rows))
 
         queue = await ledger.queue("mash")
         out.print(
             views.rows_table(
-                f"\n6. MASH queue: {len(queue)} for a person to route",
+                f"\n6. MASH queue: {len(queue)} for a person to route (the region's: home authority not known)",
                 ["message id", "reason"],
                 [[q.message_id[:8], q.detail] for q in queue],
             )
         )
+        for line in await mash_lines(ledger, region):
+            out.print(line, markup=False)
         rejected = [r for r in report.receipts if r.status == "rejected"]
         out.print(
             views.rows_table(

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator, Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, RowMapping, or_, select
+from sqlalchemy import Column, ColumnElement, RowMapping, TextClause, bindparam, or_, select, text
 
 from mash_broker.core.audit.copies import ConsentCopy, QuarantinedCopy
+from mash_broker.core.audit.leaves import RawRow
 from mash_broker.core.audit.log import Checkpoint, Entry
 from mash_broker.storage import schema as t
 from mash_broker.storage._base import Reads, Writes
@@ -23,6 +24,22 @@ _ENTRY = (
     t.events.c.detail,
     t.events.c.leaf_hash,
 )
+
+
+# The raw rows `mash audit verify` hashes (``core.audit.leaves``): ``at`` spelt as ``iso_utc`` spells it by the
+# database itself (SQLite keeps SQLAlchemy's "YYYY-MM-DD HH:MM:SS.ffffff" text of the UTC time; anything else
+# gives NULL and the row is checked in full), the detail as its stored text, no type processing.
+_RAW = {
+    "sqlite": text(
+        "SELECT seq, CASE WHEN length(at) = 26 AND substr(at, 11, 1) = ' ' "
+        "THEN substr(at, 1, 10) || 'T' || substr(at, 12) || 'Z' END, "
+        "event_type, message_id, detail, leaf_hash FROM events WHERE seq > :after ORDER BY seq LIMIT :page"
+    ),
+    "postgresql": text(
+        "SELECT seq, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+        "event_type, message_id, detail::text, leaf_hash FROM events WHERE seq > :after ORDER BY seq LIMIT :page"
+    ),
+}
 
 
 def _leaves_after(after_seq: int) -> Any:
@@ -123,6 +140,25 @@ class AuditReads(Reads):
             yield [Entry(*r) for r in rows]
             after = rows[-1][0]
 
+    async def raw_entry_pages(self, *, page: int = PAGE) -> AsyncIterator[list[RawRow]]:
+        """Every entry in seq order as its raw stored columns (``core.audit.leaves.RawRow``), a page at a time."""
+        query: TextClause = _RAW[self.engine.dialect.name]
+        after = 0
+        while True:
+            async with self.engine.connect() as conn:
+                rows: list[Any] = list((await conn.execute(query, {"after": after, "page": page})).all())
+            if not rows:
+                return
+            yield rows
+            after = rows[-1][0]
+
+    async def entries_between(self, first_seq: int, last_seq: int) -> list[Entry]:
+        """The entries with seq in ``first_seq..last_seq``, in seq order."""
+        c = t.events.c
+        q = select(*_ENTRY).where(c.seq >= first_seq, c.seq <= last_seq).order_by(c.seq)
+        async with self.engine.connect() as conn:
+            return [Entry(*r) for r in (await conn.execute(q)).all()]
+
     async def leaf_hashes_after(self, after_seq: int) -> list[tuple[int, str]]:
         """(seq, stored leaf hash) of every entry after ``after_seq``, in seq order."""
         async with self.engine.connect() as conn:
@@ -143,10 +179,12 @@ class AuditReads(Reads):
             raise KeyError(f"{table}.{column} is not a stored copy")
         value = t.metadata.tables[table].c[column]
         ids, found = sorted(keys), {}
+        q = select(key_col, value).where(key_col.in_(bindparam("ids", expanding=True)))
         async with self.engine.connect() as conn:
             for i in range(0, len(ids), _IN_CHUNK):
-                q = select(key_col, value).where(key_col.in_(ids[i : i + _IN_CHUNK]))
-                found.update({str(k): str(v) for k, v in (await conn.execute(q)).all()})
+                found.update(
+                    {str(k): str(v) for k, v in (await conn.execute(q, {"ids": ids[i : i + _IN_CHUNK]})).all()}
+                )
         return found
 
     async def quarantined_copies(self, *, page: int = PAGE) -> AsyncIterator[list[QuarantinedCopy]]:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mash_broker.storage.alerts import AlertReads
 from mash_broker.storage.audit import AuditReads
 from mash_broker.storage.clocks import ClockReads
+from mash_broker.storage.corrections import CorrectionReads
 from mash_broker.storage.directory import DirectoryReads
 from mash_broker.storage.engine import open_engine
 from mash_broker.storage.metrics import MetricsReads
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
         HealthTransaction,
         InboxLedger,
         LedgerPort,
+        NotificationVersions,
+        WithdrawalNoticeLedger,
         OutboxLedger,
         PolicyLedger,
         RecordedDecisions,
@@ -49,6 +52,7 @@ class Ledger(
     AlertReads,
     ProjectionReads,
     MetricsReads,
+    CorrectionReads,
 ):
     """The durable record. SQLite file by default, PostgreSQL when configured."""
 
@@ -98,6 +102,9 @@ if TYPE_CHECKING:  # the ledger implements the core's ports: mypy checks it here
 
     def _implements(ledger: Ledger) -> tuple[LedgerPort, AuditLedger, InboxLedger, EventSource]:
         return ledger, ledger, ledger, ledger
+
+    def _implements_corrections(ledger: Ledger) -> tuple[NotificationVersions, WithdrawalNoticeLedger]:
+        return ledger, ledger
 
     def _implements_areas(
         ledger: Ledger,

@@ -42,6 +42,17 @@ class UtcDateTime(TypeDecorator[datetime]):
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+class JsonText(TypeDecorator[str]):
+    """A JSON column's value already serialised: written exactly as given (the audited log stores each entry's
+    detail as its RFC 8785 text, so verify hashes what is stored), read back as JSON like any other."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:  # the text is the value: no processing
+        return None
+
+
 metadata = MetaData()
 Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
 
@@ -202,6 +213,8 @@ events = Table(
     Column("at", UtcDateTime, nullable=False),
     Column("event_type", String(40), nullable=False),
     Column("message_id", String(36), index=True),
+    # The detail's RFC 8785 text (written through JsonText): joined with at, event_type and message_id it is the
+    # entry's canonical bytes (core.audit.entries.joined_entry). Rows written before then hold json.dumps text.
     Column("detail", JSON, nullable=False),
     # RFC 6962 leaf hash (hex) of the entry's canonical bytes, computed when it is written (broker.audit.entries).
     Column("leaf_hash", String(64), nullable=False),
@@ -256,4 +269,34 @@ projections = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("last_seq", BigInteger, nullable=False),
+)
+
+# Corrections and withdrawals (storage/corrections.py, core/corrections.py). One row per version that
+# replaced another: a correction (``corrected``, a new version with content) or a withdrawal (``withdrawn``,
+# the withdrawal message, no content). ``supersedes`` is unique: a version is replaced at most once.
+notification_versions = Table(
+    "notification_versions",
+    metadata,
+    Column("message_id", String(36), primary_key=True),  # the correction or the withdrawal
+    Column("supersedes", String(36), nullable=False, unique=True),
+    Column("notification_id", String(36), nullable=False, index=True),  # the first version's message id
+    Column("version", Integer, nullable=False),  # the first version is 1
+    Column("change", String(16), nullable=False),  # corrected | withdrawn
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+# Each copy withdrawn because its notification was corrected or withdrawn: cancelled before it went
+# (no notice) or sent a content-free delivery.withdrawn notice, whose receipt the recipient's inbox records.
+withdrawn_copies = Table(
+    "withdrawn_copies",
+    metadata,
+    Column("delivery_id", String(36), primary_key=True),
+    Column("message_id", String(36), nullable=False, index=True),  # the version withdrawn
+    Column("recipient", String(80), nullable=False, index=True),
+    Column("withdrawn_by", String(80), nullable=False),  # the sender of the correction or withdrawal
+    Column("by_message_id", String(36), nullable=False),
+    Column("change", String(16), nullable=False),  # corrected | withdrawn
+    Column("withdrawn_at", UtcDateTime, nullable=False),
+    Column("notice_id", String(36)),  # None: cancelled before it was published
+    Column("notice_received_at", UtcDateTime),
 )

@@ -6,16 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mash_broker.contracts import PolicyError
-from mash_broker.core.audit.entries import as_stored, entry_leaf_hash
+from mash_broker.core.audit.entries import as_stored, canonical_detail, iso_utc, joined_entry
+from mash_broker.core.audit.merkle import leaf_hash
 from mash_broker.storage import schema as t
 from mash_broker.storage.alerts import AlertWrites
 from mash_broker.storage.audit import AuditWrites
 from mash_broker.storage.clocks import ClockWrites
 from mash_broker.storage.consents import ConsentWrites
+from mash_broker.storage.corrections import CorrectionWrites
 from mash_broker.storage.directory import DirectoryWrites
 from mash_broker.storage.health import HealthWrites
 from mash_broker.storage.outbox import OutboxWrites
@@ -37,6 +39,7 @@ class Tx(
     AlertWrites,
     RepublishWrites,
     HealthWrites,
+    CorrectionWrites,
 ):
     """Writes inside one ledger transaction: all of them land, or none."""
 
@@ -203,7 +206,7 @@ class Tx(
     async def event(self, event_type: str, message_id: uuid.UUID | str | None, at: datetime, **detail: Any) -> None:
         """Append an entry to the audited log: seq is the next position, leaf_hash its RFC 6962 hash."""
         mid = str(message_id) if message_id else None
-        stored = as_stored(detail)
+        stored = canonical_detail(as_stored(detail))  # stored as this text: verify hashes the columns as stored
         await self.lock_event_log()
         last = (await self.conn.execute(select(func.max(t.events.c.seq)))).scalar_one()
         await self.conn.execute(
@@ -212,8 +215,8 @@ class Tx(
                 at=at,
                 event_type=event_type,
                 message_id=mid,
-                detail=stored,
-                leaf_hash=entry_leaf_hash(at, event_type, mid, stored),
+                detail=type_coerce(stored, t.JsonText()),
+                leaf_hash=leaf_hash(joined_entry(iso_utc(at), event_type, mid, stored)).hex(),
             )
         )
         self.appended = True

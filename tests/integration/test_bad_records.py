@@ -34,7 +34,7 @@ pytestmark = pytest.mark.embedded
 FORCE = "police:examplepolice"
 URN = "900001"
 DEEP = b"[" * 100_000 + b"]" * 100_000
-RANDOM = random.Random(11).randbytes(900_000)
+RANDOM = random.Random(11).randbytes(900_000)  # noqa: S311 (test data, not secrets)
 NULS = b"\x00" * 4096
 PARTITION_KEY = b"examplepolice"  # one key: one partition, so the bad records are in front of the genuine one
 DELIVERED_WITHIN_S = 60
@@ -198,7 +198,8 @@ def test_each_unreadable_record_is_parked_on_the_dead_letter_topic_with_error_he
     assert deep["dead-letter-subscriber"] == "gate"
     for record in sent.dead_letters:
         h = headers(record)
-        assert int(h["dead-letter-partition"]) >= 0 and int(h["dead-letter-offset"]) >= 0
+        assert int(h["dead-letter-partition"]) >= 0
+        assert int(h["dead-letter-offset"]) >= 0
         assert h["dead-letter-detail"]
 
 

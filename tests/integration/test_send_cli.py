@@ -118,3 +118,76 @@ def test_a_message_the_gate_refuses_is_reported_rejected_with_the_gates_reason(m
     assert (receipt["status"], receipt["reason"], receipt["attempts"]) == ("rejected", "key_not_valid", 1)
     assert mash.count("messages") == mash.scalar("SELECT count(*) FROM messages WHERE message_id != ?",
                                                  early["message_id"]), "never recorded as received"
+
+
+# -- bad records among good ones, and files too large to hold (issue 11, problem 5) ---------------------
+
+def test_every_bad_record_is_answered_with_its_number_field_and_reason_and_the_good_ones_go(
+        mash: Mash, tmp_path: Path) -> None:
+    before, after, twice = contact(), contact(), contact()
+    huge = contact(what_happened="x" * 4_500_000)  # 4.5 MB: over the broker's limit
+    lines = [json.dumps(before), json.dumps(huge), "[" * 100_000 + "]" * 100_000, "{not json",
+             json.dumps(twice).replace('"kind": "contact"', '"kind": "outcome", "kind": "contact"', 1), "{}",
+             json.dumps(after)]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+
+    result = mash.run("send", str(path), "--json")
+
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    receipts = result.json()["receipts"]
+    by_line: dict[int, list[tuple[str, str | None, str | None]]] = {}
+    for r in receipts:
+        by_line.setdefault(r["line"], []).append((r["status"], r["field"], r["reason"]))
+    assert by_line[1][0][0] == "accepted"
+    assert by_line[2] == [("rejected", "(record)", f"record 2 is {len(lines[1])} bytes, over the limit of 1000000")]
+    assert by_line[3] == [("rejected", "(record)", "too deep: nested 100000 deep, over the limit of 64")]
+    assert by_line[4] == [("rejected", "(record)", "not JSON")]
+    assert by_line[5] == [("rejected", "kind", "key given more than once")]
+    assert ("rejected", "message_id", "Field required") in by_line[6]
+    assert by_line[7][0][0] == "accepted"
+    assert {r["message_id"] for r in receipts if r["status"] == "accepted"} == {before["message_id"],
+                                                                               after["message_id"]}
+    assert mash.sql("SELECT count(*) FROM messages WHERE message_id IN (?, ?)", huge["message_id"],
+                    twice["message_id"]) == [(0,)]
+
+
+def test_an_array_with_bad_elements_is_answered_per_element(mash: Mash, tmp_path: Path) -> None:
+    good = contact()
+    path = tmp_path / "array.json"
+    path.write_text("[" + ",".join([json.dumps(contact(what_happened="y" * 1_200_000)),
+                                    "[" * 5000 + "]" * 5000, json.dumps(good), "7"]) + "]")
+
+    result = mash.run("send", str(path))
+
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr
+    table = result.stdout
+    assert "over the limit of 1000000" in table
+    assert "too deep: nested 5000 deep" in table
+    assert "Input should be an object" in table
+    assert "accepted: 1" in table
+    assert mash.sql("SELECT count(*) FROM messages WHERE message_id = ?", good["message_id"]) == [(1,)]
+
+
+def test_a_hundred_thousand_records_are_answered_in_bounded_memory(mash: Mash, tmp_path: Path) -> None:
+    import resource
+    import subprocess
+
+    from .helpers import mash_executable
+
+    path = tmp_path / "empty.jsonl"
+    path.write_text("{}\n" * 100_000)
+    out = tmp_path / "receipts.json"
+
+    with out.open("wb") as stdout:
+        proc = subprocess.run([mash_executable(), "send", str(path), "--json"], stdout=stdout,
+                              stderr=subprocess.PIPE, env=mash.env(), timeout=300, check=False)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["counts"] == {"rejected": 600_000}  # six required fields missing from each
+    assert report["receipts"][-1]["line"] == 100_000
+    assert peak_mb < 400, f"{peak_mb:.0f} MB"  # 1.24 GB before: the whole file and every receipt held

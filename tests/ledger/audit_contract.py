@@ -24,7 +24,7 @@ from sqlalchemy import delete, func, select, update
 from mash_broker.agencies.education import EDUCATION_INBOUND
 from mash_broker.contracts import topics
 from mash_broker.core.audit.checkpoints import Checkpointer
-from mash_broker.core.audit.entries import entry_leaf_hash
+from mash_broker.core.audit.entries import as_stored, entry_leaf_hash
 from mash_broker.core.audit.keys import Ed25519Signer, KeyStore, public_key_b64
 from mash_broker.core.audit.log import LogDiverged
 from mash_broker.core.audit.merkle import leaf_hash
@@ -221,6 +221,46 @@ class AuditContract(StoredCopiesContract):
             assert len({e.detail["writer"] for e in events[first:first + 3]}) == 1
         await Checkpointer(ledger, signer, ticking()).checkpoint()
         assert (await self.verify(ledger, signer)).ok
+
+    async def test_a_ledger_written_by_the_old_append_path_verifies(self, ledger: Ledger,
+                                                                    signer: Ed25519Signer) -> None:
+        """Entries as ``Tx.event`` wrote them before details were stored as their RFC 8785 text: the detail
+        through the JSON column (``json.dumps``), the leaf hash of RFC 8785 of the whole entry."""
+        async with ledger.transaction() as tx:
+            for n in range(12):
+                at = T0 + timedelta(minutes=n, microseconds=n)
+                detail = as_stored({"kind": "notification.encompass", "fields": ["b", "a"], "n": n, "ratio": n / 3,
+                                    "note": "é\u2028\"x\"", "small": 1.5e-7 * (n + 1)})
+                await tx.conn.execute(t.events.insert().values(
+                    seq=n + 1, at=at, event_type="message.received", message_id=str(MESSAGES[n]), detail=detail,
+                    leaf_hash=entry_leaf_hash(at, "message.received", str(MESSAGES[n]), detail)))
+        await Checkpointer(ledger, signer, ticking(T0 + timedelta(hours=1))).checkpoint()
+        await write_events(ledger, 12, 3)  # and newer entries after them
+        report = await self.verify(ledger, signer)
+        assert report.ok, report.problems
+        assert report.entries == 15
+        await self.set_event(ledger, 7, detail={**(await self.event_row(ledger, 7))["detail"], "n": 70})
+        report = await self.verify(ledger, signer)
+        assert [(p.code, p.place.split(" (")[0]) for p in report.problems][:1] == [("entry_altered", "entry seq 7")]
+
+    async def test_an_untouched_log_is_checked_from_its_raw_columns(self, log: Ledger, signer: Ed25519Signer,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+        """Every entry ``Tx.event`` writes is proved by its stored columns: no page is re-read entry by entry
+        (until one is edited)."""
+        reread: list[tuple[int, int]] = []
+        entries_between = log.entries_between
+
+        async def spy(first: int, last: int) -> list[Any]:
+            reread.append((first, last))
+            return await entries_between(first, last)
+
+        monkeypatch.setattr(log, "entries_between", spy)
+        assert (await self.verify(log, signer)).ok
+        assert reread == []
+        row = await self.event_row(log, 5)
+        await self.set_event(log, 5, detail={**row["detail"], "n": 50})
+        assert not (await self.verify(log, signer)).ok
+        assert reread == [(1, TOTAL)]
 
     # -- tampered entries ------------------------------------------------------------------------------
 

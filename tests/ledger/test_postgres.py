@@ -24,6 +24,7 @@ from .front_door_contract import FrontDoorContract
 from .gate_contract import GateServiceContract
 from .projector_contract import ProjectorContract
 from .replay_contract import ReplayContract
+from .region_contract import RegionContract
 from .report_contract import ReportContract
 
 pytestmark = pytest.mark.postgres
@@ -108,3 +109,7 @@ class TestPostgresReport(PostgresBackend, ReportContract):
 
 class TestPostgresProjector(PostgresBackend, ProjectorContract):
     """Clocks and alerts follow the audited log, whichever handle wrote it, on PostgreSQL."""
+
+
+class TestPostgresRegion(PostgresBackend, RegionContract):
+    """One export for a region of two authorities (issue 15) on PostgreSQL."""

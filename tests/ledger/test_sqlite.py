@@ -16,6 +16,7 @@ from .front_door_contract import FrontDoorContract
 from .gate_contract import GateServiceContract
 from .projector_contract import ProjectorContract
 from .replay_contract import ReplayContract
+from .region_contract import RegionContract
 from .report_contract import ReportContract
 
 
@@ -70,3 +71,7 @@ class TestSqliteReport(SqliteBackend, ReportContract):
 
 class TestSqliteProjector(SqliteBackend, ProjectorContract):
     """Clocks and alerts follow the audited log, whichever handle wrote it, on SQLite."""
+
+
+class TestSqliteRegion(SqliteBackend, RegionContract):
+    """One export for a region of two authorities (issue 15) on Sqlite."""

@@ -2,28 +2,50 @@
 
 The inbox is the ``deliveries`` row for ``school:<URN>`` in the ledger: the education side records the
 system receipt (delivered) and the person-read acknowledgement there (``adapters.inbox``, shared with
-health), and each goes back to the sender. A reader must be one of the school's Key Adults.
+health), and each goes back to the sender. A reader must be one of the school's Key Adults. A content-free
+``delivery.withdrawn`` notice (a correction or withdrawal by police, ``core.corrections``) is recorded too.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import ValidationError
+
 from mash_broker.agencies.education import EDUCATION_DELIVERIES
-from mash_broker.contracts import NotFound
+from mash_broker.contracts import DeliveryWithdrawn, Envelope, NotFound
 from mash_broker.core import inbox
+from mash_broker.core.corrections import receive_withdrawal
 from mash_broker.core.inbox import ReadRecorded, Sign
-from mash_broker.core.ports import InboxLedger
+from mash_broker.core.ports import InboxLedger, WithdrawalNoticeLedger
 from mash_broker.core.records import DeliveryRecord
 
 __all__ = ["Sign", "receive_delivery", "record_read", "resolve_delivery"]
 
 
-async def receive_delivery(ledger: InboxLedger, raw: bytes, now: datetime, *, sign: Sign | None = None) -> str:
-    """Record a school's system receipt for one delivery. Redeliveries change nothing."""
+async def receive_delivery(
+    ledger: WithdrawalNoticeLedger, raw: bytes, now: datetime, *, sign: Sign | None = None
+) -> str:
+    """Record a school's system receipt for one delivery, or that a withdrawal notice reached it (the copy
+    is hidden from its inbox from then on). Redeliveries change nothing."""
+    notice = _withdrawal_notice(raw)
+    if notice is not None:
+        return await receive_withdrawal(ledger, notice, now, topic=EDUCATION_DELIVERIES)
     return await inbox.receive_delivery(
         ledger, raw, now, recipient_classes=("school",), topic=EDUCATION_DELIVERIES, sign=sign
     )
+
+
+def _withdrawal_notice(raw: bytes) -> Envelope | None:
+    """The record as a withdrawal notice to a school, if it is one (anything else is the shared inbox's)."""
+    try:
+        env = Envelope.model_validate_json(raw)
+    except ValidationError:
+        return None
+    payload = env.payload
+    if isinstance(payload, DeliveryWithdrawn) and payload.recipient.split(":", 1)[0] == "school":
+        return env
+    return None
 
 
 async def resolve_delivery(ledger: InboxLedger, urn: str, message_id: str) -> DeliveryRecord:

@@ -8,7 +8,6 @@ if it still has none after the last attempt.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -20,7 +19,7 @@ from mash_broker.agencies.police.export import ParsedRow, parse_export
 from mash_broker.contracts import EncompassNotification, Envelope, InputFileError
 from mash_broker.core.audit.keys import KeyStore
 from mash_broker.core.logging import get_logger
-from mash_broker.core.messages import MAX_MESSAGE_BYTES, encode, headers_for
+from mash_broker.core.messages import MAX_MESSAGE_BYTES, content_hash, encode, headers_for
 from mash_broker.core.ports import GateReceipts
 from mash_broker.core.signing import require_signer, sign
 
@@ -31,6 +30,9 @@ Progress = Callable[[int, int], None]
 
 # What the police system is told per row.
 VERDICT_STATUS = {"share": "accepted", "refer": "referred", "withhold": "withheld", "rejected": "rejected"}
+# A correction recorded (its old version's copies withdrawn) and a withdrawal recorded (core/corrections.py).
+VERDICT_STATUS |= {"corrected": "corrected", "withdrawn": "withdrawn"}
+ANSWERED = ("accepted", "referred", "corrected", "withdrawn")
 
 
 @dataclass(slots=True)
@@ -38,7 +40,7 @@ class RowReceipt:
     """One row's outcome; no personal data, so it can be printed and logged."""
 
     line: int
-    status: str  # accepted | referred | withheld | rejected | not_accepted
+    status: str  # accepted | referred | corrected | withdrawn | withheld | rejected | not_accepted
     message_id: str | None = None
     school_urn: str | None = None
     field: str | None = None
@@ -55,7 +57,7 @@ class IngestReport:
 
     @property
     def ok(self) -> bool:
-        return all(r.status in ("accepted", "referred") for r in self.receipts)
+        return all(r.status in ANSWERED for r in self.receipts)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -113,7 +115,9 @@ async def publish_rows(
     rows = [r for r in rows if sizes[str(r.envelope.message_id)] <= max_bytes]
     by_id = {str(r.envelope.message_id): r for r in rows}
     tries = dict.fromkeys(by_id, 0)
-    found = await ledger.receipts_for(r.envelope.message_id for r in rows)
+    # Answered only for this content: a message id the ledger holds with other content is not "accepted".
+    hashes = {mid: content_hash(r.envelope) for mid, r in by_id.items()}
+    found = await ledger.receipts_for_content(hashes)
     waiting = [mid for mid in by_id if mid not in found]
     done = len(by_id) - len(waiting)
     if progress:
@@ -135,7 +139,7 @@ async def publish_rows(
         deadline = asyncio.get_running_loop().time() + timeout_s
         while waiting and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(poll_s)
-            got = await ledger.receipts_for(uuid.UUID(m) for m in waiting)
+            got = await ledger.receipts_for_content({m: hashes[m] for m in waiting})
             if got:
                 found.update(got)
                 waiting = [m for m in waiting if m not in got]

@@ -6,9 +6,13 @@ from typing import Annotated
 
 import typer
 
+from mash_broker.app.cli._area import AreaOption, checked_area
 from mash_broker.app.cli._common import out, print_json, settings, with_ledger
 from mash_broker.core import views
 from mash_broker.core.clocks.status import ClockState, list_clocks
+from mash_broker.core.records import ClockRecord
+from mash_broker.core.scope import area_scope
+from mash_broker.storage import Ledger
 
 app = typer.Typer(no_args_is_help=True, help="The declared clocks: what is running, warned, breached or stopped.")
 
@@ -16,10 +20,22 @@ app = typer.Typer(no_args_is_help=True, help="The declared clocks: what is runni
 @app.command("list")
 def list_(
     state: Annotated[ClockState | None, typer.Option(help="Only clocks in this state.")] = None,
+    area: AreaOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Clocks, soonest deadline first: name, subject message id, started, due, state, who is escalated to."""
-    rows = with_ledger(settings(), lambda ledger: list_clocks(ledger, state))
+    """Clocks, soonest deadline first: name, subject message id, started, due, state, who is escalated to.
+    With --area, only the clocks of that authority's messages and deliveries."""
+    cfg = settings()
+    own = checked_area(cfg, area)
+
+    async def work(ledger: Ledger) -> list[ClockRecord]:
+        rows = await list_clocks(ledger, state)
+        if own is None:
+            return rows
+        scope = area_scope(await ledger.events(), own.code)
+        return [r for r in rows if r.subject_id in scope.deliveries or r.subject_id in scope.messages]
+
+    rows = with_ledger(cfg, work)
     if as_json:
         print_json(
             [
@@ -43,7 +59,7 @@ def list_(
             ]
         )
         return
-    title = f"Clocks{f' ({state.value})' if state else ''}: {len(rows)}"
+    title = f"Clocks{f' of authority {own.code}' if own else ''}{f' ({state.value})' if state else ''}: {len(rows)}"
     out.print(
         views.rows_table(
             title,

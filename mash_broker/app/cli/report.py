@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.console import Console
 
+from mash_broker.app.cli._area import AreaOption, checked_area
 from mash_broker.app.cli._common import EXIT_UNUSABLE, err, moment, out, print_json, settings, with_ledger
 from mash_broker.app.cli.audit import key_from
 from mash_broker.core import views
@@ -37,6 +38,10 @@ def report(
     key: Annotated[
         str | None, typer.Option("--key", help="With --log: the gate's public key the export is checked against.")
     ] = None,
+    area: AreaOption = None,
+    force: Annotated[
+        str | None, typer.Option("--force", help="Only one police force's messages (police:<force>), region-wide.")
+    ] = None,
 ) -> None:
     """Front-door performance for [--from, --to): Encompass notifications delivered and read before the
     deadline per school and day, contacts decided within 24 hours, outcomes fed back to referrers,
@@ -44,6 +49,7 @@ def report(
     Every figure is a count over the audited log (`mash audit verify` checks it); with --log and
     --key, over a verified export of it, so anyone with the export and the key gets the same figures."""
     cfg = settings()
+    code = own.code if (own := checked_area(cfg, area)) is not None else None
     tz = ZoneInfo(cfg.timezone)
     start, end = moment("--from", from_, tz), moment("--to", to, tz)
     if end <= start:
@@ -51,16 +57,18 @@ def report(
         raise typer.Exit(EXIT_UNUSABLE)
 
     if log is not None:
-        show(_from_export(log, key, start, end, tz), format_, out)
+        show(_from_export(log, key, start, end, tz, code, force), format_, out)
         return
 
     async def work(ledger: Ledger) -> Report:
-        return await front_door_report(ledger, start, end, tz)
+        return await front_door_report(ledger, start, end, tz, area=code, force=force)
 
     show(with_ledger(cfg, work), format_, out)
 
 
-def _from_export(log: Path, key: str | None, start: datetime, end: datetime, tz: ZoneInfo) -> Report:
+def _from_export(
+    log: Path, key: str | None, start: datetime, end: datetime, tz: ZoneInfo, area: str | None, force: str | None
+) -> Report:
     if key is None:
         err.print("unusable: --log needs --key: the export is checked before any figure is computed", markup=False)
         raise typer.Exit(EXIT_UNUSABLE)
@@ -73,7 +81,7 @@ def _from_export(log: Path, key: str | None, start: datetime, end: datetime, tz:
     if not checked.ok:
         err.print(f"INVALID: {log}: " + "; ".join(checked.problems[:5]), markup=False)
         raise typer.Exit(1)
-    return report_from_events(checked.proven, start, end, tz)
+    return report_from_events(checked.proven, start, end, tz, area=area, force=force)
 
 
 def show(figures: Report, format_: Format, console: Console) -> None:
@@ -82,6 +90,7 @@ def show(figures: Report, format_: Format, console: Console) -> None:
     elif format_ is Format.CSV:
         sys.stdout.write(figures.as_csv())
     else:
-        console.print(f"Front door, {figures.start.isoformat()} to {figures.end.isoformat()}", markup=False)
+        whose = f" of {figures.scope}" if figures.scope else ""
+        console.print(f"Front door{whose}, {figures.start.isoformat()} to {figures.end.isoformat()}", markup=False)
         for section in figures.sections:
             console.print(views.rows_table(section.title, list(section.columns), [list(r) for r in section.rows]))

@@ -59,8 +59,8 @@ def joined_entry(at: str, event_type: str, message_id: str | None, detail: str) 
     """``entry_bytes`` from its parts: ``at`` as ``iso_utc`` spells it, ``detail`` as ``canonical_detail``.
     RFC 8785 writes an object's members sorted by name, each value canonical: at, detail, event_type,
     message_id (tests/unit/test_leaf_bytes.py checks it equals ``entry_bytes``)."""
-    mid = rfc8785.dumps(message_id).decode()
-    return f'{{"at":"{at}","detail":{detail},"event_type":{rfc8785.dumps(event_type).decode()},"message_id":{mid}}}'.encode()
+    kind, mid = rfc8785.dumps(event_type).decode(), rfc8785.dumps(message_id).decode()
+    return f'{{"at":"{at}","detail":{detail},"event_type":{kind},"message_id":{mid}}}'.encode()
 
 
 def entry_leaf_hash(at: datetime, event_type: str, message_id: str | None, detail: dict[str, Any]) -> str:

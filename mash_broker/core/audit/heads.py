@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from mash_broker.core.audit.merkle import EMPTY_ROOT, MerkleTree, consistency_path
+from mash_broker.core.audit.merkle import EMPTY_ROOT, consistency_path
 
 _sha256 = hashlib.sha256
 
@@ -26,6 +26,19 @@ def _fold(frontier: Sequence[bytes]) -> bytes:
     for left in reversed(frontier[:-1]):
         digest = _sha256(b"\x01" + left + digest).digest()
     return digest
+
+
+def subtree_root(leaves: Sequence[bytes]) -> bytes:
+    """RFC 6962 MTH of a run of leaf hashes, a level at a time (an odd last node moves up a level)."""
+    level, sha256 = list(leaves), _sha256
+    if not level:
+        return EMPTY_ROOT
+    while len(level) > 1:
+        paired = [sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
 
 
 def _ranges(size: int) -> list[tuple[int, int]]:
@@ -92,13 +105,12 @@ class TreeHeads:
         self._update_kept()
 
     def _proof(self, m: int, n: int) -> list[bytes]:
-        old = self._frontiers[m]
-        new = MerkleTree(self._kept[m - self._kept_from : n - self._kept_from])
+        old, kept, base = self._frontiers[m], self._kept, self._kept_from
 
         def mth(start: int, end: int) -> bytes:
             if end <= m:
                 return old[start, end]
-            return new.subtree_root(start - m, end - m)
+            return subtree_root(kept[start - base : end - base])
 
         return consistency_path(m, n, mth)
 

@@ -14,16 +14,16 @@ as its frontier (``heads``): memory does not grow with the log.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from collections.abc import Sequence
-from datetime import datetime
 
 from mash_broker.core.audit.copies import StoredCopies, records_copies
 from mash_broker.core.audit.findings import Problem, Report
@@ -44,7 +44,7 @@ class LogVerifier:
     def __init__(self, signed: list[Checkpoint], keys: Mapping[str, Ed25519PublicKey]) -> None:
         self.signed = signed
         self.keys = keys
-        pairs = [(a.tree_size, b.tree_size) for a, b in zip(signed, signed[1:], strict=False)]
+        pairs = [(a.tree_size, b.tree_size) for a, b in itertools.pairwise(signed)]
         self.tree = TreeHeads([cp.tree_size for cp in signed], [(m, n) for m, n in pairs if m < n])
         self.report = Report(checkpoints=len(signed))
         self._hasher = LeafHasher()
@@ -193,7 +193,10 @@ async def verify_log(ledger: VerifiableLedger, keys: Mapping[str, Ed25519PublicK
     message against the hash its entry recorded (``mash_broker.core.audit.copies``), a page at a time."""
     verifier = LogVerifier(await checkpoints(ledger), keys)
     stored = CopyChecker(ledger, verifier.report)
-    async for rows in ledger.raw_entry_pages(page=PAGE):
+    pages = aiter(ledger.raw_entry_pages(page=PAGE))
+    following = asyncio.ensure_future(anext(pages, None))  # the next page is read while this one is hashed
+    while (rows := await following) is not None:
+        following = asyncio.ensure_future(anext(pages, None))
         recording = verifier.add_rows(rows)
         if recording is None:  # something on this page is not as written: check it entry by entry
             recording = await ledger.entries_between(rows[0][0], rows[-1][0])
