@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 from rich.table import Table
 from rich.text import Text
 
-from mash_broker.contracts import Envelope
+from mash_broker.contracts import Envelope, topics
 from mash_broker.contracts.payloads import Delivery
 from mash_broker.core.clocks import delivery_status, read_status
 from mash_broker.core.explain import Change
-from mash_broker.core.records import DeliveryRecord
+from mash_broker.core.records import DeliveryRecord, WithdrawnCopy
 
 SUMMARY_WIDTH = 140
 
@@ -28,13 +28,17 @@ def local(ts: datetime | None, tz: ZoneInfo) -> str:
     return ts.astimezone(tz).strftime("%a %d %b %H:%M") if ts else ""
 
 
-def inbox_rows(deliveries: Iterable[DeliveryRecord], tz: ZoneInfo) -> list[dict[str, Any]]:
-    """One school's notifications as plain dicts (for --json and for the table)."""
+def inbox_rows(
+    deliveries: Iterable[DeliveryRecord], tz: ZoneInfo, withdrawn: Mapping[str, WithdrawnCopy] | None = None
+) -> list[dict[str, Any]]:
+    """One school's notifications as plain dicts (for --json and for the table). A withdrawn one keeps its
+    times and says when and by whom (``withdrawn``: the ledger's withdrawn copies); its content is left out."""
     out = []
     for d in deliveries:
         env = Envelope.model_validate_json(d.envelope)
         assert isinstance(env.payload, Delivery)
-        rel = env.payload.released
+        rel = {} if d.withdrawn_at else env.payload.released
+        copy = (withdrawn or {}).get(d.delivery_id)
         deadline = d.notify_by
         out.append(
             {
@@ -51,6 +55,9 @@ def inbox_rows(deliveries: Iterable[DeliveryRecord], tz: ZoneInfo) -> list[dict[
                 "read_at": d.read_at.isoformat() if d.read_at else None,
                 "read_by": d.read_by,
                 "read_status": read_status(deadline, d.read_at).value if deadline else None,
+                "withdrawn_at": d.withdrawn_at.isoformat() if d.withdrawn_at else None,
+                "withdrawn_by": topics.area_of(copy.withdrawn_by) if copy else None,  # "police"
+                "withdrawn_because": copy.change if copy else None,  # corrected | withdrawn
             }
         )
     return out
@@ -73,7 +80,7 @@ def inbox_table(title: str, rows: list[dict[str, Any]], tz: ZoneInfo) -> Table:
             t(_iso_local(r["occurred_at"], tz)),
             t(r["child_present"]),
             t(_iso_local(r["notify_by"], tz)),
-            t(r["delivery_status"] or "undelivered"),
+            t("withdrawn" if r.get("withdrawn_at") else r["delivery_status"] or "undelivered"),
             t(read),
         )
     if rows:

@@ -90,9 +90,11 @@ class RegionContract:
         lily = await self._deliveries(ledger, ids["Lily"])
         assert set(lily) == {"school:900001", "mash:998"}  # her school's (999) and her home authority's MASH
         school, mash = lily["school:900001"], lily["mash:998"]
-        assert set(school["released"]) == FULL and school["policy_version"] == REGIONAL
+        assert set(school["released"]) == FULL
+        assert school["policy_version"] == REGIONAL
         assert datetime.fromisoformat(school["notify_by"]) == MONDAY_10  # 999's calendar
-        assert mash["policy_version"] == SOUTH and mash["purpose"] == "safeguarding_screening"
+        assert mash["policy_version"] == SOUTH
+        assert mash["purpose"] == "safeguarding_screening"
         assert mash["notify_by"] is None
         [decided] = [e for e in await ledger.events_of(ids["Lily"]) if e.event_type == "decision.recorded"]
         assert decided.detail["areas"] == ["998", "999"]
@@ -106,7 +108,8 @@ class RegionContract:
         max_ = await self._deliveries(ledger, ids["Max"])
         assert set(max_) == {"school:900003", "mash:998"}
         school = max_["school:900003"]
-        assert set(school["released"]) == LESS and school["content_level"] == "summary"
+        assert set(school["released"]) == LESS
+        assert school["content_level"] == "summary"
         assert "payload.summary_for_school" not in school["released"]
         assert datetime.fromisoformat(school["notify_by"]) == TUESDAY_10  # the INSET day moves the deadline
         assert school["policy_version"] == SOUTH

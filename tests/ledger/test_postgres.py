@@ -19,6 +19,7 @@ from mash_broker.storage import Ledger
 
 from .audit_contract import AuditContract
 from .consent_contract import ConsentServiceContract
+from .corrections_contract import CorrectionsContract
 from .contract import LedgerContract
 from .front_door_contract import FrontDoorContract
 from .gate_contract import GateServiceContract
@@ -113,3 +114,7 @@ class TestPostgresProjector(PostgresBackend, ProjectorContract):
 
 class TestPostgresRegion(PostgresBackend, RegionContract):
     """One export for a region of two authorities (issue 15) on PostgreSQL."""
+
+
+class TestPostgresCorrections(PostgresBackend, CorrectionsContract):
+    """Corrections and withdrawals of a police notification on PostgreSQL."""

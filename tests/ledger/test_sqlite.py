@@ -11,6 +11,7 @@ from mash_broker.storage import Ledger
 
 from .audit_contract import AuditContract
 from .consent_contract import ConsentServiceContract
+from .corrections_contract import CorrectionsContract
 from .contract import LedgerContract
 from .front_door_contract import FrontDoorContract
 from .gate_contract import GateServiceContract
@@ -75,3 +76,7 @@ class TestSqliteProjector(SqliteBackend, ProjectorContract):
 
 class TestSqliteRegion(SqliteBackend, RegionContract):
     """One export for a region of two authorities (issue 15) on Sqlite."""
+
+
+class TestSqliteCorrections(SqliteBackend, CorrectionsContract):
+    """Corrections and withdrawals of a police notification on SQLite."""

@@ -7,6 +7,7 @@ as written: it returns the RFC 8785 leaves or None (then verify checks the page 
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,8 +17,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mash_broker.core.audit.entries import as_stored, canonical_detail, entry_bytes, iso_utc, joined_entry
+from mash_broker.core.audit.heads import TreeHeads
 from mash_broker.core.audit.leaves import LeafHasher
-from mash_broker.core.audit.merkle import leaf_hash
+from mash_broker.core.audit.merkle import MerkleTree, leaf_hash
 
 SAFE_INT = 2**53 - 1
 texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)  # lone surrogates cannot be stored
@@ -114,3 +116,23 @@ def test_other_edits_of_the_raw_columns_are_not_accepted() -> None:
         (*good[:4], b'{"kind":"notification.encompass","n":3}', *good[5:]),
     ):
         assert hasher.leaves([edited]) is None, edited
+
+
+@settings(max_examples=200)
+@given(st.integers(0, 300), st.lists(st.integers(0, 300), max_size=6), st.integers(1, 70))
+def test_tree_heads_give_the_roots_and_proofs_of_the_whole_tree(n: int, sizes: list[int], page: int) -> None:
+    """The frontier kept while the leaves stream past gives what the whole tree in memory gives."""
+    leaves = [leaf_hash(str(i).encode()) for i in range(n)]
+    pairs = [(m, k) for m, k in itertools.pairwise(sizes) if m < k]
+    heads = TreeHeads(sizes, pairs)
+    for i in range(0, n, page):
+        heads.extend(leaves[i : i + page])
+    whole = MerkleTree(leaves)
+    assert heads.size == n
+    assert heads.root() == whole.root()
+    for size in sizes:
+        if size <= n:
+            assert heads.roots[size] == whole.root(size)
+    for m, k in pairs:
+        if k <= n:
+            assert heads.proofs[m, k] == whole.consistency_proof(m, k)

@@ -9,8 +9,12 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from mash_broker.agencies.police.export import ParsedRow
+from mash_broker.agencies.police.ingest import publish_rows, sign_rows
+from mash_broker.agencies.police.versions import withdrawal_of
 from mash_broker.app.web.accounts import set_password
-from mash_broker.contracts import NotFound
+from mash_broker.contracts import Envelope, NotFound
+from mash_broker.core.audit.keys import KeyStore
 from web.conftest import PASSWORD, SCRIPT_SUMMARY, WebStack
 
 PERSONAL = ("Ava", "Lily", "Test", "Example", "2016-05-12", "2017-01-20", "Esme", "Fixture", "EXP/2026", "ZZ99")
@@ -241,3 +245,40 @@ def test_board_lists_running_clocks_that_are_warned_or_past_their_deadline(web_s
     assert "health:named-gp-safeguarding" in ours[0][1]
     over = int(re.search(r'id="n-clocks">(\d+)<', html).group(1))  # type: ignore[union-attr]
     assert over == sum(1 for _, text in rows if "over by" in text)
+
+
+def test_a_withdrawn_notification_shows_as_withdrawn_without_its_content(web_stack: WebStack) -> None:
+    """Police withdraw a notification the school has read: its inbox row and its page say withdrawn by police
+    and when, and neither shows what police had shared. (Last in this module: it changes the inbox.)"""
+    rows = web_stack.call(web_stack.ledger.deliveries_for("school:900001"))
+    target = next(r for r in rows if "EXP/2026/1001" in r.envelope)
+    c = sign_in(web_stack, "alex.keyadult@example.org")
+    page = c.get(f"/inbox/{target.delivery_id}")
+    c.post(f"/inbox/{target.delivery_id}/read", data={"csrf": csrf_of(page.text)})
+    assert "Ava" in c.get(f"/inbox/{target.delivery_id}").text, "read: its content shows"
+    (head,) = web_stack.call(web_stack.ledger.incident_notifications("EXP/2026/1001"))
+
+    web_stack.call(send_as_police(web_stack, withdrawal_of(head, now=web_stack.clock())))
+
+    inbox = c.get("/inbox").text
+    row = inbox.split(f'data-id="{target.delivery_id}"', 1)[1].split("</tr>", 1)[0]
+    assert "withdrawn" in row.lower() and "by police at" in row
+    assert "EXP/2026/1001" not in row and "Open" not in row and "View" not in row
+    page = c.get(f"/inbox/{target.delivery_id}").text
+    assert "Withdrawn by police at" in page
+    for value in ("Ava", "2016-05-12", "Officers attended", "EXP/2026/1001"):
+        assert value not in page, value
+    assert 'action="/inbox/' not in page, "nothing left to open"
+
+
+async def send_as_police(stack: WebStack, env: Envelope) -> None:
+    """As `mash police withdraw` does: sign, publish, wait for the gate's receipt, relay the outbox."""
+    broker = stack.services.broker
+
+    async def send(topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await broker.publish(value, topic, key=key, headers={k: v.decode() for k, v in headers})
+
+    rows = sign_rows([ParsedRow(1, env)], KeyStore(stack.settings.keys_dir))
+    (receipt,) = await publish_rows(rows, ledger=stack.ledger, send=send, timeout_s=5, attempts=1)
+    assert receipt.status == "withdrawn", receipt
+    await stack.services.relay.drain()

@@ -279,7 +279,9 @@ def create_app(
         now = clock()
         rows = [
             {**r, "overdue": _is_overdue(r, now)}
-            for r in views.inbox_rows(await ledger.deliveries_for(f"school:{urn}"), tz)
+            for r in views.inbox_rows(
+                await ledger.deliveries_for(f"school:{urn}"), tz, await ledger.withdrawn_copies_for(f"school:{urn}")
+            )
         ]
         return page(
             request,
@@ -320,7 +322,7 @@ def create_app(
         if row is None:
             await record_refusal(session, request.path_params["delivery_id"], "open")
             return not_found(request, session, "notification")
-        [view] = views.inbox_rows([row], tz)
+        [view] = views.inbox_rows([row], tz, await ledger.withdrawn_copies_for(row.recipient))
         return page(request, "notification.html", session=session, n=view)
 
     @signed_in("key_adult")
@@ -378,4 +380,5 @@ def create_app(
 
 def _is_overdue(row: dict[str, Any], now: datetime) -> bool:
     """Not read yet and its deadline has passed."""
-    return bool(row["notify_by"] and not row["read_at"] and datetime.fromisoformat(row["notify_by"]) < now)
+    due = row["notify_by"] and not row["read_at"] and not row.get("withdrawn_at")
+    return bool(due and datetime.fromisoformat(row["notify_by"]) < now)

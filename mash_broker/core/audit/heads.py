@@ -122,7 +122,7 @@ class TreeHeads:
             self._kept, self._kept_from = [], self.size
         else:
             start = min(open_from)
-            del self._kept[: start - self._kept_from]
+            del self._kept[: max(0, start - self._kept_from)]
             self._kept_from = start
         for m in [m for m in self._frontiers if all(pm != m or pn <= self.size for pm, pn in self._pairs)]:
             del self._frontiers[m]
