@@ -82,7 +82,8 @@ class Envelope(Contract):
     @model_validator(mode="after")
     def _kind_matches_payload(self) -> Envelope:
         if self.kind != self.payload.kind:
-            raise ValueError(f"kind {self.kind!r} does not match payload kind {self.payload.kind!r}")
+            # Not quoting ``kind``: it is free text from the sender, and this reason reaches receipts and logs.
+            raise ValueError(f"kind does not match payload kind {self.payload.kind!r}")
         if self.kind in KINDS_WITH_SUBJECT and self.subject is None:
             raise ValueError(f"a {self.kind} message needs a subject")
         return self

@@ -9,6 +9,7 @@ from typing import Any
 
 from mash_broker.consent_gate import REASON_TEXT, Decision, Policy, Reason
 from mash_broker.contracts import Delivery, Envelope, NotFound
+from mash_broker.core.areas import Region
 from mash_broker.core.clocks.status import list_clocks
 from mash_broker.core.pipeline import decide_message, inputs_for
 from mash_broker.core.ports import RecordedDecisions
@@ -23,8 +24,9 @@ def reason_line(code: str) -> str:
         return code
 
 
-def describe_decision(message: Envelope, decision: Decision) -> list[str]:
-    """A decision made now (`mash gate check`), in plain English."""
+def describe_decision(message: Envelope, decision: Decision, region: Region | None = None) -> list[str]:
+    """A decision made now (`mash gate check`), in plain English; in a ``region``, each release and refusal
+    names the authority whose agreements decided it."""
     basis = message.lawful_basis
     lines = [
         f"message {message.message_id} ({message.kind}) from {message.sender_org}",
@@ -36,13 +38,14 @@ def describe_decision(message: Envelope, decision: Decision) -> list[str]:
         *[f"  - {line}" for line in decision.trace],
     ]
     for release in decision.releases:
+        authority = f"{_authority(release.area, release.policy_version, region)}, " if release.area else ""
         lines.append(
-            f"released to {release.recipient} under {release.agreement} ({release.content_level.value}): "
-            + ", ".join(release.released)
+            f"released to {release.recipient} under {authority}{release.agreement} "
+            f"({release.content_level.value}): " + ", ".join(release.released)
         )
     for refusal in decision.not_released:
         lines.append(
-            f"not released to {refusal.recipient} ({refusal.verdict.value}): "
+            f"not released to {refusal.recipient}{_by(refusal.area, region)} ({refusal.verdict.value}): "
             + "; ".join(REASON_TEXT[r] for r in refusal.reasons[-1:])
         )
     if decision.refer_to:
@@ -50,8 +53,9 @@ def describe_decision(message: Envelope, decision: Decision) -> list[str]:
     return lines
 
 
-async def explain(ledger: RecordedDecisions, message_ref: str) -> list[str]:
-    """The recorded decision on a message, and everything that followed, in plain English."""
+async def explain(ledger: RecordedDecisions, message_ref: str, region: Region | None = None) -> list[str]:
+    """The recorded decision on a message, and everything that followed, in plain English. A delivery or
+    refusal made in a region names its authority (from the audited log; ``region`` gives their names)."""
     mid = await ledger.find_message_id(message_ref)
     row = await ledger.message(mid) if mid else None
     if row is None or mid is None:
@@ -71,9 +75,13 @@ async def explain(ledger: RecordedDecisions, message_ref: str) -> list[str]:
         *[f"  - {line}" for line in row.trace or ()],
     ]
     deliveries = await ledger.deliveries_of(mid)
+    events = await ledger.events_of(mid)
+    areas = {str(e.detail["delivery_id"]): e.detail.get("area") for e in events if e.event_type == "delivery.queued"}
     for d in deliveries:
         delivery = Envelope.model_validate_json(d.envelope).payload
         fields = ", ".join(delivery.released) if isinstance(delivery, Delivery) else ""
+        area, version = areas.get(d.delivery_id), delivery.policy_version if isinstance(delivery, Delivery) else None
+        under = f" under {_authority(area, version, region)}" if area else ""
         state = (
             "withdrawn before it was sent (consent withdrawn)"
             if d.withdrawn_at
@@ -84,12 +92,13 @@ async def explain(ledger: RecordedDecisions, message_ref: str) -> list[str]:
             else "not yet delivered"
         )
         consent = f"; relied on consent {d.consent_id}" if d.consent_id else ""
-        lines.append(f"released to {d.recipient}: {fields}; {state}{consent}")
-    for e in await ledger.events_of(mid):
+        lines.append(f"released to {d.recipient}{under}: {fields}; {state}{consent}")
+    for e in events:
         detail = e.detail
         if e.event_type == "share.not_released":
             why = "; ".join(reason_line(r) for r in detail.get("reasons", [])[-1:])
-            lines.append(f"not released to {detail.get('recipient')} ({detail.get('verdict')}): {why}")
+            by = _by(detail.get("area"), region)
+            lines.append(f"not released to {detail.get('recipient')}{by} ({detail.get('verdict')}): {why}")
         elif e.event_type == "share.withdrawn":
             lines.append(f"withdrawn from {detail.get('recipient')} at {_at(e.at)}: {reason_line(detail['reason'])}")
         elif e.event_type == "share.referred":
@@ -138,11 +147,17 @@ class Change:
 
 
 async def what_if(
-    ledger: RecordedDecisions, policy: Policy, *, registry: Registry, directories: Mapping[str, Any]
+    ledger: RecordedDecisions,
+    policy: Policy,
+    *,
+    registry: Registry,
+    directories: Mapping[str, Any],
+    region: Region | None = None,
 ) -> tuple[int, list[Change]]:
-    """Re-decide every recorded message under ``policy``, with the consent known when it was decided and the
-    agencies' directories as they are now (``directories``: those from configuration). Nothing is recorded
-    or sent. Returns how many were replayed and those that would change."""
+    """Re-decide every recorded message under ``policy`` (in a ``region``: each recipient under its own
+    authority's policy, as the gate does), with the consent known when it was decided and the agencies'
+    directories as they are now (``directories``: those from configuration). Nothing is recorded or sent.
+    Returns how many were replayed and those that would change."""
     changes: list[Change] = []
     rows = [r for r in await ledger.decided_messages() if r.verdict != "recorded"]
     for row in rows:
@@ -155,6 +170,7 @@ async def what_if(
             directories=directories,
             now=row.decided_at,
             as_of=row.decided_at,
+            region=region,
         )
         if change := await compare(ledger, row, new):
             changes.append(change)
@@ -170,13 +186,22 @@ async def redecide(
     directories: Mapping[str, Any],
     now: datetime,
     as_of: datetime | None = None,
+    region: Region | None = None,
 ) -> Decision:
     """Decide a message again at ``now`` through the gate's own pipeline, with the consent the ledger held
-    at ``as_of`` (None: all it holds now), ``directories`` from configuration and the ledger's own.
+    at ``as_of`` (None: all it holds now), ``directories`` from configuration and the ledger's own, and in
+    a ``region`` each recipient under its own authority's policy and the directory's school authorities.
     Nothing is recorded."""
     async with ledger.reader() as tx:
         inputs = await inputs_for(
-            tx, message, policy=policy, now=now, registry=registry, directories=directories, as_of=as_of
+            tx,
+            message,
+            policy=policy,
+            now=now,
+            registry=registry,
+            directories=directories,
+            as_of=as_of,
+            region=region,
         )
     return decide_message(message, inputs)
 
@@ -213,6 +238,19 @@ async def _original_verdict(ledger: RecordedDecisions, row: DecidedMessage) -> s
 def _released(delivery_row: DeliveryRecord) -> list[str]:
     payload = Envelope.model_validate_json(delivery_row.envelope).payload
     return list(payload.released) if isinstance(payload, Delivery) else []
+
+
+def _authority(code: str | None, version: str | None, region: Region | None) -> str:
+    """``policy 998-2026.11-1 of authority 998 (Example South)``: what a release in a region rests on."""
+    area = region.area(code) if region is not None else None
+    name = f" ({area.name})" if area is not None else ""
+    return f"policy {version} of authority {code}{name}" if version else f"the agreements of authority {code}{name}"
+
+
+def _by(code: str | None, region: Region | None) -> str:
+    """`` by authority 998`` for a refusal made in a region; else ''."""
+    area = region.area(code) if region is not None and code is not None else None
+    return f" by authority {code}" + (f" ({area.name})" if area is not None else "") if code else ""
 
 
 def _basis(message: Envelope) -> str:

@@ -8,7 +8,8 @@ released now, marked as a replay in the signed envelope (``replay``) and in a ``
 What the original shared and the current decision does not release is withheld, and the ledger says why
 (a consent withdrawn since never leaks through a replay). A replay never makes a new share: a recipient
 the original did not deliver to is listed as a difference, not sent to. A dry run records and sends
-nothing.
+nothing. In a region (``core.areas``) each delivery is decided again under its own authority's policy, as
+at the gate: the school's under its authority's, the home authority's MASH under that authority's.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from typing import Any
 
 from mash_broker.consent_gate import RECORD_ONLY_KINDS, Decision
 from mash_broker.contracts import BrokerUnavailable, Envelope, NotFound, deterministic_id
+from mash_broker.core.areas import Region
 from mash_broker.core.audit.copies import COPY_ALTERED, replay_refusals, stored_sha256
+from mash_broker.core.corrections import REASONS as CORRECTION_REASONS
 from mash_broker.core.explain import Change, compare, redecide
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import delivery_envelope, encode, headers_for
@@ -31,6 +34,8 @@ from mash_broker.core.ports import ReplayLedger
 from mash_broker.core.records import DeliveryRecord, OutboxRow
 from mash_broker.core.registry import Registry
 from mash_broker.core.signing import Signer, sign
+
+REPLACED = frozenset(CORRECTION_REASONS.values())
 
 log = get_logger("mash.replay")
 
@@ -70,6 +75,7 @@ class ReplayItem:
     topic: str
     consent_id: str | None = None
     detail: str | None = None  # why a refused re-send was refused (which stored copy fails its hash)
+    policy_version: str | None = None  # a re-send's: the version it is released under (its authority's)
 
 
 @dataclass
@@ -134,6 +140,7 @@ async def replay(
     publish: Publish | None = None,
     signer: Signer | None = None,
     consent_settle_s: float = 0.0,
+    region: Region | None = None,
 ) -> ReplayPlan:
     """Decide the replay now; unless ``dry_run``, record it in the ledger, then publish what it re-sends.
 
@@ -142,7 +149,7 @@ async def replay(
     BrokerUnavailable if publishing fails: the replay is recorded and the relay publishes it later.
     """
     replay_id = str(uuid.uuid4())
-    scope: dict[str, Any] = {"policy": policy, "registry": registry, "directories": directories}
+    scope: dict[str, Any] = {"policy": policy, "registry": registry, "directories": directories, "region": region}
     plan = await plan_replay(ledger, request, now=clock(), replay_id=replay_id, **scope)
     if dry_run:
         _log_finished(plan)
@@ -151,7 +158,8 @@ async def replay(
         await asyncio.sleep(consent_settle_s)
         plan = await plan_replay(ledger, request, now=clock(), replay_id=replay_id, **scope)
     plan.dry_run = False
-    await record_policy(ledger, policy, plan.decided_at)
+    for loaded in (policy, *(region.policies if region is not None else ())):
+        await record_policy(ledger, loaded, plan.decided_at)  # the region's and each authority's, as at `mash up`
     ids = await _record(ledger, plan, signer, lease_until=clock() + PUBLISH_LEASE)
     rows = await ledger.unpublished(ids)
     try:
@@ -180,8 +188,10 @@ async def plan_replay(
     directories: Mapping[str, Any],
     now: datetime,
     replay_id: str,
+    region: Region | None = None,
 ) -> ReplayPlan:
-    """Decide every selected message again at ``now``, through the gate's pipeline; nothing is written."""
+    """Decide every selected message again at ``now``, through the gate's pipeline (in a ``region``, with
+    each authority's policy); nothing is written."""
     rows = [
         r
         for r in await ledger.decided_messages(
@@ -189,9 +199,14 @@ async def plan_replay(
         )
         if r.kind not in RECORD_ONLY_KINDS
     ]
-    plan = ReplayPlan(replay_id, request, policy.policy.version, now, 0, [], [])
+    versions = [p.policy.version for p in region.policies] if region is not None else [policy.policy.version]
+    plan = ReplayPlan(replay_id, request, "+".join(versions), now, 0, [], [])
     for row in rows:
         deliveries = await ledger.deliveries_of(row.message_id)
+        if REPLACED & set(row.reasons):  # corrected or withdrawn by its sender: a withdrawn copy never goes again
+            deliveries = [d for d in deliveries if d.withdrawn_at is None]
+            if not deliveries:
+                continue
         if request.recipient is not None:
             deliveries = [d for d in deliveries if d.recipient == request.recipient]
             if not deliveries:
@@ -207,7 +222,7 @@ async def plan_replay(
             continue  # a stored copy fails its hash: nothing of it is sent (``REFUSED``)
         message = Envelope.model_validate_json(row.envelope)
         decision = await redecide(
-            ledger, message, policy=policy.policy, registry=registry, directories=directories, now=now
+            ledger, message, policy=policy.policy, registry=registry, directories=directories, now=now, region=region
         )
         if change := await compare(ledger, row, decision):
             plan.changes.append(change)
@@ -278,6 +293,7 @@ def _item(
         reasons=tuple(r.value for r in release.reasons),
         fields=tuple(release.released),
         consent_id=consent,
+        policy_version=release.policy_version or decision.policy_version,
     )
 
 
@@ -342,7 +358,7 @@ async def _record(
                 recipient=item.recipient,
                 topic=item.topic,
                 fields=list(item.fields),
-                policy_version=plan.policy_version,
+                policy_version=item.policy_version or plan.policy_version,
                 consent_id=item.consent_id,
                 outbox_id=str(oid),
                 outbox_sha256=stored_sha256(encode(env)),

@@ -33,11 +33,11 @@ if TYPE_CHECKING:
         InboxLedger,
         LedgerPort,
         NotificationVersions,
-        WithdrawalNoticeLedger,
         OutboxLedger,
         PolicyLedger,
         RecordedDecisions,
         ReplayLedger,
+        WithdrawalNoticeLedger,
     )
 
 

@@ -131,6 +131,7 @@ BAD: dict[str, Bad] = {
                           receipt=True, parked=True),
     "unknown-field": Bad(_edit("nickname", GIVEN), "contract_invalid", "nickname", receipt=True, parked=True),
     "unknown-kind": Bad(_edit("kind", "contact.gossip"), "contract_invalid", "kind", receipt=True, parked=True),
+    "kind-a-name": Bad(_edit("kind", f"{GIVEN} {FAMILY}"), "contract_invalid", "kind", receipt=True, parked=True),
     "unsigned": Bad(_unsigned, "unsigned", "signature", receipt=True, parked=False),
     "malformed-signature": Bad(_edit("signature", f"ed25519:{GIVEN}"), "malformed_signature", "signature",
                                receipt=True, parked=False),

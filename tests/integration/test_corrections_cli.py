@@ -28,11 +28,21 @@ YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
 
 def row(ref: str, given: str, **changes: str) -> dict[str, str]:
     """One synthetic export row for school 900001 (an incident yesterday evening)."""
-    return {"incident_ref": ref, "occurred_at": YESTERDAY.isoformat(),
-            "reported_at": (YESTERDAY + timedelta(minutes=15)).isoformat(), "force": "examplepolice",
-            "incident_type": "domestic_abuse", "child_given_name": given, "child_family_name": "Correctionson",
-            "child_dob": "2016-04-04", "child_present": "yes", "school_urn": "900001", "home_postcode": "ZZ99 1AA",
-            "summary": "Officers attended a synthetic incident.", **changes}
+    return {
+        "incident_ref": ref,
+        "occurred_at": YESTERDAY.isoformat(),
+        "reported_at": (YESTERDAY + timedelta(minutes=15)).isoformat(),
+        "force": "examplepolice",
+        "incident_type": "domestic_abuse",
+        "child_given_name": given,
+        "child_family_name": "Correctionson",
+        "child_dob": "2016-04-04",
+        "child_present": "yes",
+        "school_urn": "900001",
+        "home_postcode": "ZZ99 1AA",
+        "summary": "Officers attended a synthetic incident.",
+        **changes,
+    }
 
 
 def export(path: Path, *rows: dict[str, str]) -> Path:
@@ -44,9 +54,14 @@ def export(path: Path, *rows: dict[str, str]) -> Path:
 
 
 def settled(mash: Mash) -> None:
-    wait_for("the outbox to be published and every delivery received", lambda: mash.scalar(
-        "SELECT count(*) FROM outbox WHERE published_at IS NULL AND cancelled_at IS NULL") == 0 and mash.scalar(
-        "SELECT count(*) FROM deliveries WHERE delivered_at IS NULL AND withdrawn_at IS NULL") == 0, 30)
+    wait_for(
+        "the outbox to be published and every delivery received",
+        lambda: (
+            mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL AND cancelled_at IS NULL") == 0
+            and mash.scalar("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL AND withdrawn_at IS NULL") == 0
+        ),
+        30,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,22 +91,35 @@ def test_a_corrected_export_reports_corrected_rows_and_exits_0(mash: Mash, tmp_p
     assert report["receipts"][1]["attempts"] == 0, "the unchanged row is not sent again"
     assert report["counts"] == {"accepted": 1, "corrected": 1}
     settled(mash)
-    assert mash.sql("SELECT recipient, withdrawn_at IS NOT NULL FROM deliveries WHERE message_id = ?",
-                    old_id) == [("school:900001", 1)]
-    assert mash.sql("SELECT recipient, delivered_at IS NOT NULL FROM deliveries WHERE message_id = ?",
-                    new_id) == [("school:900002", 1)]
-    wait_for("the first school's inbox to record the withdrawal notice", lambda: mash.scalar(
-        "SELECT count(*) FROM withdrawn_copies WHERE message_id = ? AND notice_received_at IS NOT NULL",
-        old_id) == 1, 30)
+    assert mash.sql("SELECT recipient, withdrawn_at IS NOT NULL FROM deliveries WHERE message_id = ?", old_id) == [
+        ("school:900001", 1)
+    ]
+    assert mash.sql("SELECT recipient, delivered_at IS NOT NULL FROM deliveries WHERE message_id = ?", new_id) == [
+        ("school:900002", 1)
+    ]
+    wait_for(
+        "the first school's inbox to record the withdrawal notice",
+        lambda: (
+            mash.scalar(
+                "SELECT count(*) FROM withdrawn_copies WHERE message_id = ? AND notice_received_at IS NOT NULL", old_id
+            )
+            == 1
+        ),
+        30,
+    )
     inbox = mash.run("school", "inbox", "900001", "--json")
     (shown,) = [n for n in inbox.json()["notifications"] if n["police_reference"] is None]
-    assert shown["withdrawn_at"] and not shown["child"] and not shown["summary"]
+    assert shown["withdrawn_at"]
+    assert not shown["child"]
+    assert not shown["summary"]
     assert "Wren" not in inbox.stdout
 
     again = mash.run("police", "ingest", str(tmp_path / "fixed.csv"), "--json")
     assert again.returncode == 0, again
     assert [(r["status"], r["message_id"], r["attempts"]) for r in again.json()["receipts"]] == [
-        ("corrected", new_id, 0), ("accepted", report["receipts"][1]["message_id"], 0)]
+        ("corrected", new_id, 0),
+        ("accepted", report["receipts"][1]["message_id"], 0),
+    ]
 
 
 def test_police_withdraw_a_notification_sent_in_error(mash: Mash, tmp_path: Path) -> None:
@@ -104,8 +132,9 @@ def test_police_withdraw_a_notification_sent_in_error(mash: Mash, tmp_path: Path
     assert withdrawn.returncode == 0, withdrawn
     ((receipt,),) = [withdrawn.json()["receipts"]]
     assert (receipt["status"], receipt["reason"]) == ("withdrawn", "notification_withdrawn")
-    assert mash.sql("SELECT withdrawn_at IS NOT NULL FROM deliveries WHERE message_id = ?",
-                    sent.json()["receipts"][0]["message_id"]) == [(1,)]
+    assert mash.sql(
+        "SELECT withdrawn_at IS NOT NULL FROM deliveries WHERE message_id = ?", sent.json()["receipts"][0]["message_id"]
+    ) == [(1,)]
     again = mash.run("police", "withdraw", "COR/2026/0003")
     assert again.returncode == EXIT_NOT_FOUND, again
     assert "already withdrawn" in again.stderr + again.stdout

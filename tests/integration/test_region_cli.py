@@ -14,11 +14,12 @@ import pytest
 
 from mash_broker.demo.areas import AREAS_DIR, SCHOOLS
 
-from .helpers import DEMO, Mash, mash_session, wait_for
+from .helpers import DEMO, ROOT, Mash, mash_session, wait_for
 
 pytestmark = pytest.mark.embedded
 
 EXIT_UNUSABLE = 2
+SHIPPED_POLICY = ROOT / "mash_broker" / "defaults" / "policy.toml"
 LESS = {"subject.given_name", "subject.family_name", "subject.date_of_birth", "payload.occurred_at",
         "payload.child_present"}  # fmt: skip
 
@@ -111,3 +112,25 @@ def test_an_unknown_area_or_no_region_is_refused_in_one_line(region: Mash, tmp_p
         assert "997" in done.stderr, done
     done = region.run("queue", "list", "--area", "999", env={"MASH_AREAS_DIR": ""})
     assert done.returncode == EXIT_UNUSABLE, done
+
+
+def test_what_if_and_replay_decide_in_the_region_as_the_gate_did(region: Mash) -> None:
+    """One pipeline: under the same policies, what-if changes nothing and a replay re-sends every delivery
+    (the school's under its authority's fields, the home MASH's) with the fields released then."""
+    window = ("--from", "2000-01-01", "--to", "2100-01-01")
+    what_if, dry_run = region.run_all(("gate", "what-if", "--policy", str(SHIPPED_POLICY), "--json"),
+                                      ("replay", *window, "--dry-run", "--json"))
+    assert what_if.returncode == 0, what_if
+    assert what_if.json()["changes"] == []
+    assert what_if.json()["replayed"] == 11
+    assert what_if.json()["policy_versions"] == ["example-area-2026.11-5", "998-2026.11-1"]
+    assert dry_run.returncode == 0, dry_run
+    plan = dry_run.json()
+    assert (plan["withheld"], plan["changes"]) == ([], [])
+    resend = {(i["message_id"], i["recipient"]): i for i in plan["resend"]}
+    child = ids(region)
+    assert set(resend[(child["Max"], "school:900003")]["fields"]) == LESS
+    assert resend[(child["Max"], "school:900003")]["policy_version"] == "998-2026.11-1"
+    assert resend[(child["Lily"], "mash:998")]["policy_version"] == "998-2026.11-1"
+    assert "payload.summary_for_school" in resend[(child["Lily"], "school:900001")]["fields"]
+    assert len(resend) == region.count("deliveries")

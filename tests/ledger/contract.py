@@ -82,6 +82,12 @@ async def write_one_of_everything(tx: Tx, at: datetime = T0) -> uuid.UUID:
     await tx.start_clock(clock_id=uuid.uuid4(), name="contact_decision", subject_id=str(mid), started_at=at,
                          due_at=at, warn_at=at, escalate_to="mash:team-manager")
     await tx.claim_projection("clocks")  # a projection's cursor (core.projector)
+    # A correction and the copy it withdrew (core.corrections).
+    await tx.record_version(message_id=uuid.uuid4(), supersedes=mid, notification_id=str(mid), version=2,
+                            change="corrected", at=at)
+    await tx.record_withdrawn_copy(delivery_id=str(uuid.uuid4()), message_id=str(mid), recipient="school:900001",
+                                   withdrawn_by="police:x", by_message_id=uuid.uuid4(), change="corrected", at=at,
+                                   notice_id=None)
     # The web pages' tables (broker.web.accounts, broker.alerts write them through the transaction's connection).
     await tx.conn.execute(schema.web_accounts.insert().values(
         login="ada.keyadult@school.example", role="key_adult", urn="900001", name="Ada Keyadult",

@@ -26,9 +26,14 @@ from mash_broker.contracts import (
     SystemReceipt,
 )
 from mash_broker.core.clocks import load_calendar
-from mash_broker.core.messages import content_hash
+from mash_broker.core.clocks.declared import load_clocks
+from mash_broker.core.clocks.keeper import ClockKeeper
 from mash_broker.core.gate_service import GateContext, process_inbound
-from mash_broker.storage import Ledger
+from mash_broker.core.messages import content_hash
+from mash_broker.core.policy import LoadedPolicy
+from mash_broker.core.projector import Projector
+from mash_broker.core.replay import ReplayRequest, replay
+from mash_broker.storage import Ledger, Tx
 
 from .contract import table_counts
 from .gate_contract import DIRECTORY, LATER, NOW, PERSONAL, outbox, police_envelope, wire
@@ -63,8 +68,15 @@ class CorrectionsContract:
     async def gate(self, ledger: Ledger) -> GateContext:
         async with ledger.transaction() as tx:
             await tx.replace_directory(DIRECTORY, NOW - timedelta(days=1))
-        return GateContext(registry=REGISTRY, ledger=ledger, policy=BUILTIN_POLICY, calendar=load_calendar(None),
-                           notify_by=time(10, 0), school_day_starts=time(8, 30), clock=lambda: FIXED)
+        return GateContext(
+            registry=REGISTRY,
+            ledger=ledger,
+            policy=BUILTIN_POLICY,
+            calendar=load_calendar(None),
+            notify_by=time(10, 0),
+            school_day_starts=time(8, 30),
+            clock=lambda: FIXED,
+        )
 
     async def sent(self, gate: GateContext, **changes: str) -> Envelope:
         """A row sent again (after the first), as `mash police ingest` sends it: compared with the ledger."""
@@ -105,13 +117,20 @@ class CorrectionsContract:
             (notices if isinstance(payload, DeliveryWithdrawn) else deliveries).append((row, payload))
         ((notice_row, notice),) = notices
         assert (notice_row.key, notice.recipient, str(notice.withdrawn_delivery_id)) == (
-            "school:900001", "school:900001", was.delivery_id)
+            "school:900001",
+            "school:900001",
+            was.delivery_id,
+        )
         assert (notice.reason, notice.superseded_by, notice.withdrawn_by) == (
-            "corrected", new.message_id, "police:examplepolice")
+            "corrected",
+            new.message_id,
+            "police:examplepolice",
+        )
         for value in PERSONAL:
             assert value not in notice_row.value, "the notice carries no content"
         ((_, delivery),) = deliveries
-        assert isinstance(delivery, Delivery) and delivery.recipient == "school:900002"
+        assert isinstance(delivery, Delivery)
+        assert delivery.recipient == "school:900002"
         assert await receipts(ledger, new) == [(ReceiptStatus.CORRECTED, "statutory_duty")]
         answer = await ledger.receipts_for_content({str(new.message_id): content_hash(new)})
         assert answer[str(new.message_id)].verdict == "corrected"
@@ -124,8 +143,7 @@ class CorrectionsContract:
         assert await receive_delivery(ledger, notice_row.value.encode(), LATER) == "withdrawn"
         assert await receive_delivery(ledger, notice_row.value.encode(), LATER) == "duplicate"
         copy = (await ledger.withdrawn_copies_for("school:900001"))[was.delivery_id]
-        assert (copy.change, copy.notice_received_at, copy.withdrawn_by) == ("corrected", LATER,
-                                                                              "police:examplepolice")
+        assert (copy.change, copy.notice_received_at, copy.withdrawn_by) == ("corrected", LATER, "police:examplepolice")
         assert len(await ledger.events("delivery.withdrawal_received")) == 1
 
     async def test_a_copy_not_yet_published_is_cancelled_without_a_notice(self, gate: GateContext) -> None:
@@ -151,7 +169,8 @@ class CorrectionsContract:
 
         inbox = await ledger.deliveries_for("school:900001")
         assert sorted((d.message_id, d.withdrawn_at is None) for d in inbox) == sorted(
-            [(str(old.message_id), False), (str(new.message_id), True)])
+            [(str(old.message_id), False), (str(new.message_id), True)]
+        )
         (live,) = [d for d in inbox if d.withdrawn_at is None]
         released = Envelope.model_validate_json(live.envelope).payload.released  # type: ignore[union-attr]
         assert released["payload.summary_for_school"] == "Officers attended; a welfare check was made."
@@ -174,20 +193,21 @@ class CorrectionsContract:
 
         (was,) = await ledger.deliveries_of(str(old.message_id))
         assert was.withdrawn_at == FIXED
-        ((row, notice),) = [(r, Envelope.model_validate_json(r.value).payload)
-                            for r in await outbox(ledger, EDUCATION_DELIVERIES)]
+        (notice,) = [Envelope.model_validate_json(r.value).payload for r in await outbox(ledger, EDUCATION_DELIVERIES)]
         assert isinstance(notice, DeliveryWithdrawn)
         assert (notice.reason, notice.superseded_by) == ("withdrawn", None)
         assert await receipts(ledger, withdrawal) == [(ReceiptStatus.WITHDRAWN, "notification_withdrawn")]
         answer = await ledger.receipts_for_content({str(withdrawal.message_id): content_hash(withdrawal)})
         assert answer[str(withdrawal.message_id)].verdict == "withdrawn"
         (head,) = (await ledger.notification_heads([str(old.message_id)])).values()
-        assert head.withdrawn and head.content_message_id == str(old.message_id)
+        assert head.withdrawn
+        assert head.content_message_id == str(old.message_id)
         # The same row sent again says nothing new: nothing to send.
         assert next_version(police_envelope(), head) is None
         # Withdrawn already: another withdrawal (another reason) is refused, with the field.
-        again = withdrawal_of((await ledger.incident_notifications("TST/2026/0001"))[0], now=FIXED,
-                              reason="wrong_child")
+        again = withdrawal_of(
+            (await ledger.incident_notifications("TST/2026/0001"))[0], now=FIXED, reason="wrong_child"
+        )
         assert await process_inbound(gate, wire(again), POLICE_NOTIFICATIONS) == "rejected"
         assert await receipts(ledger, again) == [(ReceiptStatus.REJECTED, "already_withdrawn")]
 
@@ -220,10 +240,12 @@ class CorrectionsContract:
         assert await process_inbound(gate, wire(other), POLICE_NOTIFICATIONS) == "rejected"
 
         answer = (await ledger.receipts_for_content({str(other.message_id): content_hash(other)}))[
-            str(other.message_id)]
+            str(other.message_id)
+        ]
         assert (answer.verdict, answer.reasons) == ("rejected", ("message_id_reused",))
         assert (await ledger.receipts_for_content({str(old.message_id): content_hash(old)}))[
-            str(old.message_id)].verdict == "share"
+            str(old.message_id)
+        ].verdict == "share"
         assert await ledger.deliveries_of(str(old.message_id)) != []
         assert (await ledger.deliveries_of(str(old.message_id)))[0].withdrawn_at is None
 
@@ -231,19 +253,27 @@ class CorrectionsContract:
         ledger = gate.ledger
         old = await self.first(gate)
         stale = await self.sent(gate, school_urn="900002")
-        assert await process_inbound(gate, wire(await self.sent(gate, child_present="no")),
-                                     POLICE_NOTIFICATIONS) == "corrected"
+        assert (
+            await process_inbound(gate, wire(await self.sent(gate, child_present="no")), POLICE_NOTIFICATIONS)
+            == "corrected"
+        )
 
         assert await process_inbound(gate, wire(stale), POLICE_NOTIFICATIONS) == "rejected"
         assert await receipts(ledger, stale) == [(ReceiptStatus.REJECTED, "version_not_current")]
 
-        forged = stale.model_copy(update={"sender_org": "police:otherforce",
-                                          "message_id": police_envelope(force="otherforce").message_id})
+        forged = stale.model_copy(
+            update={"sender_org": "police:otherforce", "message_id": police_envelope(force="otherforce").message_id}
+        )
         assert await process_inbound(gate, wire(forged), POLICE_NOTIFICATIONS) == "rejected"
         assert [q.reason_code for q in await ledger.quarantined()][-1] == "not_the_sender"
-        unknown = stale.model_copy(update={"message_id": police_envelope(incident_ref="TST/2").message_id,
-                                           "payload": stale.payload.model_copy(
-                                               update={"supersedes": police_envelope(incident_ref="X").message_id})})
+        unknown = stale.model_copy(
+            update={
+                "message_id": police_envelope(incident_ref="TST/2").message_id,
+                "payload": stale.payload.model_copy(
+                    update={"supersedes": police_envelope(incident_ref="X").message_id}
+                ),
+            }
+        )
         assert await process_inbound(gate, wire(unknown), POLICE_NOTIFICATIONS) == "rejected"
         assert [q.reason_code for q in await ledger.quarantined()][-1] == "version_unknown"
         assert len(await ledger.deliveries_of(str(old.message_id))) == 1
@@ -264,3 +294,42 @@ class CorrectionsContract:
         assert await ledger.queue() == []
         (now,) = await ledger.deliveries_of(str(new.message_id))
         assert now.recipient == "school:900001"
+
+    async def test_a_replay_never_re_sends_a_withdrawn_copy(self, gate: GateContext) -> None:
+        ledger = gate.ledger
+        old = await self.first(gate)
+        new = await self.sent(gate, school_urn="900002")
+        assert await process_inbound(gate, wire(new), POLICE_NOTIFICATIONS) == "corrected"
+        await publish_all(ledger)
+
+        plan = await replay(
+            ledger,
+            ReplayRequest(NOW - timedelta(hours=1), FIXED + timedelta(hours=1)),
+            policy=LoadedPolicy(BUILTIN_POLICY, "builtin", ""),
+            registry=REGISTRY,
+            directories={},
+            clock=lambda: FIXED + timedelta(hours=2),
+            dry_run=True,
+        )
+
+        assert [(i.message_id, i.recipient) for i in plan.sends] == [(str(new.message_id), "school:900002")]
+        assert str(old.message_id) not in {i.message_id for i in plan.items}
+
+    async def test_the_withdrawn_copys_clocks_stop_and_the_new_copy_gets_its_own(self, gate: GateContext) -> None:
+        ledger = gate.ledger
+        keeper = ClockKeeper(
+            ledger, load_clocks(None).clocks, load_calendar(None), lambda: FIXED, delivery_topic=REGISTRY.delivery_topic
+        )
+        old = await self.first(gate, published=False)
+        new = await self.sent(gate, school_urn="900002")
+        assert await process_inbound(gate, wire(new), POLICE_NOTIFICATIONS) == "corrected"
+
+        await Projector[Tx](ledger, (keeper.projection,)).catch_up()
+
+        (was,) = await ledger.deliveries_of(str(old.message_id))
+        (now,) = await ledger.deliveries_of(str(new.message_id))
+        clocks = {(c.subject_id, c.name): c.stopped_at for c in await ledger.clocks()}
+        assert clocks[(was.delivery_id, "encompass_read")] == FIXED
+        assert clocks[(was.delivery_id, "delivery_ack_school")] == FIXED
+        assert clocks[(now.delivery_id, "encompass_read")] is None
+        assert clocks[(now.delivery_id, "delivery_ack_school")] is None

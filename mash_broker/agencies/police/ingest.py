@@ -1,8 +1,9 @@
 """Police adapter I/O: publish an overnight export's rows and collect the gate's receipts from the ledger.
 
-A row counts as accepted only when the gate's receipt for it is in the ledger. A row without one
-in time is sent again (same message id, so the gate deduplicates), and reported as not accepted
-if it still has none after the last attempt.
+A row counts as accepted only when the gate's receipt for it is in the ledger. Ingest waits while
+receipts keep arriving, however slow the gate; once none has arrived for the receipt timeout, the rows
+still without one (the ones the gate has not recorded) are sent again (same message id, so the gate
+deduplicates), and reported as not accepted if they still have none after the last attempt.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mash_broker.core.audit.keys import KeyStore
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import MAX_MESSAGE_BYTES, content_hash, encode, headers_for
 from mash_broker.core.ports import GateReceipts
+from mash_broker.core.records import Receipt
 from mash_broker.core.signing import require_signer, sign
 
 log = get_logger("mash.police")
@@ -136,15 +138,7 @@ async def publish_rows(
             )
         if before_wait:
             await before_wait()  # e.g. flush the producer: the sends are on the wire before we wait
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while waiting and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(poll_s)
-            got = await ledger.receipts_for_content({m: hashes[m] for m in waiting})
-            if got:
-                found.update(got)
-                waiting = [m for m in waiting if m not in got]
-                if progress:
-                    progress(len(by_id) - len(waiting), len(by_id))
+        waiting = await _while_progressing(ledger, hashes, waiting, found, timeout_s, poll_s, progress)
         if waiting:
             log.warning("ingest.receipts_missing", count=len(waiting), attempt=_attempt + 1)
     receipts = [
@@ -181,3 +175,32 @@ async def publish_rows(
                 )
             )
     return receipts
+
+
+async def _while_progressing(
+    ledger: GateReceipts,
+    hashes: dict[str, str],
+    waiting: list[str],
+    found: dict[str, Receipt],
+    timeout_s: float,
+    poll_s: float,
+    progress: Progress | None,
+) -> list[str]:
+    """Collect receipts into ``found`` while they keep arriving; return the rows still waiting once none
+    has arrived for ``timeout_s`` (a slow gate is waited for, a stalled one is not; only the rows it has
+    not recorded are left to send again). Polls no more than a third of the time: the gate shares the ledger."""
+    loop = asyncio.get_running_loop()
+    last_progress = loop.time()
+    pause = poll_s
+    while waiting and loop.time() - last_progress < timeout_s:
+        await asyncio.sleep(pause)
+        asked = loop.time()
+        got = await ledger.receipts_for_content({m: hashes[m] for m in waiting})
+        pause = max(poll_s, 2 * (loop.time() - asked))
+        if got:
+            last_progress = loop.time()
+            found.update(got)
+            waiting = [m for m in waiting if m not in got]
+            if progress:
+                progress(len(hashes) - len(waiting), len(hashes))
+    return waiting

@@ -10,6 +10,7 @@ import typer
 
 from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app.bootstrap import utc_now
+from mash_broker.app.cli._area import deployed_region
 from mash_broker.app.cli._common import EXIT_UNUSABLE, err, moment, out, print_json, run, settings
 from mash_broker.app.embedded import resolve_bootstrap
 from mash_broker.app.runtime import open_ledger, producer
@@ -41,6 +42,8 @@ HELP = "\n\n".join(
         "replay.decided, then message.replayed or replay.withheld for each original delivery.",
         "--dry-run sends and records nothing: it lists what would be re-sent and withheld, and every decision that "
         "differs from the original (verdict, recipients, fields).",
+        "With MASH_AREAS_DIR set, each delivery is decided again as the gate decides it in the region: the school's "
+        "under its authority's policy, the home authority's MASH (mash:<code>) under that authority's.",
         "Exit codes: 0 done; 2 a bad option, policy or missing gate key; 3 no broker reachable (nothing recorded), or "
         "publishing failed once recorded (the running relay publishes it later); "
         "4 no recorded message in the window.",
@@ -98,6 +101,7 @@ def replay_(
     try:
         policy = load_policy(cfg.policy_file, REGISTRY.policy_kinds)
         directories = REGISTRY.load_directories(cfg)
+        region = deployed_region(cfg, policy)  # each authority's policy and calendar, as the gate decides
     except MashError as exc:
         err.print(f"unusable ({exc.code}): {exc}", markup=False)
         raise typer.Exit(EXIT_UNUSABLE) from exc
@@ -113,6 +117,7 @@ def replay_(
                     policy=policy,
                     registry=REGISTRY,
                     directories=directories,
+                    region=region,
                     clock=utc_now,
                     dry_run=True,
                 )
@@ -138,6 +143,7 @@ def replay_(
                     policy=policy,
                     registry=REGISTRY,
                     directories=directories,
+                    region=region,
                     clock=utc_now,
                     publish=publish,
                     signer=signer,

@@ -1,0 +1,217 @@
+"""SIGKILL at three points of a real `mash up` with health teams set (MASH_HEALTH_TEAMS, the demo's), then
+count every agency's deliveries: none lost, none duplicated, in the ledger and in the inboxes.
+
+The export mixes the routes: school-age children at the demo schools (the school, and the school nurse
+team for 900001-900003), under-fives with no school in a health visitor district (the health visitor
+team, and the MASH queue), and school-age children with no school (the MASH queue).
+
+1. mid-ingest: `mash police ingest` is killed part-way through its file, then run again;
+2. mid-relay: `mash up` is killed while its outbox is publishing (the ledger holds deliveries not yet
+   published), then started again;
+3. the embedded broker only: tansu is killed (its pid from broker.json) mid-ingest; `mash up` starts it
+   again and republishes from the ledger.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mash_broker.app.embedded import pid_alive
+
+from .helpers import DEMO, READY_TIMEOUT_S, Mash, Result, leaks, mash_session, personal_data, wait_for
+from .synthetic_export import write_export
+
+pytestmark = pytest.mark.embedded
+
+ROWS = 200
+HEALTH_TEAMS = DEMO / "health-teams.csv"
+NURSES = {"900001": "school_nurse:sn-north", "900002": "school_nurse:sn-north", "900003": "school_nurse:sn-south"}
+VISITORS = {"ZZ99": "health_visitor:hv-north", "ZZ98": "health_visitor:hv-south"}
+CRASHED_INGEST = {"MASH_RECEIPT_TIMEOUT_S": "2", "MASH_SEND_ATTEMPTS": "2"}
+RERUN_INGEST = {"MASH_RECEIPT_TIMEOUT_S": "20", "MASH_SEND_ATTEMPTS": "2"}
+MAX_INGEST_RUNS = 5
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the export should end as: a delivery per (incident_ref, recipient), a MASH queue item per ref."""
+
+    deliveries: Counter[str]  # recipient -> how many
+    queued: int
+
+
+def mixed_export(path: Path) -> Expected:
+    """``ROWS`` synthetic rows: every 5th an under-five with no school at ZZ99 or ZZ98, every 7th (not 5th) a
+    school-age child with no school; the rest at the demo schools."""
+    write_export(path, ROWS)
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        columns, rows = list(reader.fieldnames or ()), list(reader)
+    deliveries: Counter[str] = Counter()
+    queued = 0
+    for i, row in enumerate(rows):
+        if i % 5 == 0:
+            occurred = datetime.fromisoformat(row["occurred_at"].replace("Z", "+00:00"))
+            district = ("ZZ99", "ZZ98")[i // 5 % 2]
+            row["child_dob"] = date.isoformat(occurred.date() - timedelta(days=2 * 365))
+            row["school_urn"], row["home_postcode"] = "", f"{district} {row['home_postcode'].split()[1]}"
+            deliveries[VISITORS[district]] += 1
+            queued += 1
+        elif i % 7 == 0:
+            row["school_urn"] = ""
+            queued += 1
+        else:
+            deliveries[f"school:{row['school_urn']}"] += 1
+            if row["school_urn"] in NURSES:
+                deliveries[NURSES[row["school_urn"]]] += 1
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return Expected(deliveries, queued)
+
+
+@pytest.fixture
+def mash(tmp_path: Path) -> Iterator[Mash]:
+    with mash_session(tmp_path, MASH_HEALTH_TEAMS=str(HEALTH_TEAMS)) as m:
+        yield m
+
+
+@pytest.fixture
+def export(tmp_path: Path) -> tuple[Path, Expected]:
+    path = tmp_path / "mixed-export.csv"
+    return path, mixed_export(path)
+
+
+def part_way(mash: Mash) -> bool:
+    return 30 <= mash.count("messages") < ROWS
+
+
+def ingest_until_ok(mash: Mash, export: Path) -> Result:
+    for _ in range(MAX_INGEST_RUNS):
+        result = mash.run("police", "ingest", str(export), "--json", env=RERUN_INGEST)
+        assert result.returncode in (0, 1), result
+        if result.returncode == 0:
+            return result
+    raise AssertionError(f"ingest still not accepted after {MAX_INGEST_RUNS} runs:\n{result}")
+
+
+def wait_settled(mash: Mash, expected: Expected) -> None:
+    total = sum(expected.deliveries.values())
+
+    def state() -> dict[str, int]:
+        return {"deliveries": mash.count("deliveries"), "queued": mash.count("queue_items"),
+                "undelivered": mash.scalar("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL"),
+                "unpublished": mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")}
+
+    done = {"deliveries": total, "queued": expected.queued, "undelivered": 0, "unpublished": 0}
+    try:
+        wait_for("every delivery delivered, every referral queued, the outbox drained",
+                 lambda: state() == done, 60, 0.2)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; ledger: {state()}, expected {done}") from None
+
+
+def assert_each_agency_once(mash: Mash, final: Result, expected: Expected, export: Path) -> None:
+    """0 lost and 0 duplicated, per agency: in the ledger (deliveries, MASH queue) and in the inboxes
+    (each delivery received once)."""
+    receipts = final.json()["receipts"]
+    assert Counter(r["status"] for r in receipts) == {"accepted": ROWS - expected.queued, "referred": expected.queued}
+    assert len({r["message_id"] for r in receipts}) == ROWS
+    assert mash.scalar("SELECT count(*) FROM events WHERE event_type = 'message.received'") == ROWS
+
+    deliveries = mash.sql("SELECT delivery_id, message_id, recipient, delivered_at FROM deliveries")
+    per_recipient = Counter(recipient.split(":")[0] + ":" + recipient.split(":")[1] for _, _, recipient, _ in deliveries)
+    assert per_recipient == expected.deliveries, "a delivery lost or duplicated for an agency"
+    assert len({(m, r) for _, m, r, _ in deliveries}) == len(deliveries), "one message delivered twice to one recipient"
+    assert all(at is not None for *_, at in deliveries), "a delivery never reached its inbox"
+
+    received = Counter(json.loads(d)["delivery_id"] for (d,) in
+                       mash.sql("SELECT detail FROM events WHERE event_type = 'delivery.received'"))
+    assert set(received) == {d for d, *_ in deliveries}, "an inbox missed a delivery"
+    assert set(received.values()) == {1}, "an inbox received a delivery twice"
+
+    queued = Counter(m for (m,) in mash.sql("SELECT message_id FROM queue_items WHERE queue = 'mash'"))
+    assert len(queued) == expected.queued and set(queued.values()) == {1}, "a MASH referral lost or queued twice"
+    assert mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+    found = leaks(mash.log_files(), personal_data(export))
+    assert not found, "personal data in the logs:\n" + "\n".join(found[:50])
+
+
+def start_stack(mash: Mash) -> None:
+    mash.up()
+    assert mash.run("school", "load", str(DEMO / "schools.csv")).returncode == 0
+
+
+def test_sigkill_mid_ingest_then_a_rerun_delivers_to_every_agency_once(
+        mash: Mash, export: tuple[Path, Expected]) -> None:
+    path, expected = export
+    start_stack(mash)
+    first = mash.start("police", "ingest", str(path), "--json", env=CRASHED_INGEST)
+    wait_for("the ingest to be part-way through its file", lambda: part_way(mash), 60, 0.01)
+    first.kill()
+    assert mash.count("messages") < ROWS, "the ingest must die part-way"
+
+    final = ingest_until_ok(mash, path)
+    wait_settled(mash, expected)
+    assert_each_agency_once(mash, final, expected, path)
+
+
+def test_sigkill_of_the_stack_mid_relay_then_a_restart_delivers_to_every_agency_once(
+        mash: Mash, export: tuple[Path, Expected]) -> None:
+    path, expected = export
+    start_stack(mash)
+    up = mash.procs[0]
+    first = mash.start("police", "ingest", str(path), "--json", env=CRASHED_INGEST)
+
+    def publishing() -> bool:  # the relay has published some of the outbox and not the rest
+        published = mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
+        unpublished = mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        return part_way(mash) and published > 0 and unpublished > 0
+
+    wait_for("the outbox to be part-published", publishing, 60, 0.005)
+    up.kill()
+    first.kill()  # its broker died with the stack
+    assert mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") > 0
+
+    mash.up()
+    final = ingest_until_ok(mash, path)
+    wait_settled(mash, expected)
+    assert_each_agency_once(mash, final, expected, path)
+
+
+def test_sigkill_of_the_embedded_broker_only_is_survived_with_every_agency_served_once(
+        mash: Mash, export: tuple[Path, Expected]) -> None:
+    path, expected = export
+    start_stack(mash)
+    up = mash.procs[0]
+    record = mash.broker_record()
+    assert record is not None
+    tansu = int(record["pid"])
+    first = mash.start("police", "ingest", str(path), "--json", env=CRASHED_INGEST)
+    wait_for("the ingest to be part-way through its file", lambda: part_way(mash), 60, 0.01)
+    os.kill(tansu, signal.SIGKILL)
+    killed_at = time.monotonic()
+    assert wait_for("the embedded broker to be dead", lambda: not pid_alive(tansu), 5)
+
+    wait_for("mash up ready again", lambda: up.stderr().count("mash up: ready") == 2, READY_TIMEOUT_S)
+    assert up.running(), "mash up must survive its broker"
+    restarted = mash.broker_record()
+    assert restarted is not None and restarted["pid"] != tansu and pid_alive(int(restarted["pid"]))
+    assert time.monotonic() - killed_at < READY_TIMEOUT_S
+    first.wait()  # its broker is gone: it ends with rows not receipted (exit 1), never hangs
+
+    final = ingest_until_ok(mash, path)
+    wait_settled(mash, expected)
+    assert_each_agency_once(mash, final, expected, path)
