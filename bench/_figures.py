@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import cProfile
 import contextlib
+import cProfile
 import json
 import os
 import signal
@@ -93,7 +93,7 @@ async def morning(area: BenchArea, bootstrap: str, rows: int, profile: cProfile.
                 if profile:
                     profile.disable()
             m = Morning(rows, result, t_all - t0)
-            print(f"  {m.lines(area.url and 'PostgreSQL' or 'SQLite')[0]}", flush=True)
+            print(f"  {m.lines('PostgreSQL' if area.url else 'SQLite')[0]}", flush=True)
             return m
     finally:
         await ledger.close()
@@ -145,7 +145,7 @@ async def up_memory(area: BenchArea, n: int) -> list[str]:
         await ledger.close()
     health = free_port()
     env = area.env(MASH_WEB_PORT=str(free_port()), MASH_HEALTH_PORT=str(health))
-    proc = subprocess.Popen([MASH, "up"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    proc = subprocess.Popen([MASH, "up"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220 -- started, not waited for here
     try:
         async with httpx.AsyncClient(timeout=2) as client:
             for _ in range(600):

@@ -105,7 +105,7 @@ async def run_mash(area: BenchArea, *args: str, env: dict[str, str] | None = Non
 
     def run() -> tuple[int, float]:
         with out_path.open("wb") as out, err_path.open("wb") as err:
-            proc = subprocess.Popen([MASH, *args], env=env or area.env(), stdout=out, stderr=err)  # noqa: S603
+            proc = subprocess.Popen([MASH, *args], env=env or area.env(), stdout=out, stderr=err)
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
         return proc.returncode, usage.ru_maxrss / 1024

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import shutil
 import statistics
@@ -60,13 +61,17 @@ async def main_async(args: argparse.Namespace) -> None:
         main = BenchArea(root / "main", args.schools)
         print(f"machine: {machine()}", flush=True)
         configure_logging("WARNING", json=False)
-        async with EmbeddedBroker(main.data_dir) as bootstrap:
-            await ensure_topics(bootstrap, REGISTRY.all_topics)
+        async with contextlib.AsyncExitStack() as stack:
+            bootstrap = ""
+            if only - {"inbox"}:  # the inbox page needs no broker
+                bootstrap = await stack.enter_async_context(EmbeddedBroker(main.data_dir))
+                await ensure_topics(bootstrap, REGISTRY.all_topics)
             broker_file = main.data_dir / "broker.json"
 
             def area(name: str, schools: int = args.schools, url: str | None = None) -> BenchArea:
                 a = BenchArea(root / name, schools, url)
-                shutil.copy(broker_file, a.data_dir / "broker.json")  # its `mash` commands find this broker
+                if broker_file.exists():
+                    shutil.copy(broker_file, a.data_dir / "broker.json")  # its `mash` commands find this broker
                 return a
 
             relay_rate = None

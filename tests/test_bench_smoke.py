@@ -35,3 +35,15 @@ def test_audit_verify_bench_prints_its_figures() -> None:
     assert re.search(r"ratio verify_log / plain SHA-256 per leaf: [\d.]+ \(plain is [\d,]+x faster\)", out)
     assert "(c) where verify's time goes" in out
     assert re.search(r"canonical bytes \(RFC 8785 JSON, Entry.canonical\)\s+[\d.]+ s", out)
+
+
+def test_transport_pace_bench_prints_its_figures() -> None:
+    """The smallest sizes of the two figures that run in seconds: replay (both runs) and the inbox page."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.transport_pace", "--only", "replay,inbox", "--replay", "5", "--inbox", "10"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert re.search(r"summary: replay_dry_run \[5 messages\] = .* exit 0, selected 5, published 0", out), out
+    assert re.search(r"summary: replay \[5 messages\] = .* exit 0, selected 5, published 5", out), out
+    assert re.search(r"summary: inbox_page \[10 notifications, .*\] = \d+ ms best.*target < 200 ms", out), out

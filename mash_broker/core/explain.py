@@ -77,13 +77,16 @@ async def explain(ledger: RecordedDecisions, message_ref: str, region: Region | 
     deliveries = await ledger.deliveries_of(mid)
     events = await ledger.events_of(mid)
     areas = {str(e.detail["delivery_id"]): e.detail.get("area") for e in events if e.event_type == "delivery.queued"}
+    replaced = {"notification_corrected", "notification_withdrawn"} & set(row.reasons or ())  # core.corrections
     for d in deliveries:
         delivery = Envelope.model_validate_json(d.envelope).payload
         fields = ", ".join(delivery.released) if isinstance(delivery, Delivery) else ""
         area, version = areas.get(d.delivery_id), delivery.policy_version if isinstance(delivery, Delivery) else None
         under = f" under {_authority(area, version, region)}" if area else ""
         state = (
-            "withdrawn before it was sent (consent withdrawn)"
+            f"withdrawn at {_at(d.withdrawn_at)} by its sender (corrected or withdrawn)"
+            if d.withdrawn_at and replaced
+            else "withdrawn before it was sent (consent withdrawn)"
             if d.withdrawn_at
             else f"read by {d.read_by} at {_at(d.read_at)}"
             if d.read_at

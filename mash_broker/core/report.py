@@ -198,7 +198,7 @@ def encompass_section(events: Iterable[LoggedEvent], start: datetime, end: datet
 _NOT_SHARED = {
     "share.withheld": "message withheld",
     "share.not_released": "recipient refused",
-    "share.withdrawn": "share withdrawn (consent)",
+    "share.withdrawn": "share withdrawn (consent, or corrected or withdrawn by its sender)",
     "message.quarantined": "message rejected",
 }
 

@@ -28,6 +28,7 @@ from mash_broker.contracts import (
 from mash_broker.core.clocks import load_calendar
 from mash_broker.core.clocks.declared import load_clocks
 from mash_broker.core.clocks.keeper import ClockKeeper
+from mash_broker.core.explain import explain
 from mash_broker.core.gate_service import GateContext, process_inbound
 from mash_broker.core.messages import content_hash
 from mash_broker.core.policy import LoadedPolicy
@@ -177,6 +178,10 @@ class CorrectionsContract:
         kinds = [Envelope.model_validate_json(r.value).kind for r in await outbox(ledger, EDUCATION_DELIVERIES)]
         assert kinds == ["delivery.withdrawn", "delivery"], "the notice goes before the new version"
         assert await receipts(ledger, new) == [(ReceiptStatus.CORRECTED, "statutory_duty")]
+        told = "\n".join(await explain(ledger, str(old.message_id)))
+        assert "notification_corrected" in told
+        assert "by its sender (corrected or withdrawn)" in told
+        assert "consent withdrawn" not in told
         (head,) = (await ledger.notification_heads([str(old.message_id)])).values()
         assert (head.message_id, head.version, head.withdrawn) == (str(new.message_id), 2, False)
 
@@ -333,3 +338,21 @@ class CorrectionsContract:
         assert clocks[(was.delivery_id, "delivery_ack_school")] == FIXED
         assert clocks[(now.delivery_id, "encompass_read")] is None
         assert clocks[(now.delivery_id, "delivery_ack_school")] is None
+
+    async def test_a_withdrawn_notification_sent_again_with_other_content_notifies_again(
+        self, gate: GateContext
+    ) -> None:
+        ledger = gate.ledger
+        old = await self.first(gate)
+        (head,) = (await ledger.notification_heads([str(old.message_id)])).values()
+        withdrawal = withdrawal_of(head, now=FIXED)
+        assert await process_inbound(gate, wire(withdrawal), POLICE_NOTIFICATIONS) == "withdrawn"
+
+        again = await self.sent(gate, school_urn="900002")
+        assert again.payload.supersedes == withdrawal.message_id  # type: ignore[union-attr]
+        assert await process_inbound(gate, wire(again), POLICE_NOTIFICATIONS) == "corrected"
+
+        (now,) = await ledger.deliveries_of(str(again.message_id))
+        assert (now.recipient, now.withdrawn_at) == ("school:900002", None)
+        (head,) = (await ledger.notification_heads([str(old.message_id)])).values()
+        assert (head.message_id, head.version, head.withdrawn) == (str(again.message_id), 3, False)

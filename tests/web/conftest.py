@@ -77,8 +77,9 @@ class Sink:
 class WebStack:
     """One running app for a module: ledger, services, web pages, SMTP sink, clock."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, schools: Path = DEMO / "schools.csv", **settings: Any) -> None:
         self.tmp = tmp
+        self.schools, self.extra = schools, settings  # the directory, and more settings (a region's areas_dir)
         self.clock = Clock(START)
         self.sink = Sink()
         self.smtp = Controller(self.sink, hostname="127.0.0.1", port=free_port())
@@ -111,10 +112,11 @@ class WebStack:
                 smtp_host="127.0.0.1",
                 smtp_port=self.smtp.port,
                 smtp_from="mash@test.example",
+                **self.extra,
             )
             self.settings.data_dir.mkdir(parents=True)
             self.ledger = await Ledger.open(self.settings.ledger_url)
-            await commands.load_schools(self.ledger, DEMO / "schools.csv", self.clock())
+            await commands.load_schools(self.ledger, self.schools, self.clock())
             ensure_key(
                 KeyStore(self.settings.keys_dir), self.settings.key_registry_file, "police:examplepolice", self.clock()
             )

@@ -10,9 +10,9 @@ from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app.cli._common import EXIT_UNUSABLE, err
 from mash_broker.contracts import MashError
 from mash_broker.core.area_files import region_of
-from mash_broker.core.areas import Area, Region
+from mash_broker.core.areas import Area
 from mash_broker.core.clocks import load_calendar
-from mash_broker.core.policy import LoadedPolicy, load_policy
+from mash_broker.core.policy import load_policy
 from mash_broker.core.settings import Settings
 
 AreaOption = Annotated[
@@ -43,10 +43,3 @@ def checked_area(cfg: Settings, code: str | None) -> Area | None:
         err.print(f"unusable: --area: {code!r} is not an authority of region {region.name}", markup=False)
         raise typer.Exit(EXIT_UNUSABLE)
     return area
-
-
-def deployed_region(cfg: Settings, policy: LoadedPolicy | None = None) -> Region | None:
-    """The region as `mash up` builds it (``app.bootstrap``): MASH_AREAS_DIR over ``policy`` (else
-    MASH_POLICY_FILE) and the deployment's calendar; None without a region. A MashError names the file."""
-    loaded = policy or load_policy(cfg.policy_file, REGISTRY.policy_kinds)
-    return region_of(cfg, loaded, load_calendar(cfg.school_calendar, cfg.timezone), REGISTRY.policy_kinds)

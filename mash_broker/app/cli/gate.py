@@ -12,8 +12,8 @@ import typer
 
 from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app.bootstrap import utc_now
-from mash_broker.app.cli._area import deployed_region
 from mash_broker.app.cli._common import EXIT_UNUSABLE, err, out, print_json, read_envelope, settings, with_ledger
+from mash_broker.app.region import deployed_region
 from mash_broker.consent_gate import Decision
 from mash_broker.contracts import MashError
 from mash_broker.core import views

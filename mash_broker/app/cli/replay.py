@@ -10,9 +10,9 @@ import typer
 
 from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app.bootstrap import utc_now
-from mash_broker.app.cli._area import deployed_region
 from mash_broker.app.cli._common import EXIT_UNUSABLE, err, moment, out, print_json, run, settings
 from mash_broker.app.embedded import resolve_bootstrap
+from mash_broker.app.region import deployed_region
 from mash_broker.app.runtime import open_ledger, producer
 from mash_broker.contracts import MashError
 from mash_broker.core import views

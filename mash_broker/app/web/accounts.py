@@ -1,5 +1,9 @@
 """Web sign-in accounts: a school's Key Adult (from the school directory) or a MASH manager.
 
+A MASH manager is the regional (or single-area) manager, ``mash``, or one local authority's, ``mash:<code>``
+(in a region, ``MASH_AREAS_DIR``): the role column holds ``mash`` or ``mash:<code>``, so an existing ledger
+needs no new column. An authority's manager may sign in only while the region has that authority.
+
 Passwords are kept only as Argon2id hashes (argon2-cffi's defaults: memory-hard). A Key Adult signs
 in with the email the school directory gives them; an account stops working as soon as the person
 is no longer one of their school's Key Adults. Hashing runs in a worker thread so the event loop
@@ -9,6 +13,7 @@ is no longer one of their school's Key Adults. Hashing runs in a worker thread s
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -17,6 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from mash_broker.contracts import NotFound
+from mash_broker.core.areas import AREA_CODE
 from mash_broker.core.records import WebAccountRecord
 from mash_broker.storage import Ledger
 
@@ -31,23 +37,44 @@ class WeakPassword(ValueError):
     """The password is too short to set."""
 
 
+class NotAnAuthority(ValueError):
+    """``mash:<code>`` does not name an authority (a three-digit code, of the region)."""
+
+
 @dataclass(frozen=True)
 class Account:
-    """Who is signed in: their login, role, name and (a Key Adult) school."""
+    """Who is signed in: their login, role, name, (a Key Adult) school and (an authority's MASH manager)
+    authority: ``area`` None is the regional or single-area manager."""
 
     login: str
     role: Role
     name: str
     urn: str | None
+    area: str | None = None
+
+    @property
+    def org(self) -> str:
+        """Whose they are, as the audited log names organisations: ``school:<urn>``, ``mash:<code>``, ``mash``."""
+        if self.urn:
+            return f"school:{self.urn}"
+        return f"mash:{self.area}" if self.area else self.role
+
+    @property
+    def stored_role(self) -> str:
+        return f"mash:{self.area}" if self.role == "mash" and self.area else self.role
 
 
 async def set_password(ledger: Ledger, who: str, name: str, password: str, now: datetime) -> Account:
     """Set (or replace) the password of a Key Adult (``who`` is their school's URN) or of a MASH
-    manager (``who`` is ``mash``). A Key Adult must be in the school directory."""
+    manager (``who`` is ``mash``, or ``mash:<code>`` for one authority of a region). A Key Adult must be in
+    the school directory; an authority's code is checked against the region by the caller."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise WeakPassword(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
-    if who == "mash":
-        account = Account(login=name.strip().casefold(), role="mash", name=name.strip(), urn=None)
+    cls, _, code = who.partition(":")
+    if cls == "mash":
+        if code and not AREA_CODE.fullmatch(code):
+            raise NotAnAuthority(f"{who!r}: an authority's MASH manager is mash:<its three-digit code>, e.g. mash:929")
+        account = Account(login=name.strip().casefold(), role="mash", name=name.strip(), urn=None, area=code or None)
     else:
         adult = next((a for a in await ledger.key_adults(who) if a.name.casefold() == name.strip().casefold()), None)
         if adult is None:
@@ -58,14 +85,21 @@ async def set_password(ledger: Ledger, who: str, name: str, password: str, now: 
     hashed = await asyncio.to_thread(_hasher.hash, password)
     async with ledger.transaction() as tx:
         await tx.set_web_account(
-            login=account.login, role=account.role, urn=account.urn, name=account.name, password_hash=hashed, at=now
+            login=account.login,
+            role=account.stored_role,
+            urn=account.urn,
+            name=account.name,
+            password_hash=hashed,
+            at=now,
         )
-        await tx.event("web.password_set", None, now, role=account.role, school=account.urn)
+        area = {"area": account.area} if account.area else {}
+        await tx.event("web.password_set", None, now, role=account.role, school=account.urn, **area)
     return account
 
 
-async def authenticate(ledger: Ledger, login: str, password: str) -> Account | None:
-    """The account if the password is right and (a Key Adult) they are still in the directory."""
+async def authenticate(ledger: Ledger, login: str, password: str, areas: Collection[str] = ()) -> Account | None:
+    """The account if the password is right and (a Key Adult) they are still in the directory, (an
+    authority's MASH manager) their authority is one of the region's ``areas``."""
     row = await ledger.web_account(login.strip().casefold())
     if row is None:
         await asyncio.to_thread(_verify, _DUMMY_HASH, password)
@@ -73,10 +107,10 @@ async def authenticate(ledger: Ledger, login: str, password: str) -> Account | N
     if not await asyncio.to_thread(_verify, row.password_hash, password):
         return None
     account = _account(row)
-    return account if await still_allowed(ledger, account) else None
+    return account if await still_allowed(ledger, account, areas) else None
 
 
-async def account_for_email(ledger: Ledger, email: str) -> Account | None:
+async def account_for_email(ledger: Ledger, email: str, areas: Collection[str] = ()) -> Account | None:
     """The person a provider-verified email names (OIDC sign-in): their web account if it has that
     login, else the Key Adult the school directory lists with that email (at exactly one school);
     None if nobody, or if they may no longer sign in."""
@@ -89,21 +123,24 @@ async def account_for_email(ledger: Ledger, email: str) -> Account | None:
         account = Account(login=login, role="key_adult", name=adults[0].name, urn=adults[0].urn)
     else:
         return None
-    return account if await still_allowed(ledger, account) else None
+    return account if await still_allowed(ledger, account, areas) else None
 
 
-async def still_allowed(ledger: Ledger, account: Account) -> bool:
-    """A Key Adult's account works only while the directory names them for that school."""
+async def still_allowed(ledger: Ledger, account: Account, areas: Collection[str] = ()) -> bool:
+    """A Key Adult's account works only while the directory names them for that school; an authority's
+    MASH manager's only while ``areas`` (the region's authorities) has theirs."""
     if account.role == "mash":
-        return True
+        return account.area is None or account.area in areas
     if account.urn is None:
         return False
     return any(a.email.casefold() == account.login for a in await ledger.key_adults(account.urn))
 
 
 def _account(row: WebAccountRecord) -> Account:
-    role: Role = "mash" if row.role == "mash" else "key_adult"
-    return Account(login=row.login, role=role, name=row.name, urn=row.urn)
+    cls, _, code = row.role.partition(":")
+    if cls == "mash":
+        return Account(login=row.login, role="mash", name=row.name, urn=None, area=code or None)
+    return Account(login=row.login, role="key_adult", name=row.name, urn=row.urn)
 
 
 def _verify(hashed: str, password: str) -> bool:
