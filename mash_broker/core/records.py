@@ -256,6 +256,9 @@ class NotificationHead:
     envelope: str  # that version's stored envelope
     withdrawn: bool
     sender_local_id: str | None = None
+    # The envelopes of the versions it replaced (oldest first): a row that says what one of them said is an
+    # old export sent again, not a correction back to old content.
+    earlier_envelopes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

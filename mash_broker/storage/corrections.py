@@ -210,7 +210,20 @@ async def _heads(conn: AsyncConnection, roots: list[str]) -> dict[str, Notificat
         else root
         for root in received
     }
-    q = select(m.message_id, m.envelope).where(m.message_id.in_(list(set(content.values()))))
+    versions: dict[str, list[str]] = {root: [root] for root in received}  # every version with content, in order
+    for r in (
+        (
+            await conn.execute(
+                select(t.notification_versions).where(v.notification_id.in_(list(received))).order_by(v.version)
+            )
+        )
+        .mappings()
+        .all()
+    ):
+        if r["change"] != WITHDRAWN:
+            versions[r["notification_id"]].append(r["message_id"])
+    wanted = {mid for chain in versions.values() for mid in chain} | set(content.values())
+    q = select(m.message_id, m.envelope).where(m.message_id.in_(list(wanted)))
     envelopes = {r["message_id"]: r["envelope"] for r in (await conn.execute(q)).mappings().all()}
     return {
         root: NotificationHead(
@@ -221,6 +234,9 @@ async def _heads(conn: AsyncConnection, roots: list[str]) -> dict[str, Notificat
             envelope=envelopes[content[root]],
             withdrawn=root in last and last[root]["change"] == WITHDRAWN,
             sender_local_id=received[root]["sender_local_id"],
+            earlier_envelopes=tuple(
+                envelopes[mid] for mid in versions[root] if mid != content[root] and mid in envelopes
+            ),
         )
         for root in received
         if content[root] in envelopes

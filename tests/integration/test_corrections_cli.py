@@ -121,6 +121,17 @@ def test_a_corrected_export_reports_corrected_rows_and_exits_0(mash: Mash, tmp_p
         ("accepted", report["receipts"][1]["message_id"], 0),
     ]
 
+    # Yesterday's file run again after the correction: its row repeats the replaced version. It is answered
+    # "superseded" and nothing is sent; before, it was sent as a correction back to the wrong school.
+    replayed = mash.run("police", "ingest", str(tmp_path / "first.csv"), "--json")
+    assert replayed.returncode == 0, replayed
+    assert [(r["line"], r["status"]) for r in replayed.json()["receipts"]] == [(2, "superseded"), (3, "accepted")]
+    assert "earlier version" in replayed.json()["receipts"][0]["reason"]
+    settled(mash)
+    assert mash.sql("SELECT recipient FROM deliveries WHERE message_id IN "
+                    "(SELECT message_id FROM messages WHERE sender_local_id = ?) AND withdrawn_at IS NULL",
+                    "COR/2026/0001") == [("school:900002",)]
+
 
 def test_police_withdraw_a_notification_sent_in_error(mash: Mash, tmp_path: Path) -> None:
     sent = mash.run("police", "ingest", str(export(tmp_path / "one.csv", row("COR/2026/0003", "Rowan"))), "--json")

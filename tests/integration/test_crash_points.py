@@ -18,7 +18,6 @@ import csv
 import json
 import os
 import signal
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ import pytest
 
 from mash_broker.app.embedded import pid_alive
 
-from .helpers import DEMO, READY_TIMEOUT_S, Mash, Result, leaks, mash_session, personal_data, wait_for
+from .helpers import DEMO, Mash, Proc, Result, leaks, mash_session, personal_data, wait_for
 from .synthetic_export import write_export
 
 pytestmark = pytest.mark.embedded
@@ -41,6 +40,7 @@ VISITORS = {"ZZ99": "health_visitor:hv-north", "ZZ98": "health_visitor:hv-south"
 CRASHED_INGEST = {"MASH_RECEIPT_TIMEOUT_S": "2", "MASH_SEND_ATTEMPTS": "2"}
 RERUN_INGEST = {"MASH_RECEIPT_TIMEOUT_S": "20", "MASH_SEND_ATTEMPTS": "2"}
 MAX_INGEST_RUNS = 5
+RESTART_WITHIN_S = 120
 
 
 @dataclass(frozen=True)
@@ -52,16 +52,17 @@ class Expected:
     referred: int  # queued and shared with no one yet: the gate's receipt says referred
 
 
-def mixed_export(path: Path) -> Expected:
-    """``ROWS`` synthetic rows: every 5th an under-five with no school at ZZ99 or ZZ98, every 7th (not 5th) a
-    school-age child with no school; the rest at the demo schools."""
-    write_export(path, ROWS)
+def mixed_export(path: Path, tag: str) -> Expected:
+    """``ROWS`` synthetic rows, their references starting ``tag``: every 5th an under-five with no school at
+    ZZ99 or ZZ98, every 7th (not 5th) a school-age child with no school; the rest at the demo schools."""
+    write_export(path, ROWS, seed=sum(map(ord, tag)))
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         columns, rows = list(reader.fieldnames or ()), list(reader)
     deliveries: Counter[str] = Counter()
     queued = referred = 0
     for i, row in enumerate(rows):
+        row["incident_ref"] = f"{tag}/{row['incident_ref']}"
         if i % 5 == 0:
             occurred = datetime.fromisoformat(row["occurred_at"].replace("Z", "+00:00"))
             district = ("ZZ99", "ZZ98")[i // 5 % 2]
@@ -83,20 +84,34 @@ def mixed_export(path: Path) -> Expected:
     return Expected(deliveries, queued, referred)
 
 
-@pytest.fixture
-def mash(tmp_path: Path) -> Iterator[Mash]:
-    with mash_session(tmp_path, MASH_HEALTH_TEAMS=str(HEALTH_TEAMS)) as m:
-        yield m
+@dataclass
+class Stack:
+    """One data dir and its `mash up` for the module: the crash points run one after another on it, each
+    with an export of its own (its own incident references), each counted on its own rows."""
+
+    mash: Mash
+    up: Proc
+    base: Path
 
 
-@pytest.fixture
-def export(tmp_path: Path) -> tuple[Path, Expected]:
-    path = tmp_path / "mixed-export.csv"
-    return path, mixed_export(path)
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    base = tmp_path_factory.mktemp("crash-points")
+    with mash_session(base, MASH_HEALTH_TEAMS=str(HEALTH_TEAMS)) as mash:
+        up = mash.up()
+        assert mash.run("school", "load", str(DEMO / "schools.csv")).returncode == 0
+        yield Stack(mash, up, base)
 
 
-def part_way(mash: Mash) -> bool:
-    return 30 <= mash.count("messages") < ROWS
+def export_for(stack: Stack, tag: str) -> tuple[Path, Expected]:
+    path = stack.base / f"export-{tag}.csv"
+    return path, mixed_export(path, tag)
+
+
+def part_way(mash: Mash, tag: str) -> bool:
+    """The gate has taken some of this export's rows, not all."""
+    taken = mash.scalar("SELECT count(*) FROM messages WHERE sender_local_id LIKE ?", f"{tag}/%")
+    return 30 <= taken < ROWS
 
 
 def ingest_until_ok(mash: Mash, export: Path) -> Result:
@@ -108,11 +123,16 @@ def ingest_until_ok(mash: Mash, export: Path) -> Result:
     raise AssertionError(f"ingest still not accepted after {MAX_INGEST_RUNS} runs:\n{result}")
 
 
-def wait_settled(mash: Mash, expected: Expected) -> None:
-    total = sum(expected.deliveries.values())
+def in_list(ids: set[str]) -> str:
+    return ",".join("'" + i.replace("'", "") + "'" for i in sorted(ids))  # uuids the ingest printed
+
+
+def wait_settled(mash: Mash, ids: set[str], expected: Expected) -> None:
+    total, where = sum(expected.deliveries.values()), in_list(ids)
 
     def state() -> dict[str, int]:
-        return {"deliveries": mash.count("deliveries"), "queued": mash.count("queue_items"),
+        return {"deliveries": mash.scalar(f"SELECT count(*) FROM deliveries WHERE message_id IN ({where})"),
+                "queued": mash.scalar(f"SELECT count(*) FROM queue_items WHERE message_id IN ({where})"),
                 "undelivered": mash.scalar("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL"),
                 "unpublished": mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")}
 
@@ -125,95 +145,93 @@ def wait_settled(mash: Mash, expected: Expected) -> None:
 
 
 def assert_each_agency_once(mash: Mash, final: Result, expected: Expected, export: Path) -> None:
-    """0 lost and 0 duplicated, per agency: in the ledger (deliveries, MASH queue) and in the inboxes
+    """0 lost and 0 duplicated, per agency: in the ledger (deliveries, the MASH queue) and in the inboxes
     (each delivery received once)."""
     receipts = final.json()["receipts"]
     assert Counter(r["status"] for r in receipts) == {"accepted": ROWS - expected.referred,
-                                                           "referred": expected.referred}
-    assert len({r["message_id"] for r in receipts}) == ROWS
-    assert mash.scalar("SELECT count(*) FROM events WHERE event_type = 'message.received'") == ROWS
+                                                       "referred": expected.referred}
+    ids = {r["message_id"] for r in receipts}
+    assert len(ids) == ROWS
+    wait_settled(mash, ids, expected)
+    where = in_list(ids)
+    received_messages = mash.sql(f"SELECT message_id FROM events WHERE event_type = 'message.received' "
+                                 f"AND message_id IN ({where})")
+    assert len(received_messages) == ROWS, "the gate recorded a row twice (or not at all)"
 
-    deliveries = mash.sql("SELECT delivery_id, message_id, recipient, delivered_at FROM deliveries")
-    per_recipient = Counter(recipient.split(":")[0] + ":" + recipient.split(":")[1] for _, _, recipient, _ in deliveries)
+    deliveries = mash.sql(f"SELECT delivery_id, message_id, recipient, delivered_at FROM deliveries "
+                          f"WHERE message_id IN ({where})")
+    per_recipient = Counter(recipient for _, _, recipient, _ in deliveries)
     assert per_recipient == expected.deliveries, "a delivery lost or duplicated for an agency"
     assert len({(m, r) for _, m, r, _ in deliveries}) == len(deliveries), "one message delivered twice to one recipient"
     assert all(at is not None for *_, at in deliveries), "a delivery never reached its inbox"
 
-    received = Counter(json.loads(d)["delivery_id"] for (d,) in
-                       mash.sql("SELECT detail FROM events WHERE event_type = 'delivery.received'"))
-    assert set(received) == {d for d, *_ in deliveries}, "an inbox missed a delivery"
+    ours = {d for d, *_ in deliveries}
+    received = Counter(d for d in (json.loads(detail)["delivery_id"] for (detail,) in
+                                   mash.sql("SELECT detail FROM events WHERE event_type = 'delivery.received'"))
+                       if d in ours)
+    assert set(received) == ours, "an inbox missed a delivery"
     assert set(received.values()) == {1}, "an inbox received a delivery twice"
 
-    queued = Counter(m for (m,) in mash.sql("SELECT message_id FROM queue_items WHERE queue = 'mash'"))
-    assert len(queued) == expected.queued and set(queued.values()) == {1}, "a MASH referral lost or queued twice"
-    assert mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+    queued = Counter(m for (m,) in mash.sql(f"SELECT message_id FROM queue_items WHERE queue = 'mash' "
+                                            f"AND message_id IN ({where})"))
+    assert len(queued) == expected.queued, "a MASH referral lost"
+    assert set(queued.values()) == {1}, "a MASH referral queued twice"
     found = leaks(mash.log_files(), personal_data(export))
     assert not found, "personal data in the logs:\n" + "\n".join(found[:50])
 
 
-def start_stack(mash: Mash) -> None:
-    mash.up()
-    assert mash.run("school", "load", str(DEMO / "schools.csv")).returncode == 0
-
-
-def test_sigkill_mid_ingest_then_a_rerun_delivers_to_every_agency_once(
-        mash: Mash, export: tuple[Path, Expected]) -> None:
-    path, expected = export
-    start_stack(mash)
+def test_sigkill_mid_ingest_then_a_rerun_delivers_to_every_agency_once(stack: Stack) -> None:
+    mash = stack.mash
+    path, expected = export_for(stack, "INGEST")
     first = mash.start("police", "ingest", str(path), "--json", env=CRASHED_INGEST)
-    wait_for("the ingest to be part-way through its file", lambda: part_way(mash), 60, 0.01)
+    wait_for("the ingest to be part-way through its file", lambda: part_way(mash, "INGEST"), 60, 0.01)
     first.kill()
-    assert mash.count("messages") < ROWS, "the ingest must die part-way"
+    assert part_way(mash, "INGEST"), "the ingest must die part-way"
 
     final = ingest_until_ok(mash, path)
-    wait_settled(mash, expected)
     assert_each_agency_once(mash, final, expected, path)
 
 
-def test_sigkill_of_the_stack_mid_relay_then_a_restart_delivers_to_every_agency_once(
-        mash: Mash, export: tuple[Path, Expected]) -> None:
-    path, expected = export
-    start_stack(mash)
-    up = mash.procs[0]
-    first = mash.start("police", "ingest", str(path), "--json", env=CRASHED_INGEST)
-
-    def publishing() -> bool:  # the relay has published some of the outbox and not the rest
-        published = mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
-        unpublished = mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        return part_way(mash) and published > 0 and unpublished > 0
-
-    wait_for("the outbox to be part-published", publishing, 60, 0.005)
-    up.kill()
-    first.kill()  # its broker died with the stack
-    assert mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") > 0
-
-    mash.up()
-    final = ingest_until_ok(mash, path)
-    wait_settled(mash, expected)
-    assert_each_agency_once(mash, final, expected, path)
-
-
-def test_sigkill_of_the_embedded_broker_only_is_survived_with_every_agency_served_once(
-        mash: Mash, export: tuple[Path, Expected]) -> None:
-    path, expected = export
-    start_stack(mash)
-    up = mash.procs[0]
+def test_sigkill_of_the_embedded_broker_only_is_survived_with_every_agency_served_once(stack: Stack) -> None:
+    mash, up = stack.mash, stack.up
+    path, expected = export_for(stack, "BROKER")
     record = mash.broker_record()
     assert record is not None
     tansu = int(record["pid"])
+    readies = up.stderr().count("mash up: ready")
     first = mash.start("police", "ingest", str(path), "--json", env=CRASHED_INGEST)
-    wait_for("the ingest to be part-way through its file", lambda: part_way(mash), 60, 0.01)
+    wait_for("the ingest to be part-way through its file", lambda: part_way(mash, "BROKER"), 60, 0.01)
     os.kill(tansu, signal.SIGKILL)
-    killed_at = time.monotonic()
     assert wait_for("the embedded broker to be dead", lambda: not pid_alive(tansu), 5)
 
-    wait_for("mash up ready again", lambda: up.stderr().count("mash up: ready") == 2, 180)
+    up.wait_for_stderr(f"(pid {tansu}) exited", 10)  # noticed within seconds
+    # Restarting under load takes about a minute here (see the module's report): bounded, not instant.
+    wait_for("mash up ready again", lambda: up.stderr().count("mash up: ready") == readies + 1, RESTART_WITHIN_S)
     assert up.running(), "mash up must survive its broker"
     restarted = mash.broker_record()
     assert restarted is not None and restarted["pid"] != tansu and pid_alive(int(restarted["pid"]))
-    assert time.monotonic() - killed_at < READY_TIMEOUT_S
     first.wait()  # its broker is gone: it ends with rows not receipted (exit 1), never hangs
 
     final = ingest_until_ok(mash, path)
-    wait_settled(mash, expected)
+    assert_each_agency_once(mash, final, expected, path)
+
+
+def test_sigkill_of_the_stack_mid_relay_then_a_restart_delivers_to_every_agency_once(stack: Stack) -> None:
+    mash = stack.mash
+    path, expected = export_for(stack, "RELAY")
+    published_before = mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
+    first = mash.start("police", "ingest", str(path), "--json", env=CRASHED_INGEST)
+
+    def publishing() -> bool:  # the relay has published some of this export's outbox and not the rest
+        published = mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL") - published_before
+        unpublished = mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        return part_way(mash, "RELAY") and published > 0 and unpublished > 0
+
+    wait_for("the outbox to be part-published", publishing, 60, 0.005)
+    stack.up.kill()  # the embedded broker dies with its owner
+    first.kill()
+    assert mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") > 0
+
+    stack.up = mash.up()
+    final = ingest_until_ok(mash, path)
     assert_each_agency_once(mash, final, expected, path)

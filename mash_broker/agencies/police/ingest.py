@@ -34,7 +34,8 @@ Progress = Callable[[int, int], None]
 VERDICT_STATUS = {"share": "accepted", "refer": "referred", "withhold": "withheld", "rejected": "rejected"}
 # A correction recorded (its old version's copies withdrawn) and a withdrawal recorded (core/corrections.py).
 VERDICT_STATUS |= {"corrected": "corrected", "withdrawn": "withdrawn"}
-ANSWERED = ("accepted", "referred", "corrected", "withdrawn")
+# "superseded": a row repeating a version a later correction replaced; nothing is sent, and it is no error.
+ANSWERED = ("accepted", "referred", "corrected", "withdrawn", "superseded")
 
 
 @dataclass(slots=True)
@@ -42,7 +43,7 @@ class RowReceipt:
     """One row's outcome; no personal data, so it can be printed and logged."""
 
     line: int
-    status: str  # accepted | referred | corrected | withdrawn | withheld | rejected | not_accepted
+    status: str  # accepted | referred | corrected | withdrawn | superseded | withheld | rejected | not_accepted
     message_id: str | None = None
     school_urn: str | None = None
     field: str | None = None

@@ -25,6 +25,11 @@ from mash_broker.core.ports import NotificationVersions
 from mash_broker.core.records import NotificationHead
 
 WITHDRAWN_DETAIL = "this notification was withdrawn; send it with other content to notify again"
+SUPERSEDED_DETAIL = (
+    "this row says what an earlier version said, which a later correction replaced: nothing was sent "
+    "(an old export sent again?); send the current content to change it"
+)
+SUPERSEDED = object()  # next_version's answer for a row that repeats a replaced version
 
 
 def content_of(env: Envelope) -> dict[str, Any]:
@@ -34,7 +39,7 @@ def content_of(env: Envelope) -> dict[str, Any]:
     return doc
 
 
-def next_version(row: Envelope, head: NotificationHead | None) -> Envelope | None:
+def next_version(row: Envelope, head: NotificationHead | None) -> Envelope | object | None:
     """What to send for an export row given its notification's current version in the ledger (None: none
     received yet): the row itself, the current version (the same content: nothing new to send), or a
     correction superseding it. None if the notification was withdrawn and the row says the same again."""
@@ -43,6 +48,8 @@ def next_version(row: Envelope, head: NotificationHead | None) -> Envelope | Non
     current = Envelope.model_validate_json(head.envelope)
     if content_of(current) == content_of(row):
         return None if head.withdrawn else current
+    if any(content_of(Envelope.model_validate_json(e)) == content_of(row) for e in head.earlier_envelopes):
+        return SUPERSEDED  # never a correction back to old content by re-running yesterday's file
     payload = row.payload
     assert isinstance(payload, EncompassNotification)  # an export row
     digest = hashlib.sha256(json.dumps(content_of(row), sort_keys=True).encode()).hexdigest()
@@ -88,11 +95,15 @@ async def versions_of(rows: list[ParsedRow], ledger: NotificationVersions) -> tu
     for row in rows:
         head = heads.get(str(row.envelope.message_id))
         env = next_version(row.envelope, head)
-        if env is None:
+        if env is SUPERSEDED:
+            assert head is not None
+            answered.append(RowReceipt(row.line, "superseded", head.message_id, reason=SUPERSEDED_DETAIL))
+        elif env is None:
             assert head is not None
             answered.append(RowReceipt(row.line, "withdrawn", head.message_id, reason=WITHDRAWN_DETAIL))
         elif env is row.envelope:
             send.append(row)
         else:
+            assert isinstance(env, Envelope)
             send.append(replace(row, envelope=env.model_copy(update={"produced_at": row.envelope.produced_at})))
     return send, answered

@@ -6,6 +6,11 @@ notification records the read through ``adapters.education.inbox.record_read`` e
 (broker.web.sessions), a CSRF token on every POST, a strict Content Security Policy with no script
 at all, no framing, ``no-store`` on every page, Jinja autoescape for all agency text, and another
 school's notification (or a page of another role) answered 404 and logged without personal data.
+
+In a region (MASH_AREAS_DIR) the regional manager (``mash``) sees the whole region's board at ``/board``
+and each authority's at ``/board/<code>``; an authority's manager (``mash:<code>``) sees only their own at
+both. Anything across the boundary (another authority's board, a school's page or notification, a page of
+another role) answers 404 and is put on the audited log as ``web.access_refused`` (``app.web.refusals``).
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mash_broker.agencies.education.inbox import Sign, record_read
 from mash_broker.app.health import PROBE_ROUTES, Readiness
+from mash_broker.app.region import deployed_region
 from mash_broker.app.tracing import read_span
 from mash_broker.app.web import board, templating
 from mash_broker.app.web.accounts import Account, account_for_email, authenticate, still_allowed
 from mash_broker.app.web.oidc import CALLBACK_PATH, Oidc, OidcRefused
+from mash_broker.app.web.refusals import refuse_delivery, refuse_page
 from mash_broker.app.web.sessions import Session, Sessions
 from mash_broker.app.web.throttle import SignInThrottle, Throttled
 from mash_broker.core import views
@@ -97,6 +104,8 @@ def create_app(
     """The web app over ``ledger``; ``clock`` is the stack's clock, ``sign`` signs acknowledgements,
     ``readiness`` is what /readyz asks (default: the ledger only)."""
     tz = ZoneInfo(settings.timezone)
+    region = deployed_region(settings)  # as `mash up` builds it: whose board is whose
+    areas = frozenset(region.areas) if region is not None else frozenset[str]()
     templates = Jinja2Templates(env=templating.environment(tz))
     sessions = Sessions(
         clock=clock,
@@ -122,25 +131,19 @@ def create_app(
 
     def not_found(request: Request, session: Session | None, what: str) -> Response:
         # Metadata only: the role and school asking, what kind of page; never a name or the content.
-        log.warning(
-            "web.not_found",
-            agency=f"school:{session.account.urn}"
-            if session and session.account.urn
-            else (session.account.role if session else "anonymous"),
-            page=what,
-        )
+        log.warning("web.not_found", agency=session.account.org if session else "anonymous", page=what)
         return page(request, "not_found.html", 404, session=session)
 
     def signed_in(role: str | None = None) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
         def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             async def endpoint(request: Request) -> Response:
                 session = sessions.get(request.cookies.get(SESSION_COOKIE))
-                if session is None or not await still_allowed(ledger, session.account):
+                if session is None or not await still_allowed(ledger, session.account, areas):
                     if session is not None:
                         sessions.end_all(session.account.login)
                     return RedirectResponse("/login", 303)
                 if role is not None and session.account.role != role:
-                    return not_found(request, session, request.url.path.split("/")[1])
+                    return await refused(request, session, request.url.path.split("/")[1])
                 if request.method == "POST":
                     form = await request.form()
                     sent = str(form.get("csrf", ""))
@@ -195,7 +198,7 @@ def create_app(
             return await login_form(request, "This form has expired. Please try again.", 403, login=typed)
         who, password = typed.casefold(), str(form.get("password", ""))
         address = request.client.host if request.client else "unknown"
-        account = await throttle.attempt(who, address, lambda: authenticate(ledger, who, password))
+        account = await throttle.attempt(who, address, lambda: authenticate(ledger, who, password, areas))
         if not isinstance(account, Account):
             # The same answer whether throttled or wrong, so it says nothing about the account.
             log.info("web.sign_in_refused", reason="throttled" if account else "no_match")
@@ -250,7 +253,7 @@ def create_app(
             if q.get("error"):
                 raise OidcRefused("provider_error")
             email = await oidc.finish(q.get("state", ""), request.cookies.get(OIDC_STATE_COOKIE, ""), q.get("code", ""))
-            account = await account_for_email(ledger, email)
+            account = await account_for_email(ledger, email, areas)
             if account is None:
                 raise OidcRefused("no_account_for_email")
         except (OidcRefused, OSError, ValueError) as exc:
@@ -298,23 +301,21 @@ def create_app(
         return next((r for r in rows if r.delivery_id == delivery_id.strip().lower()), None)
 
     async def record_refusal(session: Session, asked: str, action: str) -> None:
-        """A Key Adult asked for a notification that exists but went to another recipient: put it on the
-        audited log (who asked, from which school, which delivery), so it can be shown later, not only
-        found in a log file. An id that names nothing is only logged: guessing cannot fill the ledger."""
-        other = await ledger.delivery(asked.strip().lower()[:36])
-        if other is None:
-            return
-        async with ledger.transaction() as tx:
-            await tx.event(
-                "web.access_refused",
-                other.message_id,
-                clock(),
-                delivery_id=other.delivery_id,
-                recipient=other.recipient,
-                asked_by=session.account.name,
-                asked_by_org=f"school:{session.account.urn}",
-                action=action,
-            )
+        """Someone asked for a notification that exists but went to another recipient: on the audited log."""
+        await refuse_delivery(ledger, session.account, asked, action, clock())
+
+    async def refused(request: Request, session: Session, what: str) -> Response:
+        """A page of another role (or another authority's board): 404, and on the audited log when what was
+        asked for exists (a delivery, a page, an authority of the region)."""
+        params = request.path_params
+        if "delivery_id" in params:
+            action = "mark_read" if request.url.path.endswith("/read") else "open"
+            await record_refusal(session, str(params["delivery_id"]), action)
+        elif params.get("code") in areas or "code" not in params:
+            code = params.get("code")
+            owner = f"mash:{code}" if code else "mash" if what == "board" else "school"
+            await refuse_page(ledger, session.account, f"/{what}" + (f"/{code}" if code else ""), owner, code, clock())
+        return not_found(request, session, what)
 
     @signed_in("key_adult")
     async def notification(request: Request, session: Session) -> Response:
@@ -337,9 +338,26 @@ def create_app(
             )
         return RedirectResponse(f"/inbox/{row.delivery_id}", 303)
 
+    def authority(code: str | None, path: str) -> board.Authority | None:
+        area = region.area(code) if region is not None else None
+        return board.Authority(area.code, area.name, path) if area is not None else None
+
     @signed_in("mash")
     async def board_page(request: Request, session: Session) -> Response:
-        data = await board.build(ledger, clock(), tz)
+        """The regional (or single-area) board; an authority's manager's own authority's."""
+        listed = [(a.code, a.name) for a in region.areas.values()] if region is not None else []
+        data = await board.build(ledger, clock(), tz, authority(session.account.area, "/board"), listed)
+        return page(request, "board.html", session=session, b=data)
+
+    @signed_in("mash")
+    async def authority_board(request: Request, session: Session) -> Response:
+        """One authority's board: the regional manager's to open, else only its own manager's."""
+        code = str(request.path_params["code"])
+        if code not in areas:
+            return not_found(request, session, "board")
+        if session.account.area not in (None, code):
+            return await refused(request, session, "board")
+        data = await board.build(ledger, clock(), tz, authority(code, f"/board/{code}"))
         return page(request, "board.html", session=session, b=data)
 
     async def accessibility(request: Request) -> Response:
@@ -365,6 +383,7 @@ def create_app(
             Route("/inbox/{delivery_id}", notification),
             Route("/inbox/{delivery_id}/read", mark_read, methods=["POST"]),
             Route("/board", board_page),
+            Route("/board/{code}", authority_board),
             Route("/accessibility", accessibility),
             *PROBE_ROUTES,  # /healthz, /readyz (app.health)
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

@@ -7,6 +7,11 @@ Encompass statuses of ``broker.clocks``), open ``queue_items`` of the MASH and a
 computed here, so the page needs no script; each chart's figures are also a table (its text
 alternative: the chart itself is hidden from assistive technology). No child's name, date of birth
 or summary is shown.
+
+In a region, one authority's board (its MASH manager's, ``mash:<code>``) holds only that authority's part
+of the log (``core.scope.area_scope``, as `mash queue | clocks | report --area` use): its schools'
+deliveries, its own MASH and advice queues, the clocks of its messages and deliveries, its figures and the
+refusals of its pages and notifications.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from zoneinfo import ZoneInfo
 from mash_broker.core.clocks import delivery_status, read_status
 from mash_broker.core.records import QueueItem
 from mash_broker.core.report import front_door_report
+from mash_broker.core.scope import Scope, area_scope
 from mash_broker.storage import Ledger
 
 WEEKS = 8
@@ -107,9 +113,32 @@ class Board:
     charts: list[Chart]
     clocks: list[ClockShown] = field(default_factory=list)
     refused: list[dict[str, Any]] = field(default_factory=list)
+    path: str = "/board"  # where this board is (its refresh link)
+    area: str | None = None  # one authority's board (its code); None: the whole deployment's
+    area_name: str = ""
+    authorities: list[tuple[str, str]] = field(default_factory=list)  # (code, name): the region's boards
 
 
-async def build(ledger: Ledger, now: datetime, tz: ZoneInfo) -> Board:
+@dataclass(frozen=True)
+class Authority:
+    """Which authority's board to build: its code and name, and the page it is on."""
+
+    code: str
+    name: str
+    path: str
+
+
+async def build(
+    ledger: Ledger,
+    now: datetime,
+    tz: ZoneInfo,
+    authority: Authority | None = None,
+    authorities: list[tuple[str, str]] | None = None,
+) -> Board:
+    """The board: the whole deployment's, or (``authority``) one authority's only; ``authorities`` lists the
+    region's authorities' boards on the regional one."""
+    code = authority.code if authority is not None else None
+    scope = area_scope(await ledger.events(), code) if code is not None else None
     schools = await ledger.school_names()
     due: list[SchoolDeadline] = []
     late: list[SchoolDeadline] = []
@@ -117,6 +146,8 @@ async def build(ledger: Ledger, now: datetime, tz: ZoneInfo) -> Board:
     today = now.astimezone(tz).date()
     for d in await ledger.all_deliveries():
         if not d.recipient.startswith("school:") or d.notify_by is None or d.withdrawn_at:
+            continue
+        if scope is not None and d.delivery_id not in scope.deliveries:
             continue
         urn = d.recipient.split(":", 1)[1]
         deadline = d.notify_by
@@ -147,12 +178,27 @@ async def build(ledger: Ledger, now: datetime, tz: ZoneInfo) -> Board:
         due_today=due,
         late=late,
         unread_after_deadline=unread,
-        mash_queue=await ledger.queue("mash"),
-        advice_queue=await ledger.queue("advice"),
-        charts=await weekly_charts(ledger, now, tz),
-        clocks=await clocks_needing_attention(ledger, now),
-        refused=await refused_access(ledger, now),
+        mash_queue=await ledger.queue(f"mash:{code}" if code else "mash"),
+        advice_queue=await ledger.queue(f"advice:{code}" if code else "advice"),
+        charts=await weekly_charts(ledger, now, tz, area=code),
+        clocks=[c for c in await clocks_needing_attention(ledger, now) if _keeps_subject(scope, c.subject)],
+        refused=[r for r in await refused_access(ledger, now) if _keeps_refusal(scope, code, r)],
+        path=authority.path if authority is not None else "/board",
+        area=code,
+        area_name=authority.name if authority is not None else "",
+        authorities=list(authorities or ()) if authority is None else [],
     )
+
+
+def _keeps_subject(scope: Scope | None, subject: str) -> bool:
+    return scope is None or subject in scope.deliveries or subject in scope.messages
+
+
+def _keeps_refusal(scope: Scope | None, code: str | None, refusal: dict[str, Any]) -> bool:
+    """An authority's board shows the refusals of its own pages and notifications only."""
+    if scope is None:
+        return True
+    return refusal.get("area") == code or str(refusal.get("delivery_id")) in scope.deliveries
 
 
 REFUSED_FOR = timedelta(days=7)
@@ -195,12 +241,15 @@ def time_left(delta: timedelta) -> str:
     return f"{hours} h {mins:02d} min" if hours else f"{mins} min"
 
 
-async def weekly_charts(ledger: Ledger, now: datetime, tz: ZoneInfo, weeks: int = WEEKS) -> list[Chart]:
-    """On-time rates per week (Monday to Sunday, local), the last ``weeks`` weeks up to this one."""
+async def weekly_charts(
+    ledger: Ledger, now: datetime, tz: ZoneInfo, weeks: int = WEEKS, area: str | None = None
+) -> list[Chart]:
+    """On-time rates per week (Monday to Sunday, local), the last ``weeks`` weeks up to this one (of one
+    authority's part of the log, if ``area``)."""
     local = now.astimezone(tz)
     monday = (local - timedelta(days=local.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
     starts = [monday - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
-    report = await front_door_report(ledger, starts[0], monday + timedelta(weeks=1), tz)
+    report = await front_door_report(ledger, starts[0], monday + timedelta(weeks=1), tz, area=area)
 
     def week_of(day: str) -> int:
         d = datetime.fromisoformat(day).replace(tzinfo=tz)
