@@ -24,6 +24,7 @@ log = get_logger("mash.inbox")
 
 # Signs an acknowledgement before it goes out (see broker.signing.Signers); None: unsigned.
 Sign = Callable[[Envelope], Envelope]
+_WITHDRAWN = "this notification was withdrawn by its sender; there is nothing to read"
 
 
 async def receive_delivery(
@@ -97,12 +98,17 @@ async def resolve_delivery(ledger: InboxLedger, recipient: str, message_id: str)
 async def acknowledge_read(
     ledger: InboxLedger, row: DeliveryRecord, reader: str, now: datetime, *, sign: Sign | None = None
 ) -> ReadRecorded:
-    """A named person read the delivery ``row``: recorded once, and a person-read acknowledgement sent."""
+    """A named person read the delivery ``row``: recorded once, and a person-read acknowledgement sent. A copy
+    withdrawn by its sender (a correction or a withdrawal) has nothing left to read: refused, nothing recorded."""
+    if row.withdrawn_at is not None:
+        raise NotFound(_WITHDRAWN, record=f"delivery {row.delivery_id}", field="message_id")
     env = Envelope.model_validate_json(row.envelope)
     assert isinstance(env.payload, Delivery)
     source = await ledger.message(str(env.payload.source_message_id))
     async with ledger.transaction() as tx:
         if not await tx.mark_read(env.message_id, reader, now):
+            if row.read_at is None:  # withdrawn since it was looked up
+                raise NotFound(_WITHDRAWN, record=f"delivery {row.delivery_id}", field="message_id")
             return ReadRecorded(row.delivery_id, row.read_by, row.read_at, already_read=True)
         await tx.event(
             "notification.read",

@@ -248,6 +248,7 @@ class Tx(
             .where(
                 t.deliveries.c.delivery_id == str(delivery_id),
                 t.deliveries.c.read_at.is_(None),
+                t.deliveries.c.withdrawn_at.is_(None),
             )
             .values(read_at=at, read_by=by)
         )

@@ -13,7 +13,7 @@ from datetime import time, timedelta
 import pytest
 
 from mash_broker.agencies.education import EDUCATION_DELIVERIES
-from mash_broker.agencies.education.inbox import receive_delivery
+from mash_broker.agencies.education.inbox import receive_delivery, record_read
 from mash_broker.agencies.police import POLICE_NOTIFICATIONS, POLICE_RECEIPTS
 from mash_broker.agencies.police.versions import next_version, withdrawal_of
 from mash_broker.agencies.registry import REGISTRY
@@ -22,6 +22,7 @@ from mash_broker.contracts import (
     Delivery,
     DeliveryWithdrawn,
     Envelope,
+    NotFound,
     ReceiptStatus,
     SystemReceipt,
 )
@@ -215,6 +216,20 @@ class CorrectionsContract:
         )
         assert await process_inbound(gate, wire(again), POLICE_NOTIFICATIONS) == "rejected"
         assert await receipts(ledger, again) == [(ReceiptStatus.REJECTED, "already_withdrawn")]
+
+    async def test_a_withdrawn_copy_cannot_be_marked_read(self, gate: GateContext) -> None:
+        ledger = gate.ledger
+        old = await self.first(gate)
+        (head,) = (await ledger.notification_heads([str(old.message_id)])).values()
+        assert await process_inbound(gate, wire(withdrawal_of(head, now=FIXED)), POLICE_NOTIFICATIONS) == "withdrawn"
+        (was,) = await ledger.deliveries_of(str(old.message_id))
+
+        with pytest.raises(NotFound, match="withdrawn") as refused:
+            await record_read(ledger, "900001", was.delivery_id, "Alex Keyadult", LATER)
+        assert refused.value.field == "message_id"
+        (still,) = await ledger.deliveries_of(str(old.message_id))
+        assert (still.read_at, still.read_by) == (None, None)
+        assert [e for e in await ledger.events_of(str(old.message_id)) if e.event_type == "notification.read"] == []
 
     async def test_an_identical_resend_is_a_duplicate(self, gate: GateContext) -> None:
         ledger = gate.ledger

@@ -19,8 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from services.require import unavailable
 from typer.testing import CliRunner
 
 from mash_broker.app.cli import app as cli
@@ -28,7 +28,7 @@ from mash_broker.app.web.accounts import NotAnAuthority, set_password
 from mash_broker.core.logging import configure_logging
 from mash_broker.core.scope import area_scope
 from mash_broker.demo.areas import AREAS_DIR, SCHOOLS
-from web.conftest import DEMO, LONDON, PASSWORD, WebStack
+from web.conftest import DEMO, LONDON, PASSWORD, WebStack, chromium_paths
 from web.test_pages import client, csrf_of, sign_in
 
 TUESDAY_11 = datetime(2026, 11, 24, 11, 0, tzinfo=LONDON)
@@ -117,7 +117,8 @@ def test_the_other_authoritys_manager_sees_only_theirs(region_stack: WebStack) -
     assert len(queue) == 2  # Oliver (no school given) and Grace (a school not in the directory)
     assert all(m in table(html, "mash-queue") for m in queue)
     harry = {q.message_id[:8] for q in region_stack.call(region_stack.ledger.queue("mash"))}
-    assert harry and not any(m in html for m in harry)  # the region's own queue is not an authority's
+    assert harry
+    assert not any(m in html for m in harry)
     assert c.get("/board/999").status_code == 200  # its own board under its code too
 
 
@@ -127,7 +128,8 @@ def test_the_regional_manager_sees_the_whole_region_and_each_authoritys_board(re
     everyone = school_deliveries(region_stack, "998") | school_deliveries(region_stack, "999")
     assert row_ids(html, "due-today", "late", "unread") == everyone
     assert notifications_counted(html) == len(everyone)
-    assert 'href="/board/998"' in html and 'href="/board/999"' in html
+    assert 'href="/board/998"' in html
+    assert 'href="/board/999"' in html
     south = c.get("/board/998")
     assert south.status_code == 200
     assert row_ids(south.text, "due-today", "late", "unread") == school_deliveries(region_stack, "998")
@@ -167,7 +169,8 @@ def test_every_page_across_the_boundary_is_404_and_audited(region_stack: WebStac
         ("school:900003", "open", north_delivery, "999"),
     ]
     row = region_stack.call(region_stack.ledger.delivery(north_delivery))
-    assert row is not None and row.read_at is None
+    assert row is not None
+    assert row.read_at is None
     # what names nothing is only logged: guessing cannot fill the ledger
     assert south.get("/board/997").status_code == 404
     assert south.get(f"/inbox/{uuid.uuid4()}").status_code == 404
@@ -181,12 +184,15 @@ def test_each_board_shows_the_refusals_of_its_own_pages_only(region_stack: WebSt
     assert sign_in(region_stack, SOUTH).get(f"/inbox/{north_delivery}").status_code == 404
     south = table(sign_in(region_stack, SOUTH).get("/board").text, "refused")
     north = table(sign_in(region_stack, NORTH).get("/board").text, "refused")
-    assert "school:900001" in south and "the page /board/998" in south
+    assert "school:900001" in south
+    assert "the page /board/998" in south
     assert north_delivery[:8] not in south
-    assert north_delivery[:8] in north and "mash:998" in north
+    assert north_delivery[:8] in north
+    assert "mash:998" in north
     assert "the page /board/998" not in north
     regional = table(sign_in(region_stack, REGIONAL).get("/board").text, "refused")
-    assert "the page /board/998" in regional and north_delivery[:8] in regional
+    assert "the page /board/998" in regional
+    assert north_delivery[:8] in regional
 
 
 def test_a_manager_of_an_authority_the_region_has_not_cannot_sign_in(region_stack: WebStack) -> None:
@@ -214,3 +220,30 @@ def test_set_password_names_an_authority_of_the_region(tmp_path: Path) -> None:
         assert "no region (MASH_AREAS_DIR is unset)" in refused.stderr
     finally:
         configure_logging("INFO")
+
+
+@pytest.mark.browser
+def test_the_region_boards_pass_axe_and_reflow(region_stack: WebStack) -> None:
+    """The regional board (with its authorities' links) and an authority's board keep the pages' standard."""
+    paths = chromium_paths()
+    if paths is None:
+        unavailable("needs the system Chromium and chromedriver (apt-get install chromium chromium-driver)")
+    from web.chromium import axe_violations, describe, overflow, set_width, start_chromium
+    from web.chromium import sign_in as browser_sign_in
+
+    driver = start_chromium(paths)
+    problems: list[str] = []
+    try:
+        for who, path in ((REGIONAL, "/board"), (REGIONAL, "/board/998"), (SOUTH, "/board")):
+            driver.delete_all_cookies()
+            browser_sign_in(driver, region_stack, who)
+            for width in (1280, 320):
+                set_width(driver, width)
+                driver.get(region_stack.web.url + path)
+                problems += [f"{who} {path} @ {width}: {v}" for v in describe(axe_violations(driver))]
+                wide, viewport = overflow(driver)
+                if width == 320 and wide > viewport:
+                    problems.append(f"{who} {path} @ 320: {wide} px wide")
+    finally:
+        driver.quit()
+    assert problems == []

@@ -332,6 +332,8 @@ def create_app(
         if row is None:
             await record_refusal(session, request.path_params["delivery_id"], "mark_read")
             return not_found(request, session, "notification")
+        if row.withdrawn_at is not None:  # nothing left to read: the page says it was withdrawn
+            return RedirectResponse(f"/inbox/{row.delivery_id}", 303)
         async with read_span(ledger, row.delivery_id, row.recipient):  # in the notification's trace, if traced
             await record_read(
                 ledger, str(session.account.urn), row.delivery_id, session.account.name, clock(), sign=sign
