@@ -78,7 +78,9 @@ class Settings(BaseSettings):
     consent_settle_s: float = Field(
         default=3.0, ge=0, description="How long a consent-based share waits before it is published."
     )
-    receipt_timeout_s: float = Field(default=10.0, description="How long ingest waits for the gate's receipts.")
+    receipt_timeout_s: float = Field(
+        default=10.0, description="How long ingest waits with no new receipt before sending unrecorded rows again."
+    )
     send_attempts: int = Field(default=3, ge=1, description="Times ingest sends a row without a receipt.")
     relay_interval_s: float = Field(default=0.2, description="Outbox relay poll interval.")
     key_registry: Path | None = Field(

@@ -55,7 +55,10 @@ CASES: dict[str, tuple[dict[str, str], str]] = {
     "occurred-at-date-only": ({"occurred_at": "2026-11-16"}, "occurred_at"),
     "occurred-at-31-november": ({"occurred_at": "2026-11-31T21:40:00"}, "occurred_at"),
     "occurred-at-year-9999": ({"occurred_at": "9999-12-31T23:59:59-05:00"}, "occurred_at"),
-    "occurred-at-in-the-future": ({"occurred_at": "2030-01-01T09:00:00", "reported_at": "2030-01-01T09:10:00"}, "occurred_at"),
+    "occurred-at-in-the-future": (
+        {"occurred_at": "2030-01-01T09:00:00", "reported_at": "2030-01-01T09:10:00"},
+        "occurred_at",
+    ),
     "reported-at-in-the-future": ({"reported_at": "2030-01-01T09:00:00"}, "reported_at"),
     "reported-at-before-occurred-at": ({"reported_at": "2026-11-16T20:00:00"}, "reported_at"),
     "reported-at-blank": ({"reported_at": ""}, "reported_at"),
@@ -116,7 +119,8 @@ def answered(tmp_path: Path, rows: Rows, logs: StringIO) -> tuple[list[int], dic
     accepted, rejected = read_export(path, now=INGEST_AT, tz=TZ)
     fields: dict[int, set[str]] = {}
     for receipt in rejected:
-        assert receipt.status == "rejected" and receipt.reason
+        assert receipt.status == "rejected"
+        assert receipt.reason
         fields.setdefault(receipt.line, set()).add(str(receipt.field))
     lines = [r.line for r in accepted]
     assert sorted([*lines, *fields]) == lines_of(data), "a row neither accepted nor answered"

@@ -64,12 +64,20 @@ CASES: dict[str, tuple[Callable[[Doc], None], str, bool]] = {
     "gillick-age-9": (_set(("gillick_age",), 9), "gillick_age", True),
     "gillick-age-words": (_set(("gillick_age",), GIVEN), "gillick_age", True),
     "unknown-top-level-key": (_set(("share_all",), GIVEN), "share_all", True),
-    "default-recipients-not-a-list": (_set(("default_recipients", "contact"), GIVEN), "default_recipients.contact", True),
+    "default-recipients-not-a-list": (
+        _set(("default_recipients", "contact"), GIVEN),
+        "default_recipients.contact",
+        True,
+    ),
     "no-agreements": (_set((A,), []), A, True),
     "name-capitals": (_set((A, 2, "name"), GIVEN), "agreement[2].name", True),
     "name-missing": (_drop((A, 1, "name")), "agreement[1].name", True),
     "name-twice": (_same_name, "agreement[3].name", False),
-    "recipient-class-spaces": (_set((A, 0, "recipient_class"), f"{GIVEN} {FAMILY}"), "agreement[0].recipient_class", True),
+    "recipient-class-spaces": (
+        _set((A, 0, "recipient_class"), f"{GIVEN} {FAMILY}"),
+        "agreement[0].recipient_class",
+        True,
+    ),
     "purpose-hyphen-and-capitals": (_set((A, 2, "purpose"), f"{FAMILY}-Purpose"), "agreement[2].purpose", True),
     "message-kinds-empty": (_set((A, 0, "message_kinds"), []), "agreement[0].message_kinds", True),
     "message-kinds-unknown": (_set((A, 1, "message_kinds"), ["notification.gossip"]), "agreement[1]", False),
@@ -78,7 +86,11 @@ CASES: dict[str, tuple[Callable[[Doc], None], str, bool]] = {
     "article9-unknown": (_set((A, 1, "article9"), [FAMILY]), "agreement[1].article9[0]", True),
     "statutory-power-unknown": (_set((A, 0, "statutory_powers"), [GIVEN]), "agreement[0].statutory_powers[0]", True),
     "released-fields-empty": (_set((A, 0, "released_fields"), []), "agreement[0].released_fields", True),
-    "released-field-not-in-contract": (_set((A, 0, "released_fields"), ["payload.home_address"]), "agreement[0]", False),
+    "released-field-not-in-contract": (
+        _set((A, 0, "released_fields"), ["payload.home_address"]),
+        "agreement[0]",
+        False,
+    ),
     "released-field-the-signature": (_set((A, 1, "released_fields"), ["signature"]), "agreement[1]", False),
     "content-level-unknown": (_set((A, 0, "content_level"), GIVEN), "agreement[0].content_level", True),
     "max-age-26": (_set((A, 0, "max_age"), 26), "agreement[0].max_age", True),
@@ -100,7 +112,8 @@ def test_a_mistake_is_refused_naming_the_file_and_field_only(logs: StringIO, cas
 
     error = refused.value
     assert (error.record, error.code) == ("area-policy.toml", "policy_invalid")
-    assert error.field is not None and error.field.startswith(field), (error.field, str(error))
+    assert error.field is not None
+    assert error.field.startswith(field), (error.field, str(error))
     # Only this field is blamed: every problem listed is at (or under) it.
     for problem in error.message.split("; "):
         assert problem.startswith(field), problem

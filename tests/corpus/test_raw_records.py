@@ -7,7 +7,6 @@ cannot be read), never quotes a value, and a valid record sent behind it on the 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from io import StringIO
@@ -20,7 +19,7 @@ from mash_broker.contracts import Envelope, ReceiptStatus, SystemReceipt
 from mash_broker.core.intake import DEAD_LETTERS, MAX_DEPTH
 from mash_broker.core.messages import MAX_MESSAGE_BYTES
 
-from .conftest import FAMILY, GIVEN, MARKERS, SENDER_ON, Flow, assert_unquoted, contact_doc, notification_doc
+from .conftest import FAMILY, GIVEN, SENDER_ON, Flow, assert_unquoted, contact_doc, notification_doc
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -114,27 +113,51 @@ BAD: dict[str, Bad] = {
     "one-over-the-depth-limit": Bad(_just_over_depth, "nesting_too_deep", "(record)", receipt=True, parked=True),
     "over-the-size-limit": Bad(
         lambda d, _f: _edit("payload.what_happened", GIVEN * (MAX_MESSAGE_BYTES // len(GIVEN)))(d, _f),
-        "message_too_large", "(record)", receipt=True, parked=True,
+        "message_too_large",
+        "(record)",
+        receipt=True,
+        parked=True,
     ),
-    "not-utf-8": Bad(lambda d, _f: _json(d).replace(GIVEN.encode(), b"\xff\xfe" + GIVEN.encode()),
-                     "contract_invalid", "(record)", receipt=False, parked=True),
-    "nul-bytes": Bad(lambda d, _f: b"\x00" * 4096 + _salt(d), "contract_invalid", "(record)", receipt=False, parked=True),
+    "not-utf-8": Bad(
+        lambda d, _f: _json(d).replace(GIVEN.encode(), b"\xff\xfe" + GIVEN.encode()),
+        "contract_invalid",
+        "(record)",
+        receipt=False,
+        parked=True,
+    ),
+    "nul-bytes": Bad(
+        lambda d, _f: b"\x00" * 4096 + _salt(d), "contract_invalid", "(record)", receipt=False, parked=True
+    ),
     "truncated-json": Bad(lambda d, _f: _json(d)[:-40], "contract_invalid", "(record)", receipt=False, parked=True),
-    "empty-or-blank": Bad(lambda d, _f: b" " * sorted(SENDER_ON.values()).index(d["sender_org"]), "contract_invalid", "(record)", receipt=False, parked=True),
-    "json-not-an-object": Bad(lambda d, _f: _json([GIVEN, FAMILY, d["message_id"]]), "contract_invalid", "(message)",
-                              receipt=False, parked=True),
+    "empty-or-blank": Bad(
+        lambda d, _f: b" " * sorted(SENDER_ON.values()).index(d["sender_org"]),
+        "contract_invalid",
+        "(record)",
+        receipt=False,
+        parked=True,
+    ),
+    "json-not-an-object": Bad(
+        lambda d, _f: _json([GIVEN, FAMILY, d["message_id"]]),
+        "contract_invalid",
+        "(message)",
+        receipt=False,
+        parked=True,
+    ),
     "key-given-twice": Bad(_twice, "duplicate_key", "subject.given_name", receipt=True, parked=True),
     "no-correlation-id": Bad(_drop("correlation_id"), "contract_invalid", "correlation_id", receipt=True, parked=True),
-    "produced-at-not-a-time": Bad(_edit("produced_at", GIVEN), "contract_invalid", "produced_at",
-                                  receipt=True, parked=True),
-    "dob-not-a-date": Bad(_edit("subject.date_of_birth", FAMILY), "contract_invalid", "subject.date_of_birth",
-                          receipt=True, parked=True),
+    "produced-at-not-a-time": Bad(
+        _edit("produced_at", GIVEN), "contract_invalid", "produced_at", receipt=True, parked=True
+    ),
+    "dob-not-a-date": Bad(
+        _edit("subject.date_of_birth", FAMILY), "contract_invalid", "subject.date_of_birth", receipt=True, parked=True
+    ),
     "unknown-field": Bad(_edit("nickname", GIVEN), "contract_invalid", "nickname", receipt=True, parked=True),
     "unknown-kind": Bad(_edit("kind", "contact.gossip"), "contract_invalid", "kind", receipt=True, parked=True),
     "kind-a-name": Bad(_edit("kind", f"{GIVEN} {FAMILY}"), "contract_invalid", "kind", receipt=True, parked=True),
     "unsigned": Bad(_unsigned, "unsigned", "signature", receipt=True, parked=False),
-    "malformed-signature": Bad(_edit("signature", f"ed25519:{GIVEN}"), "malformed_signature", "signature",
-                               receipt=True, parked=False),
+    "malformed-signature": Bad(
+        _edit("signature", f"ed25519:{GIVEN}"), "malformed_signature", "signature", receipt=True, parked=False
+    ),
     "signed-by-another-org": Bad(_other_org, "sender_mismatch", "key", receipt=True, parked=False),
     "changed-after-signing": Bad(_tampered, "bad_signature", "signature", receipt=True, parked=False),
     "sent-as-the-gate": Bad(_as_gate, "sender_is_gate", "sender_org", receipt=False, parked=False),
@@ -222,7 +245,6 @@ async def test_a_bad_record_on_an_inbox_is_parked_and_the_inboxes_go_on(
     [delivery] = [d for d in await flow.ledger.deliveries_for("school:900001") if d.message_id == good_id]
     assert delivery.delivered_at is not None
     assert_unquoted(*letter.headers.values(), logs.getvalue())
-
 
 
 @pytest.mark.parametrize("topic", REGISTRY.inbound_topics)

@@ -57,10 +57,14 @@ CASES: dict[str, tuple[list[str], str]] = {
     "la-code-letters": (row(la_code="abc"), "la_code"),
     "name-differs-for-the-same-urn": (row(urn="900005", name=f"{FAMILY} School"), "name"),
     "la-code-differs-for-the-same-urn": (row(urn="900005", name=NEW_SCHOOL[1], la_code="998"), "la_code"),
-    "email-twice-at-one-school": (row(urn="900005", name=NEW_SCHOOL[1], key_adult_email=NEW_SCHOOL[3]),
-                                  "key_adult_email"),
-    "a-typo-in-a-demo-schools-row": (row(urn="900001", name="Example Primary School",
-                                         key_adult_email="alex.keyadult@example"), "key_adult_email"),
+    "email-twice-at-one-school": (
+        row(urn="900005", name=NEW_SCHOOL[1], key_adult_email=NEW_SCHOOL[3]),
+        "key_adult_email",
+    ),
+    "a-typo-in-a-demo-schools-row": (
+        row(urn="900001", name="Example Primary School", key_adult_email="alex.keyadult@example"),
+        "key_adult_email",
+    ),
     "over-long-cell": (row(key_adult_name=GIVEN * 2000), "key_adult_name"),
     "too-few-cells": (row()[:3], "row"),
     "too-many-cells": ([*row(), GIVEN], "row"),
@@ -83,7 +87,8 @@ async def ledger(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ledg
     """One ledger for the module: each case compares the directory before and after its own loads."""
     ledger = await Ledger.open(Settings(data_dir=tmp_path_factory.mktemp("directory")).ledger_url)
     report = await commands.load_schools(ledger, DEMO / "schools.csv", NOW)
-    assert report.ok and report.key_adults == len(DEMO_ROWS)
+    assert report.ok
+    assert report.key_adults == len(DEMO_ROWS)
     yield ledger
     await ledger.close()
 
@@ -106,13 +111,15 @@ async def test_a_bad_row_refuses_the_load_naming_it_and_partial_loads_its_neighb
 
     refused = await commands.load_schools(ledger, path, NOW)
 
-    assert not refused.ok and not refused.applied
+    assert not refused.ok
+    assert not refused.applied
     assert [(p["line"], p["field"]) for p in refused.problems] == [(bad_line, column)]
     assert await key_adults(ledger) == before  # all or nothing: no Key Adult lost, none added
 
     partial = await commands.load_schools(ledger, path, NOW, partial=True)
 
-    assert partial.applied and [(p["line"], p["field"]) for p in partial.problems] == [(bad_line, column)]
+    assert partial.applied
+    assert [(p["line"], p["field"]) for p in partial.problems] == [(bad_line, column)]
     after = await key_adults(ledger)
     assert after == before | {(NEW_SCHOOL[0], NEW_SCHOOL[3])}  # the valid neighbours loaded, nobody removed
     assert partial.key_adults == len(rows) - 1

@@ -7,7 +7,6 @@ read to be sent; every record is either sent or answered. Then one file of every
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from io import StringIO
@@ -54,7 +53,9 @@ def _drop(path: str) -> Callable[[Doc], bytes]:
 
 
 def _twice(doc: Doc) -> bytes:
-    return json.dumps(doc).replace(f'"given_name": "{GIVEN}"', f'"given_name": "{DOB}", "given_name": "{GIVEN}"').encode()
+    return (
+        json.dumps(doc).replace(f'"given_name": "{GIVEN}"', f'"given_name": "{DOB}", "given_name": "{GIVEN}"').encode()
+    )
 
 
 def _nested(depth: int) -> Callable[[Doc], bytes]:
@@ -107,7 +108,8 @@ def read(path: Path) -> tuple[list[int], dict[int, set[str]], list[RowReceipt]]:
     receipts = [i for i in items if isinstance(i, RowReceipt)]
     answered: dict[int, set[str]] = {}
     for r in receipts:
-        assert r.status == "rejected" and r.reason, r
+        assert r.status == "rejected", r
+        assert r.reason, r
         answered.setdefault(r.line, set()).add(str(r.field))
     return sent, answered, receipts
 
@@ -157,7 +159,9 @@ def test_a_bad_element_of_an_array_is_answered_by_its_place(tmp_path: Path, logs
 
 def test_an_array_cut_off_inside_its_last_record_answers_that_record(tmp_path: Path, logs: StringIO) -> None:
     path = tmp_path / "records.json"
-    path.write_bytes(b"[" + json.dumps(contact_doc("la:999")).encode() + b"," + json.dumps(contact_doc("la:999")).encode()[:-20])
+    path.write_bytes(
+        b"[" + json.dumps(contact_doc("la:999")).encode() + b"," + json.dumps(contact_doc("la:999")).encode()[:-20]
+    )
     sent, answered, _ = read(path)
     assert (sent, set(answered)) == ([1], {2})
 
@@ -165,7 +169,9 @@ def test_an_array_cut_off_inside_its_last_record_answers_that_record(tmp_path: P
 def test_a_json_line_over_the_limit_is_answered_without_being_held(tmp_path: Path, logs: StringIO) -> None:
     path = tmp_path / "records.jsonl"
     huge = b'{"x": "' + GIVEN.encode() * (3 * MAX_MESSAGE_BYTES // len(GIVEN)) + b'"}'
-    path.write_bytes(_lines([json.dumps(contact_doc("la:999")).encode(), huge, json.dumps(contact_doc("la:999")).encode()]))
+    path.write_bytes(
+        _lines([json.dumps(contact_doc("la:999")).encode(), huge, json.dumps(contact_doc("la:999")).encode()])
+    )
     sent, answered, receipts = read(path)
     assert (sent, answered) == ([1, 3], {2: {"(record)"}})
     assert "bytes" in str(receipts[0].reason)

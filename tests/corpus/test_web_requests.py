@@ -70,13 +70,17 @@ async def site(flow: Flow) -> AsyncIterator[Site]:
 async def inbox_still_works(client: httpx.AsyncClient, site: Site) -> None:
     """The valid neighbour: the same Key Adult's inbox and own notification."""
     inbox = await client.get("/inbox")
-    assert inbox.status_code == 200 and site.own in inbox.text
+    assert inbox.status_code == 200
+    assert site.own in inbox.text
     assert (await client.get(f"/inbox/{site.own}")).status_code == 200
 
 
 async def form_token(client: httpx.AsyncClient) -> str:
-    return client.cookies[LOGIN_CSRF_COOKIE] if LOGIN_CSRF_COOKIE in client.cookies else (
-        (await client.get("/login")).cookies[LOGIN_CSRF_COOKIE])
+    return (
+        client.cookies[LOGIN_CSRF_COOKIE]
+        if LOGIN_CSRF_COOKIE in client.cookies
+        else ((await client.get("/login")).cookies[LOGIN_CSRF_COOKIE])
+    )
 
 
 # case id -> (the form fields, whether the login CSRF cookie's token is sent, the status, the answer names the field)
@@ -89,7 +93,11 @@ SIGN_INS: dict[str, tuple[Callable[[str], dict[str, str]], int, bool]] = {
     "no-password": (lambda t: {"login": LOGIN, "csrf": t}, 401, True),
     "login-of-100000-characters": (lambda t: {"login": GIVEN * 11_112, "password": PASSWORD, "csrf": t}, 401, True),
     "password-of-1-mb": (lambda t: {"login": LOGIN, "password": FAMILY * 100_000, "csrf": t}, 401, True),
-    "login-with-nul-and-markup": (lambda t: {"login": f"{GIVEN}\x00<script>", "password": PASSWORD, "csrf": t}, 401, True),
+    "login-with-nul-and-markup": (
+        lambda t: {"login": f"{GIVEN}\x00<script>", "password": PASSWORD, "csrf": t},
+        401,
+        True,
+    ),
 }
 
 
@@ -104,19 +112,25 @@ async def test_a_bad_sign_in_is_refused_naming_the_field_and_the_real_key_adult_
     assert answer.status_code == status
     assert "There is a problem" in answer.text or "expired" in answer.text
     if names_login:  # the error summary links to the login field, which is marked
-        assert 'href="#login"' in answer.text and 'aria-invalid="true"' in answer.text
+        assert 'href="#login"' in answer.text
+        assert 'aria-invalid="true"' in answer.text
     assert SESSION_COOKIE not in answer.cookies
     async with site.signed_in() as key_adult:  # one bad attempt never locks the account out
         await inbox_still_works(key_adult, site)
     assert_unquoted(logs.getvalue())
 
 
-@pytest.mark.parametrize("body", [b"login=%FF%FE&password=x&csrf=y", b"\xff\xfe\x00garbage", b"login=" + b"a" * 2_000_000])
-async def test_a_sign_in_body_that_is_not_a_form_is_answered_not_crashed(site: Site, logs: StringIO, body: bytes) -> None:
+@pytest.mark.parametrize(
+    "body", [b"login=%FF%FE&password=x&csrf=y", b"\xff\xfe\x00garbage", b"login=" + b"a" * 2_000_000]
+)
+async def test_a_sign_in_body_that_is_not_a_form_is_answered_not_crashed(
+    site: Site, logs: StringIO, body: bytes
+) -> None:
     async with site.client() as attacker:
         await form_token(attacker)
-        answer = await attacker.post("/login", content=body,
-                                     headers={"content-type": "application/x-www-form-urlencoded"})
+        answer = await attacker.post(
+            "/login", content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+        )
     assert answer.status_code in (400, 401, 403, 413)
     async with site.signed_in() as key_adult:
         await inbox_still_works(key_adult, site)
@@ -138,7 +152,9 @@ PAGES: dict[str, tuple[str, Callable[[Site], str], int, bool | str]] = {
 
 async def refusals(site: Site) -> list[dict[str, Any]]:
     with sqlite3.connect(site.flow.data_dir / "ledger.sqlite3") as conn:
-        return [json.loads(d) for (d,) in conn.execute("SELECT detail FROM events WHERE event_type = 'web.access_refused'")]
+        return [
+            json.loads(d) for (d,) in conn.execute("SELECT detail FROM events WHERE event_type = 'web.access_refused'")
+        ]
 
 
 @pytest.mark.parametrize("case", list(PAGES))
@@ -168,7 +184,9 @@ async def test_a_page_a_key_adult_may_not_see_is_not_found_and_their_own_still_o
 
 
 @pytest.mark.parametrize("cookie", [GIVEN, "", "a" * 5000, "%00%FF", f"{GIVEN};{FAMILY}"])
-async def test_a_session_cookie_that_is_not_a_session_is_sent_to_sign_in(site: Site, logs: StringIO, cookie: str) -> None:
+async def test_a_session_cookie_that_is_not_a_session_is_sent_to_sign_in(
+    site: Site, logs: StringIO, cookie: str
+) -> None:
     async with site.client() as stranger:
         stranger.cookies.set(SESSION_COOKIE, cookie)
         answer = await stranger.get("/inbox")
@@ -179,7 +197,8 @@ async def test_a_session_cookie_that_is_not_a_session_is_sent_to_sign_in(site: S
 async def test_a_form_posted_without_its_session_token_changes_nothing(site: Site, logs: StringIO) -> None:
     async with site.signed_in() as key_adult:
         answer = await key_adult.post(f"/inbox/{site.own}/read", data={"csrf": GIVEN})
-        assert answer.status_code == 403 and "expired" in answer.text
+        assert answer.status_code == 403
+        assert "expired" in answer.text
         [row] = [d for d in await site.flow.ledger.deliveries_for("school:900001") if d.delivery_id == site.own]
         assert row.read_at is None
         await inbox_still_works(key_adult, site)

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,23 +124,27 @@ def ingest_until_ok(mash: Mash, export: Path) -> Result:
     raise AssertionError(f"ingest still not accepted after {MAX_INGEST_RUNS} runs:\n{result}")
 
 
-def in_list(ids: set[str]) -> str:
-    return ",".join("'" + i.replace("'", "") + "'" for i in sorted(ids))  # uuids the ingest printed
+def of(mash: Mash, query: str, ids: set[str]) -> list[tuple[Any, ...]]:
+    """The rows of ``query`` whose first column is one of ``ids`` (this export's message ids)."""
+    return [row for row in mash.sql(query) if row[0] in ids]
 
 
 def wait_settled(mash: Mash, ids: set[str], expected: Expected) -> None:
-    total, where = sum(expected.deliveries.values()), in_list(ids)
+    total = sum(expected.deliveries.values())
 
     def state() -> dict[str, int]:
-        return {"deliveries": mash.scalar(f"SELECT count(*) FROM deliveries WHERE message_id IN ({where})"),
-                "queued": mash.scalar(f"SELECT count(*) FROM queue_items WHERE message_id IN ({where})"),
-                "undelivered": mash.scalar("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL"),
-                "unpublished": mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")}
+        return {
+            "deliveries": len(of(mash, "SELECT message_id FROM deliveries", ids)),
+            "queued": len(of(mash, "SELECT message_id FROM queue_items", ids)),
+            "undelivered": mash.scalar("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL"),
+            "unpublished": mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL"),
+        }
 
     done = {"deliveries": total, "queued": expected.queued, "undelivered": 0, "unpublished": 0}
     try:
-        wait_for("every delivery delivered, every referral queued, the outbox drained",
-                 lambda: state() == done, 60, 0.2)
+        wait_for(
+            "every delivery delivered, every referral queued, the outbox drained", lambda: state() == done, 60, 0.2
+        )
     except AssertionError as exc:
         raise AssertionError(f"{exc}; ledger: {state()}, expected {done}") from None
 
@@ -148,32 +153,35 @@ def assert_each_agency_once(mash: Mash, final: Result, expected: Expected, expor
     """0 lost and 0 duplicated, per agency: in the ledger (deliveries, the MASH queue) and in the inboxes
     (each delivery received once)."""
     receipts = final.json()["receipts"]
-    assert Counter(r["status"] for r in receipts) == {"accepted": ROWS - expected.referred,
-                                                       "referred": expected.referred}
+    assert Counter(r["status"] for r in receipts) == {
+        "accepted": ROWS - expected.referred,
+        "referred": expected.referred,
+    }
     ids = {r["message_id"] for r in receipts}
     assert len(ids) == ROWS
     wait_settled(mash, ids, expected)
-    where = in_list(ids)
-    received_messages = mash.sql(f"SELECT message_id FROM events WHERE event_type = 'message.received' "
-                                 f"AND message_id IN ({where})")
+    received_messages = of(mash, "SELECT message_id FROM events WHERE event_type = 'message.received'", ids)
     assert len(received_messages) == ROWS, "the gate recorded a row twice (or not at all)"
 
-    deliveries = mash.sql(f"SELECT delivery_id, message_id, recipient, delivered_at FROM deliveries "
-                          f"WHERE message_id IN ({where})")
+    deliveries = of(mash, "SELECT message_id, delivery_id, recipient, delivered_at FROM deliveries", ids)
     per_recipient = Counter(recipient for _, _, recipient, _ in deliveries)
     assert per_recipient == expected.deliveries, "a delivery lost or duplicated for an agency"
-    assert len({(m, r) for _, m, r, _ in deliveries}) == len(deliveries), "one message delivered twice to one recipient"
+    assert len({(m, r) for m, _, r, _ in deliveries}) == len(deliveries), "one message delivered twice to one recipient"
     assert all(at is not None for *_, at in deliveries), "a delivery never reached its inbox"
 
-    ours = {d for d, *_ in deliveries}
-    received = Counter(d for d in (json.loads(detail)["delivery_id"] for (detail,) in
-                                   mash.sql("SELECT detail FROM events WHERE event_type = 'delivery.received'"))
-                       if d in ours)
+    ours = {d for _, d, *_ in deliveries}
+    received = Counter(
+        d
+        for d in (
+            json.loads(detail)["delivery_id"]
+            for (detail,) in mash.sql("SELECT detail FROM events WHERE event_type = 'delivery.received'")
+        )
+        if d in ours
+    )
     assert set(received) == ours, "an inbox missed a delivery"
     assert set(received.values()) == {1}, "an inbox received a delivery twice"
 
-    queued = Counter(m for (m,) in mash.sql(f"SELECT message_id FROM queue_items WHERE queue = 'mash' "
-                                            f"AND message_id IN ({where})"))
+    queued = Counter(m for (m,) in of(mash, "SELECT message_id FROM queue_items WHERE queue = 'mash'", ids))
     assert len(queued) == expected.queued, "a MASH referral lost"
     assert set(queued.values()) == {1}, "a MASH referral queued twice"
     found = leaks(mash.log_files(), personal_data(export))
@@ -209,7 +217,9 @@ def test_sigkill_of_the_embedded_broker_only_is_survived_with_every_agency_serve
     wait_for("mash up ready again", lambda: up.stderr().count("mash up: ready") == readies + 1, RESTART_WITHIN_S)
     assert up.running(), "mash up must survive its broker"
     restarted = mash.broker_record()
-    assert restarted is not None and restarted["pid"] != tansu and pid_alive(int(restarted["pid"]))
+    assert restarted is not None
+    assert restarted["pid"] != tansu
+    assert pid_alive(int(restarted["pid"]))
     first.wait()  # its broker is gone: it ends with rows not receipted (exit 1), never hangs
 
     final = ingest_until_ok(mash, path)

@@ -300,17 +300,13 @@ def create_app(
         rows = await ledger.deliveries_for(f"school:{session.account.urn}")
         return next((r for r in rows if r.delivery_id == delivery_id.strip().lower()), None)
 
-    async def record_refusal(session: Session, asked: str, action: str) -> None:
-        """Someone asked for a notification that exists but went to another recipient: on the audited log."""
-        await refuse_delivery(ledger, session.account, asked, action, clock())
-
     async def refused(request: Request, session: Session, what: str) -> Response:
         """A page of another role (or another authority's board): 404, and on the audited log when what was
         asked for exists (a delivery, a page, an authority of the region)."""
         params = request.path_params
         if "delivery_id" in params:
             action = "mark_read" if request.url.path.endswith("/read") else "open"
-            await record_refusal(session, str(params["delivery_id"]), action)
+            await refuse_delivery(ledger, session.account, str(params["delivery_id"]), action, clock())
         elif params.get("code") in areas or "code" not in params:
             code = params.get("code")
             owner = f"mash:{code}" if code else "mash" if what == "board" else "school"
@@ -321,7 +317,7 @@ def create_app(
     async def notification(request: Request, session: Session) -> Response:
         row = await own_delivery(session, request.path_params["delivery_id"])
         if row is None:
-            await record_refusal(session, request.path_params["delivery_id"], "open")
+            await refuse_delivery(ledger, session.account, request.path_params["delivery_id"], "open", clock())
             return not_found(request, session, "notification")
         [view] = views.inbox_rows([row], tz, await ledger.withdrawn_copies_for(row.recipient))
         return page(request, "notification.html", session=session, n=view)
@@ -330,7 +326,7 @@ def create_app(
     async def mark_read(request: Request, session: Session) -> Response:
         row = await own_delivery(session, request.path_params["delivery_id"])
         if row is None:
-            await record_refusal(session, request.path_params["delivery_id"], "mark_read")
+            await refuse_delivery(ledger, session.account, request.path_params["delivery_id"], "mark_read", clock())
             return not_found(request, session, "notification")
         if row.withdrawn_at is not None:  # nothing left to read: the page says it was withdrawn
             return RedirectResponse(f"/inbox/{row.delivery_id}", 303)
