@@ -20,5 +20,4 @@ def postgres_url() -> Iterator[str]:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for server in postgres.started:
-        terminalreporter.write_line(f"PostgreSQL for the tests: {server.description}, "
-                                    f"ready in {server.seconds:.2f} s")
+        terminalreporter.write_line(f"PostgreSQL for the tests: {server.description}, ready in {server.seconds:.2f} s")

@@ -34,8 +34,7 @@ def test_mypy_strict_passes_on_product_code() -> None:
 
 
 def test_ruff_format_is_applied_to_everything() -> None:
-    result = subprocess.run([_tool("ruff"), "format", "--check", *EVERYTHING], cwd=ROOT, capture_output=True,
-                            text=True)
+    result = subprocess.run([_tool("ruff"), "format", "--check", *EVERYTHING], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -31,8 +31,14 @@ from mash_broker.storage import Ledger
 NOW = datetime(2026, 11, 17, 7, 0, tzinfo=UTC)  # a Tuesday in term, before the 10:00 deadline
 SCHOOL_URN = "900001"
 KEY_ADULT = ("Ada Keyadult", "ada.keyadult@school.example")
-CAPTURED = (POLICE_RECEIPTS, POLICE_ACKNOWLEDGEMENTS, topics.GATE_QUARANTINE,
-            topics.MASH_QUEUE, topics.receipts_topic("probation:x"), topics.acknowledgements_topic("la:x"))
+CAPTURED = (
+    POLICE_RECEIPTS,
+    POLICE_ACKNOWLEDGEMENTS,
+    topics.GATE_QUARANTINE,
+    topics.MASH_QUEUE,
+    topics.receipts_topic("probation:x"),
+    topics.acknowledgements_topic("la:x"),
+)
 
 
 @dataclass(frozen=True)
@@ -66,34 +72,41 @@ class Flow:
 
 
 def make_notification(
-    *, urn: str | None = SCHOOL_URN, basis: dict[str, Any] | None = None, no_basis: bool = False,
-    reference: str = "EXP/2026/1001", postcode: str | None = "ZZ99 1AA",
+    *,
+    urn: str | None = SCHOOL_URN,
+    basis: dict[str, Any] | None = None,
+    no_basis: bool = False,
+    reference: str = "EXP/2026/1001",
+    postcode: str | None = "ZZ99 1AA",
 ) -> Envelope:
     """An Encompass notification as the police adapter sends it (its lawful basis by default)."""
     occurred = NOW - timedelta(hours=9, minutes=20)
-    lawful = None if no_basis else basis or {"article6": "legal_obligation",
-                                             "statutory_power": "encompass_duty_vpa_2024"}
-    return Envelope.model_validate({
-        "message_id": uuid.uuid4(),
-        "kind": "notification.encompass",
-        "sender_org": "police:example",
-        "sender_local_id": reference,
-        "correlation_id": uuid.uuid4(),
-        "produced_at": NOW,
-        "subject": {"given_name": "Zebedee", "family_name": "Quillfeather", "date_of_birth": "2016-05-12"},
-        "lawful_basis": lawful,
-        "payload": {
+    lawful = (
+        None if no_basis else basis or {"article6": "legal_obligation", "statutory_power": "encompass_duty_vpa_2024"}
+    )
+    return Envelope.model_validate(
+        {
+            "message_id": uuid.uuid4(),
             "kind": "notification.encompass",
-            "police_reference": reference,
-            "force": "example",
-            "occurred_at": occurred,
-            "reported_at": occurred + timedelta(minutes=15),
-            "child_present": "yes",
-            "school_urn": urn,
-            "home_postcode": postcode,
-            "summary_for_school": "Officers attended; the child was present and unhurt.",
-        },
-    })
+            "sender_org": "police:example",
+            "sender_local_id": reference,
+            "correlation_id": uuid.uuid4(),
+            "produced_at": NOW,
+            "subject": {"given_name": "Zebedee", "family_name": "Quillfeather", "date_of_birth": "2016-05-12"},
+            "lawful_basis": lawful,
+            "payload": {
+                "kind": "notification.encompass",
+                "police_reference": reference,
+                "force": "example",
+                "occurred_at": occurred,
+                "reported_at": occurred + timedelta(minutes=15),
+                "child_present": "yes",
+                "school_urn": urn,
+                "home_postcode": postcode,
+                "summary_for_school": "Officers attended; the child was present and unhurt.",
+            },
+        }
+    )
 
 
 @pytest.fixture
@@ -133,6 +146,7 @@ async def flow(tmp_path: Path, ledger: Ledger, keyring: Keyring) -> AsyncIterato
     flow = Flow(services=services, ledger=ledger, broker=broker)
 
     for topic in CAPTURED:
+
         @broker.subscriber(topic, group_id=f"test-{topic}")
         async def capture(msg: KafkaMessage) -> None:
             raw = msg.raw_message

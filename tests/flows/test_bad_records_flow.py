@@ -34,7 +34,8 @@ async def test_a_key_given_twice_is_refused_naming_it(flow: Flow, notification: 
 
 
 async def test_only_the_gate_sends_as_the_gate(
-        flow: Flow, notification: Callable[..., Envelope], keyring: Keyring) -> None:
+    flow: Flow, notification: Callable[..., Envelope], keyring: Keyring
+) -> None:
     forged = sign(notification().model_copy(update={"sender_org": GATE_ORG, "signature": None}), keyring.gate())
 
     await flow.send(forged.model_dump_json().encode())

@@ -104,9 +104,7 @@ async def test_malformed_bytes_are_quarantined_without_raising(flow: Flow) -> No
     assert await flow.ledger.count("messages") == 0
 
 
-async def test_contract_violation_is_quarantined_and_its_sender_told(
-    flow: Flow, notification: Notification
-) -> None:
+async def test_contract_violation_is_quarantined_and_its_sender_told(flow: Flow, notification: Notification) -> None:
     doc = json.loads(notification().model_dump_json())
     doc["payload"]["summary_for_school"] = "x" * 2001
     await flow.send(json.dumps(doc).encode())
@@ -122,9 +120,7 @@ async def test_contract_violation_is_quarantined_and_its_sender_told(
     assert str(rejected.receipted_message_id) == doc["message_id"]
 
 
-async def test_notification_without_a_school_goes_to_the_mash_queue(
-    flow: Flow, notification: Notification
-) -> None:
+async def test_notification_without_a_school_goes_to_the_mash_queue(flow: Flow, notification: Notification) -> None:
     message = notification(urn=None)
     await flow.send(message.model_dump_json().encode())
     await flow.settle()
@@ -181,8 +177,11 @@ async def test_resent_notification_is_delivered_once(flow: Flow, notification: N
 async def test_reused_message_id_is_rejected(flow: Flow, notification: Notification, keyring: Keyring) -> None:
     first = notification()
     await flow.send(first.model_dump_json().encode())
-    other = keyring.sign(notification(reference="EXP/2026/9999").model_copy(
-        update={"message_id": first.message_id, "correlation_id": first.correlation_id}))
+    other = keyring.sign(
+        notification(reference="EXP/2026/9999").model_copy(
+            update={"message_id": first.message_id, "correlation_id": first.correlation_id}
+        )
+    )
     await flow.send(other.model_dump_json().encode())
     await flow.settle()
     reasons = [Quarantined.model_validate_json(r.value).reason_code for r in flow.seen[topics.GATE_QUARANTINE]]

@@ -14,25 +14,49 @@ from mash_broker.agencies.health.tracking import s47_status
 from mash_broker.contracts import Envelope
 
 CHILD = {"given_name": "Zebedee", "family_name": "Quillfeather", "date_of_birth": "2016-05-12"}
-S47 = {"article6": "public_task", "statutory_power": "children_act_1989_s47", "article9": "dpa2018_sch1_para18",
-       "consent_not_used_because": "would_put_child_at_risk"}
+S47 = {
+    "article6": "public_task",
+    "statutory_power": "children_act_1989_s47",
+    "article9": "dpa2018_sch1_para18",
+    "consent_not_used_because": "would_put_child_at_risk",
+}
 
 
 def envelope(sender: str, recipient: str, payload: dict[str, object]) -> Envelope:
-    return Envelope.model_validate({
-        "message_id": uuid.uuid4(), "kind": payload["kind"], "sender_org": sender, "correlation_id": uuid.uuid4(),
-        "produced_at": NOW, "subject": CHILD, "lawful_basis": S47, "purpose": "child_protection_enquiry",
-        "recipients": [recipient], "special_category": True, "payload": payload,
-    })
+    return Envelope.model_validate(
+        {
+            "message_id": uuid.uuid4(),
+            "kind": payload["kind"],
+            "sender_org": sender,
+            "correlation_id": uuid.uuid4(),
+            "produced_at": NOW,
+            "subject": CHILD,
+            "lawful_basis": S47,
+            "purpose": "child_protection_enquiry",
+            "recipients": [recipient],
+            "special_category": True,
+            "payload": payload,
+        }
+    )
 
 
 async def test_a_s47_request_reaches_the_gp_inbox_and_the_report_comes_back_on_time(
-        flow: Flow, keyring: Keyring) -> None:
+    flow: Flow, keyring: Keyring
+) -> None:
     keyring.key("la:999")
     keyring.key("gp:A12345")
-    request = keyring.sign(envelope("la:999", "gp:A12345", {
-        "kind": "s47.info_request", "questions": "Is the child known to the practice?",
-        "answer_by": (NOW + timedelta(days=3)).isoformat(), "requested_by": "Synthetic Social Worker"}))
+    request = keyring.sign(
+        envelope(
+            "la:999",
+            "gp:A12345",
+            {
+                "kind": "s47.info_request",
+                "questions": "Is the child known to the practice?",
+                "answer_by": (NOW + timedelta(days=3)).isoformat(),
+                "requested_by": "Synthetic Social Worker",
+            },
+        )
+    )
     await flow.send(request.model_dump_json().encode(), HEALTH_INBOUND)
     await flow.settle()
 
@@ -42,9 +66,19 @@ async def test_a_s47_request_reaches_the_gp_inbox_and_the_report_comes_back_on_t
     assert received.detail["recipient"] == "gp:A12345"
     assert await flow.ledger.pending_outbox() == []  # the receipt to the LA was published too
 
-    report = keyring.sign(envelope("gp:A12345", "la:999", {
-        "kind": "s47.gp_report", "request_message_id": str(request.message_id), "known_to_practice": True,
-        "report": "Synthetic report.", "author": "Dr Example"}))
+    report = keyring.sign(
+        envelope(
+            "gp:A12345",
+            "la:999",
+            {
+                "kind": "s47.gp_report",
+                "request_message_id": str(request.message_id),
+                "known_to_practice": True,
+                "report": "Synthetic report.",
+                "author": "Dr Example",
+            },
+        )
+    )
     await flow.send(report.model_dump_json().encode(), HEALTH_INBOUND)
     await flow.settle()
 

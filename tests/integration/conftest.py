@@ -26,8 +26,12 @@ POLICE_USER, POLICE_PASSWORD = "police-examplepolice", uuid.uuid4().hex
 SCHOOL_USER, SCHOOL_PASSWORD = "school-system", uuid.uuid4().hex
 
 kafka_cluster = kafka_cluster_fixture(
-    scram_users={ALICE: ALICE_PASSWORD, GATE_USER: GATE_PASSWORD, POLICE_USER: POLICE_PASSWORD,
-                 SCHOOL_USER: SCHOOL_PASSWORD},
+    scram_users={
+        ALICE: ALICE_PASSWORD,
+        GATE_USER: GATE_PASSWORD,
+        POLICE_USER: POLICE_PASSWORD,
+        SCHOOL_USER: SCHOOL_PASSWORD,
+    },
     client_names=(MTLS_CLIENT,),
 )
 

@@ -74,8 +74,10 @@ class Result:
         return json.loads(self.stdout)
 
     def __str__(self) -> str:
-        return (f"mash {' '.join(self.args)} -> {self.returncode}\n--- stdout ---\n{self.stdout[-3000:]}"
-                f"\n--- stderr ---\n{self.stderr[-3000:]}")
+        return (
+            f"mash {' '.join(self.args)} -> {self.returncode}\n--- stdout ---\n{self.stdout[-3000:]}"
+            f"\n--- stderr ---\n{self.stderr[-3000:]}"
+        )
 
 
 @dataclass
@@ -106,11 +108,14 @@ class Proc:
         deadline = time.monotonic() + timeout_s
         while marker not in self.stderr():
             if not self.running():
-                raise AssertionError(f"mash {' '.join(self.args)} exited ({self.popen.returncode}) before "
-                                     f"{marker!r}:\n{self.stderr()[-3000:]}")
+                raise AssertionError(
+                    f"mash {' '.join(self.args)} exited ({self.popen.returncode}) before "
+                    f"{marker!r}:\n{self.stderr()[-3000:]}"
+                )
             if time.monotonic() > deadline:
-                raise AssertionError(f"mash {' '.join(self.args)}: no {marker!r} after {timeout_s:g} s:\n"
-                                     f"{self.stderr()[-3000:]}")
+                raise AssertionError(
+                    f"mash {' '.join(self.args)}: no {marker!r} after {timeout_s:g} s:\n{self.stderr()[-3000:]}"
+                )
             time.sleep(0.05)
 
     def signal_group(self, sig: int) -> None:
@@ -140,8 +145,9 @@ class Proc:
             code = self.popen.wait(timeout_s)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"mash {' '.join(self.args)} still running after {timeout_s:g} s:\n"
-                                 f"{self.stderr()[-3000:]}") from None
+            raise AssertionError(
+                f"mash {' '.join(self.args)} still running after {timeout_s:g} s:\n{self.stderr()[-3000:]}"
+            ) from None
         return Result(self.args, code, self.stdout(), self.stderr(), self.stderr_path)
 
 
@@ -163,15 +169,17 @@ class Mash:
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MASH_")}
-        env.update({
-            "MASH_DATA_DIR": str(self.data_dir),
-            "MASH_LOG_JSON": "true",
-            "MASH_WEB_PORT": "0",  # the web pages on any free port: tests never fight over 8080
-            "MASH_HEALTH_PORT": "0",  # the probes too (8081 by default)
-            "PYTHONUNBUFFERED": "1",
-            # Rich wraps the CLI's human lines at 80 columns when not on a terminal: one line each.
-            "COLUMNS": "400",
-        })
+        env.update(
+            {
+                "MASH_DATA_DIR": str(self.data_dir),
+                "MASH_LOG_JSON": "true",
+                "MASH_WEB_PORT": "0",  # the web pages on any free port: tests never fight over 8080
+                "MASH_HEALTH_PORT": "0",  # the probes too (8081 by default)
+                "PYTHONUNBUFFERED": "1",
+                # Rich wraps the CLI's human lines at 80 columns when not on a terminal: one line each.
+                "COLUMNS": "400",
+            }
+        )
         env.update(self.env_overrides)
         env.update(extra or {})
         return env
@@ -184,13 +192,25 @@ class Mash:
 
     # -- processes -----------------------------------------------------------------------------
 
-    def start(self, *args: str, ready: str | None = None, env: Mapping[str, str] | None = None,
-              timeout_s: float = READY_TIMEOUT_S) -> Proc:
+    def start(
+        self,
+        *args: str,
+        ready: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout_s: float = READY_TIMEOUT_S,
+    ) -> Proc:
         """Start ``mash ARGS`` in its own session; wait for ``ready`` on its stderr if given."""
         out_path, err_path = self._paths(args)
         with out_path.open("wb") as out, err_path.open("wb") as err:
-            popen = subprocess.Popen([mash_executable(), *args], stdin=subprocess.DEVNULL, stdout=out,
-                                     stderr=err, env=self.env(env), cwd=ROOT, start_new_session=True)
+            popen = subprocess.Popen(
+                [mash_executable(), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=self.env(env),
+                cwd=ROOT,
+                start_new_session=True,
+            )
         proc = Proc(args, popen, out_path, err_path)
         self.procs.append(proc)
         if ready is not None:
@@ -200,8 +220,7 @@ class Mash:
                 proc.tansu_pid = int(record["pid"])
         return proc
 
-    def run(self, *args: str, env: Mapping[str, str] | None = None,
-            timeout_s: float = COMMAND_TIMEOUT_S) -> Result:
+    def run(self, *args: str, env: Mapping[str, str] | None = None, timeout_s: float = COMMAND_TIMEOUT_S) -> Result:
         """Run ``mash ARGS`` to completion."""
         return self.start(*args, env=env).wait(timeout_s)
 
@@ -303,8 +322,7 @@ async def _from_the_beginning(bootstrap: str, topic: str) -> AsyncIterator[tuple
     """An aiokafka consumer (no group) assigned every partition of ``topic``, at the beginning."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic) or {0}
@@ -316,8 +334,9 @@ async def _from_the_beginning(bootstrap: str, topic: str) -> AsyncIterator[tuple
         await consumer.stop()
 
 
-def consume_all(bootstrap: str, topic: str, *, until: Callable[[list[Any]], bool],
-                timeout_s: float = 30.0) -> list[Any]:
+def consume_all(
+    bootstrap: str, topic: str, *, until: Callable[[list[Any]], bool], timeout_s: float = 30.0
+) -> list[Any]:
     """Read ``topic`` from the beginning with aiokafka (no group) until ``until(records)`` or timeout."""
     import asyncio
 
@@ -451,27 +470,29 @@ def _run_demo_flow(base: Path) -> DemoFlow:
         ingest = mash.run("police", "ingest", str(export), "--json")
 
         def settled() -> bool:
-            return (mash.count("deliveries") > 0
-                    and mash.scalar("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL") == 0)
+            return (
+                mash.count("deliveries") > 0
+                and mash.scalar("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL") == 0
+            )
 
         wait_for("every delivery to be delivered", settled, 30)
         inbox = mash.run("school", "inbox", SCHOOL, "--json")
         acked_id = inbox.json()["notifications"][0]["message_id"] if inbox.returncode == 0 else ""
-        other = mash.sql("SELECT delivery_id FROM deliveries WHERE recipient = ? ORDER BY delivery_id",
-                         f"school:{OTHER_SCHOOL}")
+        other = mash.sql(
+            "SELECT delivery_id FROM deliveries WHERE recipient = ? ORDER BY delivery_id", f"school:{OTHER_SCHOOL}"
+        )
         other_school_id = other[0][0]
 
         messages_before_bad = mash.count("messages")
-        (ack_first, ack_not_key_adult, ack_other_adult, ack_other_notification, queue, bad_h, bad_b) = \
-            mash.run_all(
-                ("school", "ack", SCHOOL, acked_id[:8], "--by", KEY_ADULT),
-                ("school", "ack", SCHOOL, acked_id[:8], "--by", NOT_A_KEY_ADULT),
-                ("school", "ack", SCHOOL, acked_id[:8], "--by", ANOTHER_SCHOOLS_KEY_ADULT),
-                ("school", "ack", SCHOOL, other_school_id[:8], "--by", KEY_ADULT),
-                ("queue", "list", "--json"),
-                ("police", "ingest", str(bad_header), "--json"),
-                ("police", "ingest", str(bad_bytes), "--json"),
-            )
+        (ack_first, ack_not_key_adult, ack_other_adult, ack_other_notification, queue, bad_h, bad_b) = mash.run_all(
+            ("school", "ack", SCHOOL, acked_id[:8], "--by", KEY_ADULT),
+            ("school", "ack", SCHOOL, acked_id[:8], "--by", NOT_A_KEY_ADULT),
+            ("school", "ack", SCHOOL, acked_id[:8], "--by", ANOTHER_SCHOOLS_KEY_ADULT),
+            ("school", "ack", SCHOOL, other_school_id[:8], "--by", KEY_ADULT),
+            ("queue", "list", "--json"),
+            ("police", "ingest", str(bad_header), "--json"),
+            ("police", "ingest", str(bad_bytes), "--json"),
+        )
         messages_after_bad = mash.count("messages")
 
         deliveries_before = mash.count("deliveries")
@@ -483,8 +504,11 @@ def _run_demo_flow(base: Path) -> DemoFlow:
         deliveries_after = mash.count("deliveries")
 
         # The person-read acknowledgement is on its way to police once the relay has published it.
-        wait_for("the outbox to be published",
-                 lambda: mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0, 30)
+        wait_for(
+            "the outbox to be published",
+            lambda: mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0,
+            30,
+        )
 
         def person_read(records: list[Any]) -> bool:
             return any(json.loads(r.value).get("kind") == "ack.person_read" for r in records)
@@ -494,17 +518,34 @@ def _run_demo_flow(base: Path) -> DemoFlow:
         up_exit = up.stop()
 
         return DemoFlow(
-            mash=mash, export=export, load=load, ingest=ingest, inbox=inbox, acked_id=acked_id,
-            other_school_id=other_school_id, ack_first=ack_first, ack_again=ack_again,
-            ack_not_key_adult=ack_not_key_adult, ack_other_schools_key_adult=ack_other_adult,
-            ack_other_schools_notification=ack_other_notification, queue=queue,
-            deliveries_before_reingest=deliveries_before, reingest=reingest,
-            inbox_after_reingest=inbox_after, deliveries_after_reingest=deliveries_after,
-            bad_header=bad_h, bad_bytes=bad_b, messages_before_bad=messages_before_bad,
-            messages_after_bad=messages_after_bad, acknowledgements=acknowledgements, up_exit=up_exit)
+            mash=mash,
+            export=export,
+            load=load,
+            ingest=ingest,
+            inbox=inbox,
+            acked_id=acked_id,
+            other_school_id=other_school_id,
+            ack_first=ack_first,
+            ack_again=ack_again,
+            ack_not_key_adult=ack_not_key_adult,
+            ack_other_schools_key_adult=ack_other_adult,
+            ack_other_schools_notification=ack_other_notification,
+            queue=queue,
+            deliveries_before_reingest=deliveries_before,
+            reingest=reingest,
+            inbox_after_reingest=inbox_after,
+            deliveries_after_reingest=deliveries_after,
+            bad_header=bad_h,
+            bad_bytes=bad_b,
+            messages_before_bad=messages_before_bad,
+            messages_after_bad=messages_after_bad,
+            acknowledgements=acknowledgements,
+            up_exit=up_exit,
+        )
 
 
 # -- personal data in logs -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Needle:
@@ -528,8 +569,9 @@ def personal_data(export: Path) -> list[Needle]:
                 if word:
                     needles.append(Needle(what, re.compile(rf"(?<![\w-]){re.escape(word)}(?![\w-])", re.I)))
             if given and family:
-                needles.append(Needle(f"full name on line {line}",
-                                      re.compile(rf"{re.escape(given)}\s+{re.escape(family)}", re.I)))
+                needles.append(
+                    Needle(f"full name on line {line}", re.compile(rf"{re.escape(given)}\s+{re.escape(family)}", re.I))
+                )
             if dob:
                 needles.append(Needle(f"date of birth on line {line}", re.compile(re.escape(dob))))
             squashed = postcode.replace(" ", "")
@@ -541,11 +583,19 @@ def personal_data(export: Path) -> list[Needle]:
 
 def log_lines(files: list[Path]) -> list[tuple[str, int, str]]:
     """``(file name, line number, text)`` for every non-blank line of ``files``."""
-    return [(f.name, n, text) for f in files
-            for n, text in enumerate(f.read_text(errors="replace").splitlines(), start=1) if text.strip()]
+    return [
+        (f.name, n, text)
+        for f in files
+        for n, text in enumerate(f.read_text(errors="replace").splitlines(), start=1)
+        if text.strip()
+    ]
 
 
 def leaks(files: list[Path], needles: list[Needle]) -> list[str]:
     """Where any needle is found: ``file:line: what`` (never the value itself)."""
-    return [f"{name}:{n}: {needle.what}" for name, n, text in log_lines(files) for needle in needles
-            if needle.pattern.search(text)]
+    return [
+        f"{name}:{n}: {needle.what}"
+        for name, n, text in log_lines(files)
+        for needle in needles
+        if needle.pattern.search(text)
+    ]

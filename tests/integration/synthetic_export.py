@@ -53,22 +53,24 @@ def write_export(path: Path, rows: int, *, seed: int = 7, now: datetime | None =
                 family_name=rng.choice(_FAMILY_A) + rng.choice(_FAMILY_B),
                 dob=date.isoformat(dob),
                 postcode=f"ZZ{rng.randrange(10, 99)} {rng.randrange(1, 9)}{rng.choice('ABDEFGHJ')}"
-                         f"{rng.choice('LNPQRSTUWXYZ')}",
+                f"{rng.choice('LNPQRSTUWXYZ')}",
                 school_urn=DEMO_SCHOOLS[i % len(DEMO_SCHOOLS)],
             )
             written.append(row)
-            out.writerow([
-                row.incident_ref,
-                occurred.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                reported.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "syntheticpolice",
-                "domestic_abuse",
-                row.given_name,
-                row.family_name,
-                row.dob,
-                rng.choice(("yes", "no", "unknown")),
-                row.school_urn,
-                row.postcode,
-                f"Synthetic incident {i + 1}: adults argued at home; the child may need a quiet check-in.",
-            ])
+            out.writerow(
+                [
+                    row.incident_ref,
+                    occurred.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    reported.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "syntheticpolice",
+                    "domestic_abuse",
+                    row.given_name,
+                    row.family_name,
+                    row.dob,
+                    rng.choice(("yes", "no", "unknown")),
+                    row.school_urn,
+                    row.postcode,
+                    f"Synthetic incident {i + 1}: adults argued at home; the child may need a quiet check-in.",
+                ]
+            )
     return written

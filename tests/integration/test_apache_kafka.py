@@ -53,8 +53,9 @@ async def test_encompass_notification_is_gated_and_delivered_on_apache_kafka(
     ledger = await Ledger.open(settings.ledger_url)
     now = datetime.now(UTC)
     async with ledger.transaction() as tx:
-        await tx.replace_directory([("900001", "Example Primary School", "999",
-                                     [("Alex Keyadult", "alex@example.org")])], now)
+        await tx.replace_directory(
+            [("900001", "Example Primary School", "999", [("Alex Keyadult", "alex@example.org")])], now
+        )
     csv = (
         "incident_ref,occurred_at,reported_at,force,incident_type,child_given_name,child_family_name,"
         "child_dob,child_present,school_urn,home_postcode,summary\n"

@@ -39,9 +39,16 @@ def data_dir(tmp_path: Path) -> Path:
                 at = T0 + timedelta(hours=n)
                 async with ledger.transaction() as tx:
                     sender = "police:alpha" if n % 3 else "police:beta"
-                    await tx.insert_message(message_id=mid, kind="notification.encompass", sender_org=sender,
-                                            correlation_id=mid, topic="police.notification.v1",
-                                            content_hash="0" * 64, received_at=at, envelope="{}")
+                    await tx.insert_message(
+                        message_id=mid,
+                        kind="notification.encompass",
+                        sender_org=sender,
+                        correlation_id=mid,
+                        topic="police.notification.v1",
+                        content_hash="0" * 64,
+                        received_at=at,
+                        envelope="{}",
+                    )
                     await tx.event("message.received", mid, at, kind="notification.encompass", sender_org=sender)
                     await tx.event("decision.recorded", mid, at, verdict="share", reasons=["statutory_duty"])
         finally:
@@ -61,8 +68,11 @@ def tamper(data_dir: Path, seq: int) -> None:
         ledger = await Ledger.open(Settings(data_dir=data_dir).ledger_url)
         try:
             async with ledger.transaction() as tx:
-                await tx.conn.execute(update(t.events).where(t.events.c.seq == seq).values(
-                    detail={"verdict": "withhold", "reasons": ["statutory_duty"]}))
+                await tx.conn.execute(
+                    update(t.events)
+                    .where(t.events.c.seq == seq)
+                    .values(detail={"verdict": "withhold", "reasons": ["statutory_duty"]})
+                )
         finally:
             await ledger.close()
 
@@ -140,8 +150,19 @@ def test_prove_all_entries_and_an_unknown_message(data_dir: Path) -> None:
 
 def test_export_one_agency_for_a_period(data_dir: Path, tmp_path: Path) -> None:
     dest = tmp_path / "export.json"
-    code, _, err = mash(data_dir, "audit", "export", "--from", "2026-11-17T08:00:00+00:00",
-                        "--to", "2026-11-17T14:00:00Z", "--org", "police:beta", "--out", str(dest))
+    code, _, err = mash(
+        data_dir,
+        "audit",
+        "export",
+        "--from",
+        "2026-11-17T08:00:00+00:00",
+        "--to",
+        "2026-11-17T14:00:00Z",
+        "--org",
+        "police:beta",
+        "--out",
+        str(dest),
+    )
     assert code == 0, err
     doc = json.loads(dest.read_text())
     # police:beta sent messages 0, 3, 6, 9 (06:30, 09:30, 12:30, 15:30): 3 and 6 fall in the period
@@ -167,16 +188,31 @@ def test_verify_names_a_stored_copy_changed_in_the_database(tmp_path: Path) -> N
         try:
             async with ledger.transaction() as tx:
                 if change is None:  # as the gate writes them: each copy's hash in the entry that stores it
-                    await tx.insert_message(message_id=mid, kind="notification.encompass", sender_org="police:alpha",
-                                            correlation_id=mid, topic="police.notification.v1",
-                                            content_hash="0" * 64, received_at=T0, envelope=envelope)
-                    await tx.insert_delivery(delivery_id=did, message_id=mid, recipient="school:900001",
-                                             purpose="operation_encompass", notify_by=None, created_at=T0,
-                                             envelope=envelope)
-                    await tx.event("message.received", mid, T0, content_hash="0" * 64,
-                                   envelope_sha256=stored_sha256(envelope))
-                    await tx.event("delivery.queued", mid, T0, delivery_id=str(did),
-                                   envelope_sha256=stored_sha256(envelope))
+                    await tx.insert_message(
+                        message_id=mid,
+                        kind="notification.encompass",
+                        sender_org="police:alpha",
+                        correlation_id=mid,
+                        topic="police.notification.v1",
+                        content_hash="0" * 64,
+                        received_at=T0,
+                        envelope=envelope,
+                    )
+                    await tx.insert_delivery(
+                        delivery_id=did,
+                        message_id=mid,
+                        recipient="school:900001",
+                        purpose="operation_encompass",
+                        notify_by=None,
+                        created_at=T0,
+                        envelope=envelope,
+                    )
+                    await tx.event(
+                        "message.received", mid, T0, content_hash="0" * 64, envelope_sha256=stored_sha256(envelope)
+                    )
+                    await tx.event(
+                        "delivery.queued", mid, T0, delivery_id=str(did), envelope_sha256=stored_sha256(envelope)
+                    )
                 else:
                     table = t.metadata.tables[change]
                     await tx.conn.execute(update(table).values(envelope=envelope.replace("summary", "Summary")))
@@ -199,4 +235,5 @@ def test_verify_names_a_stored_copy_changed_in_the_database(tmp_path: Path) -> N
     assert doc["ok"] is False
     assert [(p["code"], p["place"]) for p in doc["problems"]] == [
         ("stored_copy_altered", f"messages.envelope of message {mid}"),
-        ("stored_copy_altered", f"deliveries.envelope of delivery {did}")]
+        ("stored_copy_altered", f"deliveries.envelope of delivery {did}"),
+    ]

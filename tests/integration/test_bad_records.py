@@ -43,29 +43,55 @@ DELIVERED_WITHIN_S = 60
 def notification(given: str, family: str) -> Envelope:
     now = datetime.now(UTC)
     reference = f"BAD/2026/{uuid.uuid4().hex[:6]}"
-    return Envelope.model_validate({
-        "message_id": uuid.uuid4(), "kind": "notification.encompass", "sender_org": FORCE,
-        "sender_local_id": reference, "correlation_id": uuid.uuid4(), "produced_at": now,
-        "subject": {"given_name": given, "family_name": family, "date_of_birth": "2016-09-03"},
-        "lawful_basis": {"article6": "legal_obligation", "statutory_power": "encompass_duty_vpa_2024"},
-        "payload": {"kind": "notification.encompass", "police_reference": reference, "force": "examplepolice",
-                    "occurred_at": (now - timedelta(hours=10)).isoformat(),
-                    "reported_at": (now - timedelta(hours=9)).isoformat(), "child_present": "yes",
-                    "school_urn": URN, "summary_for_school": "Officers attended a synthetic incident."},
-    })
+    return Envelope.model_validate(
+        {
+            "message_id": uuid.uuid4(),
+            "kind": "notification.encompass",
+            "sender_org": FORCE,
+            "sender_local_id": reference,
+            "correlation_id": uuid.uuid4(),
+            "produced_at": now,
+            "subject": {"given_name": given, "family_name": family, "date_of_birth": "2016-09-03"},
+            "lawful_basis": {"article6": "legal_obligation", "statutory_power": "encompass_duty_vpa_2024"},
+            "payload": {
+                "kind": "notification.encompass",
+                "police_reference": reference,
+                "force": "examplepolice",
+                "occurred_at": (now - timedelta(hours=10)).isoformat(),
+                "reported_at": (now - timedelta(hours=9)).isoformat(),
+                "child_present": "yes",
+                "school_urn": URN,
+                "summary_for_school": "Officers attended a synthetic incident.",
+            },
+        }
+    )
 
 
 def gate_contact() -> dict[str, Any]:
     """A contact claiming to be from the gate (mash:gate), sent from outside."""
-    return {"message_id": str(uuid.uuid4()), "kind": "contact", "sender_org": "mash:gate",
-            "correlation_id": str(uuid.uuid4()), "produced_at": datetime.now(UTC).isoformat(),
-            "subject": {"given_name": "Wilhelmina", "family_name": "Crossthwaite", "date_of_birth": "2015-03-02"},
-            "lawful_basis": {"article6": "public_task", "statutory_power": "children_act_1989_s47",
-                             "article9": "dpa2018_sch1_para18", "consent_not_used_because": "would_put_child_at_risk"},
-            "recipients": ["mash:hub"],
-            "payload": {"kind": "contact", "referrer_name": "Synthetic Officer", "referrer_role": "Officer",
-                        "what_happened": "Synthetic concern.", "worried_about": "Synthetic worry.",
-                        "consent_sought": False}}
+    return {
+        "message_id": str(uuid.uuid4()),
+        "kind": "contact",
+        "sender_org": "mash:gate",
+        "correlation_id": str(uuid.uuid4()),
+        "produced_at": datetime.now(UTC).isoformat(),
+        "subject": {"given_name": "Wilhelmina", "family_name": "Crossthwaite", "date_of_birth": "2015-03-02"},
+        "lawful_basis": {
+            "article6": "public_task",
+            "statutory_power": "children_act_1989_s47",
+            "article9": "dpa2018_sch1_para18",
+            "consent_not_used_because": "would_put_child_at_risk",
+        },
+        "recipients": ["mash:hub"],
+        "payload": {
+            "kind": "contact",
+            "referrer_name": "Synthetic Officer",
+            "referrer_role": "Officer",
+            "what_happened": "Synthetic concern.",
+            "worried_about": "Synthetic worry.",
+            "consent_sought": False,
+        },
+    }
 
 
 def produce(bootstrap: str, records: list[tuple[str, bytes, list[tuple[str, bytes]]]]) -> None:
@@ -106,29 +132,42 @@ def sent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sent]:
         genuine = sign(notification("Marigold", "Pennywhistle"), key)
         duplicated = sign(notification("Barnaby", "Quickfoot"), key)
         # The key given twice: before the fix the last one won (and the signature held).
-        twice = duplicated.model_dump_json().replace(f'"school_urn":"{URN}"',
-                                                      f'"school_urn":"900002","school_urn":"{URN}"')
+        twice = duplicated.model_dump_json().replace(
+            f'"school_urn":"{URN}"', f'"school_urn":"900002","school_urn":"{URN}"'
+        )
         assert twice.count('"school_urn"') == 2
         contact = gate_contact()
-        produce(mash.bootstrap(), [
-            (POLICE_NOTIFICATIONS, DEEP, [("trace-id", b"deep-1")]),
-            (POLICE_NOTIFICATIONS, RANDOM, []),
-            (POLICE_NOTIFICATIONS, NULS, []),
-            (POLICE_NOTIFICATIONS, twice.encode(), []),
-            (topics.MASH_INBOUND, json.dumps(contact).encode(), []),
-            (EDUCATION_DELIVERIES, DEEP, []),
-            (POLICE_NOTIFICATIONS, genuine.model_dump_json().encode(), []),
-        ])
+        produce(
+            mash.bootstrap(),
+            [
+                (POLICE_NOTIFICATIONS, DEEP, [("trace-id", b"deep-1")]),
+                (POLICE_NOTIFICATIONS, RANDOM, []),
+                (POLICE_NOTIFICATIONS, NULS, []),
+                (POLICE_NOTIFICATIONS, twice.encode(), []),
+                (topics.MASH_INBOUND, json.dumps(contact).encode(), []),
+                (EDUCATION_DELIVERIES, DEEP, []),
+                (POLICE_NOTIFICATIONS, genuine.model_dump_json().encode(), []),
+            ],
+        )
 
         def delivered() -> bool:
-            return mash.scalar("SELECT count(*) FROM deliveries WHERE message_id = ? AND delivered_at IS NOT NULL",
-                               str(genuine.message_id)) == 1
+            return (
+                mash.scalar(
+                    "SELECT count(*) FROM deliveries WHERE message_id = ? AND delivered_at IS NOT NULL",
+                    str(genuine.message_id),
+                )
+                == 1
+            )
 
-        wait_for("the genuine notification behind the bad records to reach its school", delivered,
-                 DELIVERED_WITHIN_S, 0.2)
-        letters = wait_for("five records on the dead-letter topic",
-                           lambda: (r := read_topic(mash.bootstrap(), DEAD_LETTERS)) and len(r) >= 5 and r,
-                           DELIVERED_WITHIN_S, 0.5)
+        wait_for(
+            "the genuine notification behind the bad records to reach its school", delivered, DELIVERED_WITHIN_S, 0.2
+        )
+        letters = wait_for(
+            "five records on the dead-letter topic",
+            lambda: (r := read_topic(mash.bootstrap(), DEAD_LETTERS)) and len(r) >= 5 and r,
+            DELIVERED_WITHIN_S,
+            0.5,
+        )
         yield Sent(mash, genuine, duplicated, contact, letters)
 
 
@@ -141,19 +180,27 @@ def test_the_genuine_notification_behind_the_bad_records_is_delivered(sent: Sent
     assert verdict == "share"
 
 
-@pytest.mark.parametrize(("raw", "reason", "detail"), [
-    (DEEP, "nesting_too_deep", "nested 100000 deep, over the limit of 64"),
-    # Random bytes hold brackets: the nesting check (no parse) finds them first.
-    (RANDOM, "nesting_too_deep", f"nested {nesting_depth(RANDOM)} deep, over the limit of 64"),
-    (NULS, "contract_invalid", "Invalid JSON: Expecting value at line 1 column 1"),
-], ids=["deep", "random-bytes", "nuls"])
+@pytest.mark.parametrize(
+    ("raw", "reason", "detail"),
+    [
+        (DEEP, "nesting_too_deep", "nested 100000 deep, over the limit of 64"),
+        # Random bytes hold brackets: the nesting check (no parse) finds them first.
+        (RANDOM, "nesting_too_deep", f"nested {nesting_depth(RANDOM)} deep, over the limit of 64"),
+        (NULS, "contract_invalid", "Invalid JSON: Expecting value at line 1 column 1"),
+    ],
+    ids=["deep", "random-bytes", "nuls"],
+)
 def test_each_unreadable_record_is_quarantined_with_its_reason(
-        sent: Sent, raw: bytes, reason: str, detail: str) -> None:
+    sent: Sent, raw: bytes, reason: str, detail: str
+) -> None:
     assert nesting_depth(RANDOM) > 64
     found = [(r, t) for r, _, t, d in quarantined(sent.mash) if d == detail]
     assert found == [(reason, POLICE_NOTIFICATIONS)]
-    [letter] = [r for r in sent.dead_letters if r.value == raw and dict(r.headers)["dead-letter-source-topic"]
-                == POLICE_NOTIFICATIONS.encode()]
+    [letter] = [
+        r
+        for r in sent.dead_letters
+        if r.value == raw and dict(r.headers)["dead-letter-source-topic"] == POLICE_NOTIFICATIONS.encode()
+    ]
     assert dict(letter.headers)["dead-letter-reason"] == reason.encode()
 
 
@@ -185,15 +232,24 @@ def test_each_unreadable_record_is_parked_on_the_dead_letter_topic_with_error_he
     def headers(record: Any) -> dict[str, str]:
         return {k: v.decode() for k, v in record.headers}
 
-    parked = [(headers(r)["dead-letter-source-topic"], headers(r)["dead-letter-reason"], r.value)
-              for r in sent.dead_letters]
-    assert sorted((t, reason) for t, reason, _ in parked) == sorted([
-        (POLICE_NOTIFICATIONS, "nesting_too_deep"), (POLICE_NOTIFICATIONS, "nesting_too_deep"),
-        (POLICE_NOTIFICATIONS, "contract_invalid"), (POLICE_NOTIFICATIONS, "duplicate_key"),
-        (EDUCATION_DELIVERIES, "nesting_too_deep")])
+    parked = [
+        (headers(r)["dead-letter-source-topic"], headers(r)["dead-letter-reason"], r.value) for r in sent.dead_letters
+    ]
+    assert sorted((t, reason) for t, reason, _ in parked) == sorted(
+        [
+            (POLICE_NOTIFICATIONS, "nesting_too_deep"),
+            (POLICE_NOTIFICATIONS, "nesting_too_deep"),
+            (POLICE_NOTIFICATIONS, "contract_invalid"),
+            (POLICE_NOTIFICATIONS, "duplicate_key"),
+            (EDUCATION_DELIVERIES, "nesting_too_deep"),
+        ]
+    )
     assert {v for _, _, v in parked} >= {DEEP, RANDOM, NULS}, "parked as sent, byte for byte"
-    [deep] = [headers(r) for r in sent.dead_letters if headers(r)["dead-letter-source-topic"] == POLICE_NOTIFICATIONS
-              and r.value == DEEP]
+    [deep] = [
+        headers(r)
+        for r in sent.dead_letters
+        if headers(r)["dead-letter-source-topic"] == POLICE_NOTIFICATIONS and r.value == DEEP
+    ]
     assert deep["trace-id"] == "deep-1", "the original headers are kept"
     assert deep["dead-letter-subscriber"] == "gate"
     for record in sent.dead_letters:

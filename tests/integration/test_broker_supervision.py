@@ -54,9 +54,14 @@ def test_a_dead_embedded_broker_is_noticed_started_again_and_the_stack_works(mas
     assert mash.run("school", "load", str(DEMO / "schools.csv")).returncode == 0
     ingest = mash.run("police", "ingest", str(DEMO / "overnight-export.csv"), "--json")
     assert ingest.returncode in (0, 1), ingest  # 1: the demo export has one bad row, named
-    wait_for("the notifications in the schools' inboxes",
-             lambda: mash.count("deliveries") > 0 and not mash.scalar(
-                 "SELECT count(*) FROM deliveries WHERE delivered_at IS NULL"), 60)
+    wait_for(
+        "the notifications in the schools' inboxes",
+        lambda: (
+            mash.count("deliveries") > 0
+            and not mash.scalar("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL")
+        ),
+        60,
+    )
     assert len(up.stderr().splitlines()) < MAX_STDERR_LINES, up.stderr()[-3000:]
 
     stopping = time.monotonic()

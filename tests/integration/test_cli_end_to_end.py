@@ -82,14 +82,16 @@ def test_school_inbox_lists_exactly_its_own_notifications_delivered(flow: DemoFl
     assert inbox["urn"] == SCHOOL
     rows = export_rows()
     rejected = {REJECTED_LINE}
-    expected = Counter((r["incident_ref"], f"{r['child_given_name']} {r['child_family_name']}")
-                       for line, r in rows.items() if r["school_urn"] == SCHOOL and line not in rejected)
+    expected = Counter(
+        (r["incident_ref"], f"{r['child_given_name']} {r['child_family_name']}")
+        for line, r in rows.items()
+        if r["school_urn"] == SCHOOL and line not in rejected
+    )
     got = Counter((n["police_reference"], n["child"]) for n in inbox["notifications"])
     assert got == expected
     assert len(expected) == 3  # Ava, Lily and Freya
 
-    others = {f"{r['child_given_name']} {r['child_family_name']}" for r in rows.values()
-              if r["school_urn"] != SCHOOL}
+    others = {f"{r['child_given_name']} {r['child_family_name']}" for r in rows.values() if r["school_urn"] != SCHOOL}
     postcodes = {r["home_postcode"].replace(" ", "").upper() for r in rows.values() if r["home_postcode"]}
     text = flow.inbox.stdout
     squashed = text.replace(" ", "").upper()
@@ -109,19 +111,16 @@ def test_ack_records_once_and_refuses_strangers_and_other_schools(flow: DemoFlow
     assert flow.ack_again.returncode == 0, flow.ack_again
     assert f"already read by {KEY_ADULT}" in flow.ack_again.stdout
 
-    for refused in (flow.ack_not_key_adult, flow.ack_other_schools_key_adult,
-                    flow.ack_other_schools_notification):
+    for refused in (flow.ack_not_key_adult, flow.ack_other_schools_key_adult, flow.ack_other_schools_notification):
         assert refused.returncode == EXIT_NOT_FOUND, refused
         assert "not found:" in refused.stderr, refused
         assert "Traceback" not in refused.stderr, refused
 
-    [(read_by, read_at)] = flow.mash.sql("SELECT read_by, read_at FROM deliveries WHERE delivery_id = ?",
-                                         flow.acked_id)
+    [(read_by, read_at)] = flow.mash.sql("SELECT read_by, read_at FROM deliveries WHERE delivery_id = ?", flow.acked_id)
     assert read_by == KEY_ADULT
     assert read_at
     assert flow.mash.scalar("SELECT count(*) FROM deliveries WHERE read_at IS NOT NULL") == 1
-    [(other_read,)] = flow.mash.sql("SELECT read_at FROM deliveries WHERE delivery_id = ?",
-                                    flow.other_school_id)
+    [(other_read,)] = flow.mash.sql("SELECT read_at FROM deliveries WHERE delivery_id = ?", flow.other_school_id)
     assert other_read is None, "an ack from the wrong school marked another school's notification"
     assert flow.mash.scalar("SELECT count(*) FROM events WHERE event_type = 'notification.read'") == 1
 
@@ -144,11 +143,11 @@ def test_person_read_acknowledgement_reaches_police(flow: DemoFlow) -> None:
 def test_queue_lists_the_two_referred_rows_with_reasons(flow: DemoFlow) -> None:
     assert flow.queue.returncode == 0, flow.queue
     items = flow.queue.json()
-    referred = {r["line"]: r for got in receipts_by_line(flow).values() for r in got
-                if r["status"] == "referred"}
+    referred = {r["line"]: r for got in receipts_by_line(flow).values() for r in got if r["status"] == "referred"}
     assert len(items) == 2
     assert {i["message_id"]: i["reason_code"] for i in items} == {
-        referred[line]["message_id"]: reason for line, reason in REFERRED_LINES.items()}
+        referred[line]["message_id"]: reason for line, reason in REFERRED_LINES.items()
+    }
     assert all(i["queue"] == "mash" and i["detail"] and i["resolved_at"] is None for i in items)
 
 
@@ -166,10 +165,8 @@ def test_ingesting_the_same_file_again_delivers_nothing_new(flow: DemoFlow) -> N
     assert flow.mash.count("messages") == 11
 
 
-@pytest.mark.parametrize(("which", "why"), [("bad_header", "not the expected header"),
-                                            ("bad_bytes", "not UTF-8")])
-def test_an_unusable_file_exits_2_says_why_and_publishes_nothing(flow: DemoFlow, which: str,
-                                                                  why: str) -> None:
+@pytest.mark.parametrize(("which", "why"), [("bad_header", "not the expected header"), ("bad_bytes", "not UTF-8")])
+def test_an_unusable_file_exits_2_says_why_and_publishes_nothing(flow: DemoFlow, which: str, why: str) -> None:
     result = getattr(flow, which)
     assert result.returncode == EXIT_UNUSABLE, result
     assert "unusable:" in result.stderr, result

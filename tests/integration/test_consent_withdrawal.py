@@ -57,40 +57,68 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 # -- what the school sends (all synthetic) ------------------------------------------------------------
 
+
 def child(given: str, family: str) -> dict[str, Any]:
     return {"given_name": given, "family_name": family, "date_of_birth": date(2018, 3, 14).isoformat()}
 
 
 def consent_record(subject: dict[str, Any], consent_id: uuid.UUID, status: str, recorded_at: datetime) -> Envelope:
     """A parent's consent (or its withdrawal) to early help, as the school records it."""
-    return Envelope.model_validate({
-        "message_id": uuid.uuid4(), "kind": "consent", "sender_org": SCHOOL, "correlation_id": uuid.uuid4(),
-        "produced_at": datetime.now(UTC), "subject": subject,
-        "payload": {"kind": "consent", "consent_id": str(consent_id), "status": status, "given_by": "parent",
-                    "recipients": ["early_help"], "purposes": ["early_help"],
-                    "valid_from": (recorded_at - timedelta(days=1)).isoformat(),
-                    "recorded_by": "Sam Exampleworker", "recorded_at": recorded_at.isoformat()},
-    })
+    return Envelope.model_validate(
+        {
+            "message_id": uuid.uuid4(),
+            "kind": "consent",
+            "sender_org": SCHOOL,
+            "correlation_id": uuid.uuid4(),
+            "produced_at": datetime.now(UTC),
+            "subject": subject,
+            "payload": {
+                "kind": "consent",
+                "consent_id": str(consent_id),
+                "status": status,
+                "given_by": "parent",
+                "recipients": ["early_help"],
+                "purposes": ["early_help"],
+                "valid_from": (recorded_at - timedelta(days=1)).isoformat(),
+                "recorded_by": "Sam Exampleworker",
+                "recorded_at": recorded_at.isoformat(),
+            },
+        }
+    )
 
 
 def referral(subject: dict[str, Any]) -> Envelope:
     """An early-help referral to the early help team, resting on parental consent."""
-    return Envelope.model_validate({
-        "message_id": uuid.uuid4(), "kind": "contact", "sender_org": SCHOOL, "correlation_id": uuid.uuid4(),
-        "produced_at": datetime.now(UTC), "subject": subject, "lawful_basis": {"article6": "consent"},
-        "purpose": "early_help", "recipients": [EARLY_HELP],
-        "payload": {"kind": "contact", "referrer_name": "Ms Example", "referrer_role": "DSL",
-                    "what_happened": "Synthetic concern.", "worried_about": "Synthetic worry.",
-                    "consent_sought": True, "consent_given": True},
-    })
+    return Envelope.model_validate(
+        {
+            "message_id": uuid.uuid4(),
+            "kind": "contact",
+            "sender_org": SCHOOL,
+            "correlation_id": uuid.uuid4(),
+            "produced_at": datetime.now(UTC),
+            "subject": subject,
+            "lawful_basis": {"article6": "consent"},
+            "purpose": "early_help",
+            "recipients": [EARLY_HELP],
+            "payload": {
+                "kind": "contact",
+                "referrer_name": "Ms Example",
+                "referrer_role": "DSL",
+                "what_happened": "Synthetic concern.",
+                "worried_about": "Synthetic worry.",
+                "consent_sought": True,
+                "consent_given": True,
+            },
+        }
+    )
 
 
 def send(stack: Stack, topic: str, *messages: Envelope) -> None:
-    send_all(stack.mash.bootstrap(), [(topic, sign(m, stack.school_key).model_dump_json().encode())
-                                      for m in messages])
+    send_all(stack.mash.bootstrap(), [(topic, sign(m, stack.school_key).model_dump_json().encode()) for m in messages])
 
 
 # -- reading the ledger and the wire --------------------------------------------------------------------
+
 
 def decision(mash: Mash, message: Envelope) -> tuple[str, list[str]] | None:
     rows = mash.sql("SELECT verdict, reasons FROM decisions WHERE message_id = ?", str(message.message_id))
@@ -108,10 +136,11 @@ def delivery_id(message: Envelope) -> uuid.UUID:
 def outbox_row(mash: Mash, message: Envelope) -> dict[str, datetime | None]:
     """The outbox record of a referral's early-help delivery; its times in UTC."""
     columns = ("created_at", "not_before", "cancelled_at", "published_at")
-    [row] = mash.sql(f"SELECT {', '.join(columns)} FROM outbox WHERE outbox_id = ?",  # noqa: S608 (our columns)
-                     str(outbox_id(delivery_id(message), DELIVERIES)))
-    return {k: datetime.fromisoformat(v).replace(tzinfo=UTC) if v else None
-            for k, v in zip(columns, row, strict=True)}
+    [row] = mash.sql(
+        f"SELECT {', '.join(columns)} FROM outbox WHERE outbox_id = ?",  # noqa: S608 (our columns)
+        str(outbox_id(delivery_id(message), DELIVERIES)),
+    )
+    return {k: datetime.fromisoformat(v).replace(tzinfo=UTC) if v else None for k, v in zip(columns, row, strict=True)}
 
 
 def deliveries_on_the_wire(mash: Mash) -> dict[str, dict[str, Any]]:
@@ -125,8 +154,12 @@ def deliveries_on_the_wire(mash: Mash) -> dict[str, dict[str, Any]]:
 
 
 def events_of(mash: Mash, message: Envelope, event_type: str) -> list[dict[str, Any]]:
-    return [json.loads(d) for (d,) in mash.sql("SELECT detail FROM events WHERE message_id = ? AND event_type = ?",
-                                               str(message.message_id), event_type)]
+    return [
+        json.loads(d)
+        for (d,) in mash.sql(
+            "SELECT detail FROM events WHERE message_id = ? AND event_type = ?", str(message.message_id), event_type
+        )
+    ]
 
 
 def give_consent(stack: Stack, subject: dict[str, Any]) -> uuid.UUID:
@@ -147,6 +180,7 @@ def refer(stack: Stack, subject: dict[str, Any], what: str) -> tuple[Envelope, t
 
 # -- the tests ------------------------------------------------------------------------------------------
 
+
 def test_consent_withdrawn_while_a_share_waits_stops_that_share_and_the_ledger_says_why(stack: Stack) -> None:
     mash = stack.mash
     subject = child("Zebedee", "Quillfeather")
@@ -156,8 +190,12 @@ def test_consent_withdrawn_while_a_share_waits_stops_that_share_and_the_ledger_s
     first, (verdict, reasons) = refer(stack, subject, "the first referral")
     assert verdict == "share"
     assert "consent_given" in reasons
-    wait_for("the first share on the delivery topic", lambda: str(first.message_id) in deliveries_on_the_wire(mash),
-             SETTLE_S + 20, 0.5)
+    wait_for(
+        "the first share on the delivery topic",
+        lambda: str(first.message_id) in deliveries_on_the_wire(mash),
+        SETTLE_S + 20,
+        0.5,
+    )
 
     # A second referral shares too, and waits in the outbox...
     second, (verdict_second, _) = refer(stack, subject, "the second referral")
@@ -195,24 +233,33 @@ def test_consent_withdrawn_while_a_share_waits_stops_that_share_and_the_ledger_s
     assert decision(mash, first) == (verdict, reasons), "what was sent before the withdrawal stays on record"
     # The first share went out with only the early-help agreement's fields.
     released = on_the_wire[str(first.message_id)]["payload"]["released"]
-    assert set(released) == {"subject.given_name", "subject.family_name", "subject.date_of_birth",
-                             "payload.referrer_name", "payload.referrer_role", "payload.what_happened",
-                             "payload.worried_about"}
+    assert set(released) == {
+        "subject.given_name",
+        "subject.family_name",
+        "subject.date_of_birth",
+        "payload.referrer_name",
+        "payload.referrer_role",
+        "payload.what_happened",
+        "payload.worried_about",
+    }
 
 
 def test_malformed_consent_record_is_quarantined_naming_the_field_its_sender_told_and_consent_stands(
-        stack: Stack) -> None:
+    stack: Stack,
+) -> None:
     mash = stack.mash
     subject = child("Marigold", "Fennickworth")
     consent_id = give_consent(stack, subject)
     _, decided_before = refer(stack, subject, "the referral before")
     assert decided_before[0] == "share"
-    consents_before = mash.sql("SELECT message_id, status FROM consents WHERE record_id = ? ORDER BY row_id",
-                               str(consent_id))
+    consents_before = mash.sql(
+        "SELECT message_id, status FROM consents WHERE record_id = ? ORDER BY row_id", str(consent_id)
+    )
 
     # A withdrawal whose status is not one the contract knows: signed, but not a valid consent record.
-    malformed = json.loads(sign(consent_record(subject, consent_id, "withdrawn", datetime.now(UTC)),
-                                stack.school_key).model_dump_json())
+    malformed = json.loads(
+        sign(consent_record(subject, consent_id, "withdrawn", datetime.now(UTC)), stack.school_key).model_dump_json()
+    )
     malformed["payload"]["status"] = "maybe"
     bad_id = malformed["message_id"]
     send_all(mash.bootstrap(), [(topics.CONSENT_RECORDS, json.dumps(malformed).encode())])
@@ -220,8 +267,9 @@ def test_malformed_consent_record_is_quarantined_naming_the_field_its_sender_tol
     def quarantined() -> list[tuple[Any, ...]]:
         return mash.sql("SELECT reason_code, detail, sender_org, topic FROM quarantine WHERE message_id = ?", bad_id)
 
-    [(reason, detail, sender, topic)] = wait_for("the malformed record to be quarantined", quarantined,
-                                                 DECIDE_TIMEOUT_S)
+    [(reason, detail, sender, topic)] = wait_for(
+        "the malformed record to be quarantined", quarantined, DECIDE_TIMEOUT_S
+    )
     assert (reason, sender, topic) == ("contract_invalid", SCHOOL, topics.CONSENT_RECORDS)
     assert "payload.consent.status: Input should be 'given', 'refused', 'withdrawn' or 'expired'" in detail
     assert "maybe" not in detail, "the detail names the field, never the value sent"
@@ -235,9 +283,16 @@ def test_malformed_consent_record_is_quarantined_naming_the_field_its_sender_tol
         found = [json.loads(r.value)["payload"] for r in records]
         return next((p for p in found if p.get("receipted_message_id") == bad_id), None)
 
-    published = wait_for("the quarantine notice and the receipt to be published", lambda: (
-        (n := notice(read_topic(mash.bootstrap(), topics.GATE_QUARANTINE)))
-        and (r := receipt(read_topic(mash.bootstrap(), RECEIPTS))) and (n, r)), DECIDE_TIMEOUT_S, 0.5)
+    published = wait_for(
+        "the quarantine notice and the receipt to be published",
+        lambda: (
+            (n := notice(read_topic(mash.bootstrap(), topics.GATE_QUARANTINE)))
+            and (r := receipt(read_topic(mash.bootstrap(), RECEIPTS)))
+            and (n, r)
+        ),
+        DECIDE_TIMEOUT_S,
+        0.5,
+    )
     quarantine_notice, rejected = published
     assert (quarantine_notice["reason_code"], quarantine_notice["sender_org"]) == ("contract_invalid", SCHOOL)
     assert "payload.consent.status" in quarantine_notice["detail"]
@@ -246,10 +301,11 @@ def test_malformed_consent_record_is_quarantined_naming_the_field_its_sender_tol
 
     # The child's consent state is unchanged: nothing recorded, and the next referral decides as before.
     assert mash.sql("SELECT count(*) FROM messages WHERE message_id = ?", bad_id) == [(0,)]
-    assert mash.sql("SELECT message_id, status FROM consents WHERE record_id = ? ORDER BY row_id",
-                    str(consent_id)) == consents_before
+    assert (
+        mash.sql("SELECT message_id, status FROM consents WHERE record_id = ? ORDER BY row_id", str(consent_id))
+        == consents_before
+    )
     after, decided_after = refer(stack, subject, "the referral after")
     assert decided_after == decided_before
     [(relied_on,)] = mash.sql("SELECT consent_id FROM deliveries WHERE message_id = ?", str(after.message_id))
     assert relied_on == str(consent_id)
-

@@ -128,9 +128,11 @@ def test_a_corrected_export_reports_corrected_rows_and_exits_0(mash: Mash, tmp_p
     assert [(r["line"], r["status"]) for r in replayed.json()["receipts"]] == [(2, "superseded"), (3, "accepted")]
     assert "earlier version" in replayed.json()["receipts"][0]["reason"]
     settled(mash)
-    assert mash.sql("SELECT recipient FROM deliveries WHERE message_id IN "
-                    "(SELECT message_id FROM messages WHERE sender_local_id = ?) AND withdrawn_at IS NULL",
-                    "COR/2026/0001") == [("school:900002",)]
+    assert mash.sql(
+        "SELECT recipient FROM deliveries WHERE message_id IN "
+        "(SELECT message_id FROM messages WHERE sender_local_id = ?) AND withdrawn_at IS NULL",
+        "COR/2026/0001",
+    ) == [("school:900002",)]
 
 
 def test_police_withdraw_a_notification_sent_in_error(mash: Mash, tmp_path: Path) -> None:

@@ -64,10 +64,13 @@ def ingest_until_ok(mash: Mash, export: Path) -> Result:
 
 def wait_settled(mash: Mash, timeout_s: float = 60) -> None:
     """Every delivery delivered and every outbox record published."""
+
     def state() -> dict[str, int]:
-        return {"deliveries": mash.count("deliveries"),
-                "undelivered": mash.scalar("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL"),
-                "unpublished": mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")}
+        return {
+            "deliveries": mash.count("deliveries"),
+            "undelivered": mash.scalar("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL"),
+            "unpublished": mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL"),
+        }
 
     done = {"deliveries": ROWS, "undelivered": 0, "unpublished": 0}
     try:
@@ -90,8 +93,10 @@ def assert_exactly_once(mash: Mash, final: Result) -> None:
     assert set(per_row.values()) == {1}, "a row with more than one delivery"
     assert all(at is not None for _, _, at in deliveries), "a delivery never delivered"
 
-    received = [json.loads(d)["delivery_id"] for (d,) in
-                mash.sql("SELECT detail FROM events WHERE event_type = 'delivery.received'")]
+    received = [
+        json.loads(d)["delivery_id"]
+        for (d,) in mash.sql("SELECT detail FROM events WHERE event_type = 'delivery.received'")
+    ]
     assert len(received) == len(deliveries), "delivered more (or fewer) times than there are deliveries"
     assert Counter(received).most_common(1)[0][1] == 1, "a delivery received twice"
     assert set(received) == {d for d, _, _ in deliveries}
@@ -112,7 +117,8 @@ def assert_no_personal_data_logged(mash: Mash, export: Path) -> None:
 
 
 def test_gate_crash_mid_batch_then_restart_delivers_each_row_exactly_once(
-        mash: Mash, export: tuple[Path, list[SyntheticRow]]) -> None:
+    mash: Mash, export: tuple[Path, list[SyntheticRow]]
+) -> None:
     path, _ = export
     mash.start("broker", ready="mash broker: ready")
     assert mash.run("school", "load", str(DEMO / "schools.csv")).returncode == 0
@@ -137,7 +143,8 @@ def test_gate_crash_mid_batch_then_restart_delivers_each_row_exactly_once(
 
 
 def test_whole_stack_crash_mid_batch_then_restart_delivers_each_row_exactly_once(
-        mash: Mash, export: tuple[Path, list[SyntheticRow]]) -> None:
+    mash: Mash, export: tuple[Path, list[SyntheticRow]]
+) -> None:
     path, _ = export
     up = mash.up()
     tansu = up.tansu_pid
@@ -154,10 +161,13 @@ def test_whole_stack_crash_mid_batch_then_restart_delivers_each_row_exactly_once
         assert time.monotonic() < deadline, "never caught the stack mid-batch in the state wanted"
         if some_but_not_all(mash):
             up.signal_group(signal.SIGSTOP)
-            unpublished = {d for (d,) in mash.sql(
-                "SELECT outbox_id FROM outbox WHERE topic = ? AND published_at IS NULL", DELIVERIES)}
-            undelivered = {d for (d,) in mash.sql(
-                "SELECT delivery_id FROM deliveries WHERE delivered_at IS NULL")}
+            unpublished = {
+                d
+                for (d,) in mash.sql(
+                    "SELECT outbox_id FROM outbox WHERE topic = ? AND published_at IS NULL", DELIVERIES
+                )
+            }
+            undelivered = {d for (d,) in mash.sql("SELECT delivery_id FROM deliveries WHERE delivered_at IS NULL")}
             # Only a published delivery can have been delivered, so the difference is on the wire.
             if unpublished and len(undelivered) > len(unpublished) and mash.count("messages") < ROWS:
                 up.kill()

@@ -14,8 +14,14 @@ from integration.helpers import mash_executable
 
 def run_demo(data: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MASH_")}
-    return subprocess.run([mash_executable(), "demo", "--data-dir", str(data)], capture_output=True, text=True,
-                          timeout=300, env={**environ, **env}, check=False)
+    return subprocess.run(
+        [mash_executable(), "demo", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**environ, **env},
+        check=False,
+    )
 
 
 def test_mash_demo_runs_the_overnight_path_end_to_end_and_tells_it_plainly(tmp_path: Path) -> None:
@@ -34,7 +40,13 @@ def test_mash_demo_runs_the_overnight_path_end_to_end_and_tells_it_plainly(tmp_p
     assert (tmp_path / "data" / "ledger.sqlite3").exists()
     # and what it did is on an audited log that verifies
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MASH_")}
-    verify = subprocess.run([mash_executable(), "audit", "verify"], capture_output=True, text=True, timeout=120,
-                            env={**environ, "MASH_DATA_DIR": str(tmp_path / "data")}, check=False)
+    verify = subprocess.run(
+        [mash_executable(), "audit", "verify"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**environ, "MASH_DATA_DIR": str(tmp_path / "data")},
+        check=False,
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert str(events) in verify.stdout

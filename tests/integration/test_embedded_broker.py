@@ -114,9 +114,7 @@ async def test_round_trip_with_key_and_binary_headers_is_byte_identical(
     finally:
         await producer.stop()
 
-    consumer = AIOKafkaConsumer(
-        unique_topic, bootstrap_servers=embedded_bootstrap, auto_offset_reset="earliest"
-    )
+    consumer = AIOKafkaConsumer(unique_topic, bootstrap_servers=embedded_bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     try:
         record = await asyncio.wait_for(consumer.getone(), timeout=30)
@@ -166,9 +164,7 @@ def test_resolve_bootstrap_reads_a_live_broker_json(embedded_broker: EmbeddedBro
 
 
 @pytest.mark.parametrize(("tansu_dead", "owner_dead"), [(True, True), (True, False), (False, True)])
-def test_resolve_bootstrap_removes_a_stale_broker_json(
-    tmp_path: Path, tansu_dead: bool, owner_dead: bool
-) -> None:
+def test_resolve_bootstrap_removes_a_stale_broker_json(tmp_path: Path, tansu_dead: bool, owner_dead: bool) -> None:
     gone = dead_pid()
     record = {
         "bootstrap": "127.0.0.1:1",

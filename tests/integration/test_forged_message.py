@@ -47,10 +47,14 @@ class Forgery:
 
 FORGERIES = (
     Forgery("unregistered-key", "unknown_key", lambda forged, _: f"key {forged} is not in the key registry"),
-    Forgery("registered-key-id-wrong-key", "bad_signature",
-            lambda _, real: f"the signature does not match the message under key {real}"),
-    Forgery("another-forces-key", "sender_mismatch",
-            lambda _, __: f"belongs to {OTHER_FORCE}, not to the sender {FORCE}"),
+    Forgery(
+        "registered-key-id-wrong-key",
+        "bad_signature",
+        lambda _, real: f"the signature does not match the message under key {real}",
+    ),
+    Forgery(
+        "another-forces-key", "sender_mismatch", lambda _, __: f"belongs to {OTHER_FORCE}, not to the sender {FORCE}"
+    ),
     Forgery("unsigned", "unsigned", lambda _, __: "the message carries no signature"),
 )
 CASES = [pytest.param(f, id=f.case) for f in FORGERIES]
@@ -79,16 +83,28 @@ def notification(n: int, given: str, family: str) -> Envelope:
     """An Encompass notification as the police adapter makes it (all synthetic)."""
     now = datetime.now(UTC)
     reference = f"FRG/2026/{n:04d}"
-    return Envelope.model_validate({
-        "message_id": uuid.uuid4(), "kind": "notification.encompass", "sender_org": FORCE,
-        "sender_local_id": reference, "correlation_id": uuid.uuid4(), "produced_at": now,
-        "subject": {"given_name": given, "family_name": family, "date_of_birth": date(2016, 9, n).isoformat()},
-        "lawful_basis": {"article6": "legal_obligation", "statutory_power": "encompass_duty_vpa_2024"},
-        "payload": {"kind": "notification.encompass", "police_reference": reference, "force": "examplepolice",
-                    "occurred_at": (now - timedelta(hours=10)).isoformat(),
-                    "reported_at": (now - timedelta(hours=9)).isoformat(), "child_present": "yes",
-                    "school_urn": URN, "summary_for_school": "Officers attended a synthetic incident."},
-    })
+    return Envelope.model_validate(
+        {
+            "message_id": uuid.uuid4(),
+            "kind": "notification.encompass",
+            "sender_org": FORCE,
+            "sender_local_id": reference,
+            "correlation_id": uuid.uuid4(),
+            "produced_at": now,
+            "subject": {"given_name": given, "family_name": family, "date_of_birth": date(2016, 9, n).isoformat()},
+            "lawful_basis": {"article6": "legal_obligation", "statutory_power": "encompass_duty_vpa_2024"},
+            "payload": {
+                "kind": "notification.encompass",
+                "police_reference": reference,
+                "force": "examplepolice",
+                "occurred_at": (now - timedelta(hours=10)).isoformat(),
+                "reported_at": (now - timedelta(hours=9)).isoformat(),
+                "child_present": "yes",
+                "school_urn": URN,
+                "summary_for_school": "Officers attended a synthetic incident.",
+            },
+        }
+    )
 
 
 def with_key_id(env: Envelope, key_id: str) -> Envelope:
@@ -113,35 +129,45 @@ def sent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sent]:
         load = mash.run("school", "load", str(DEMO / "schools.csv"))
         assert load.returncode == 0, load
 
-        names = [("Juniper", "Ashgrove"), ("Tobias", "Wrenfield"), ("Clementine", "Harrowby"),
-                 ("Ossian", "Merriweather"), ("Philippa", "Dunmarsh")]
+        names = [
+            ("Juniper", "Ashgrove"),
+            ("Tobias", "Wrenfield"),
+            ("Clementine", "Harrowby"),
+            ("Ossian", "Merriweather"),
+            ("Philippa", "Dunmarsh"),
+        ]
         cases = [GENUINE, *(f.case for f in FORGERIES)]
         plain = {case: notification(n, *names[n - 1]) for n, case in enumerate(cases, start=1)}
         messages = {
             GENUINE: sign(plain[GENUINE], real),
             "unregistered-key": sign(plain["unregistered-key"], forged),
-            "registered-key-id-wrong-key": with_key_id(sign(plain["registered-key-id-wrong-key"], forged),
-                                                       real.key_id),
+            "registered-key-id-wrong-key": with_key_id(sign(plain["registered-key-id-wrong-key"], forged), real.key_id),
             "another-forces-key": sign(plain["another-forces-key"], other),
             "unsigned": plain["unsigned"],
         }
-        send_all(mash.bootstrap(), [(POLICE_NOTIFICATIONS, m.model_dump_json().encode())
-                                    for m in messages.values()])
+        send_all(mash.bootstrap(), [(POLICE_NOTIFICATIONS, m.model_dump_json().encode()) for m in messages.values()])
 
         genuine_id = str(messages[GENUINE].message_id)
 
         def settled() -> bool:
-            delivered = mash.scalar("SELECT count(*) FROM deliveries WHERE message_id = ? AND delivered_at IS NOT NULL",
-                                    genuine_id)
-            return (delivered == 1 and mash.count("quarantine") == len(FORGERIES)
-                    and mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0)
+            delivered = mash.scalar(
+                "SELECT count(*) FROM deliveries WHERE message_id = ? AND delivered_at IS NOT NULL", genuine_id
+            )
+            return (
+                delivered == 1
+                and mash.count("quarantine") == len(FORGERIES)
+                and mash.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+            )
 
         wait_for("the genuine notification delivered and every forgery quarantined", settled, 60, 0.2)
         inbox = mash.run("school", "inbox", URN, "--json")
         assert inbox.returncode == 0, inbox
         bootstrap = mash.bootstrap()
         yield Sent(
-            mash=mash, messages=messages, forged_key_id=forged.key_id, real_key_id=real.key_id,
+            mash=mash,
+            messages=messages,
+            forged_key_id=forged.key_id,
+            real_key_id=real.key_id,
             inbox=inbox.json(),
             receipts=[json.loads(r.value) for r in read_topic(bootstrap, POLICE_RECEIPTS)],
             notices=[json.loads(r.value) for r in read_topic(bootstrap, topics.GATE_QUARANTINE)],
@@ -165,7 +191,8 @@ def test_forged_notification_is_quarantined_with_the_verifiers_reason(sent: Sent
     mid = str(sent.messages[forgery.case].message_id)
     expected = forgery.detail(sent.forged_key_id, sent.real_key_id)
     [(reason, detail, sender, topic)] = sent.mash.sql(
-        "SELECT reason_code, detail, sender_org, topic FROM quarantine WHERE message_id = ?", mid)
+        "SELECT reason_code, detail, sender_org, topic FROM quarantine WHERE message_id = ?", mid
+    )
     assert (reason, sender, topic) == (forgery.reason, FORCE, POLICE_NOTIFICATIONS)
     assert expected in detail
     [notice] = [n for n in sent.notices if n["source_message_id"] == mid]
@@ -174,8 +201,7 @@ def test_forged_notification_is_quarantined_with_the_verifiers_reason(sent: Sent
 
 
 @pytest.mark.parametrize("forgery", CASES)
-def test_forged_notification_gets_a_rejected_receipt_on_the_police_receipts_topic(
-        sent: Sent, forgery: Forgery) -> None:
+def test_forged_notification_gets_a_rejected_receipt_on_the_police_receipts_topic(sent: Sent, forgery: Forgery) -> None:
     receipt = sent.receipt_for(forgery.case)
     assert (receipt["status"], receipt["reason_code"]) == ("rejected", forgery.reason)
     assert forgery.detail(sent.forged_key_id, sent.real_key_id) in receipt["detail"]
@@ -192,4 +218,3 @@ def test_forged_notification_never_reaches_an_inbox(sent: Sent, forgery: Forgery
     # Refused before the gate decided anything: no message, decision or delivery in the ledger.
     for table in ("messages", "decisions", "deliveries"):
         assert sent.mash.sql(f"SELECT count(*) FROM {table} WHERE message_id = ?", mid) == [(0,)], table  # noqa: S608
-

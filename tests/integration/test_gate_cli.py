@@ -31,10 +31,17 @@ OTHER_CHILD = {"given_name": "Ottoline", "family_name": "Marchbanks", "date_of_b
 
 
 def consent_envelope(record: ConsentRecord) -> Envelope:
-    return Envelope.model_validate({
-        "message_id": uuid.uuid4(), "kind": record.kind, "sender_org": "school:900001",
-        "correlation_id": uuid.uuid4(), "produced_at": NOW, "subject": CHILD, "payload": record.model_dump(mode="json"),
-    })
+    return Envelope.model_validate(
+        {
+            "message_id": uuid.uuid4(),
+            "kind": record.kind,
+            "sender_org": "school:900001",
+            "correlation_id": uuid.uuid4(),
+            "produced_at": NOW,
+            "subject": CHILD,
+            "payload": record.model_dump(mode="json"),
+        }
+    )
 
 
 class History:
@@ -54,23 +61,29 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     async def build() -> None:
         ledger = await Ledger.open(Settings(data_dir=h.data_dir).ledger_url)
         at = [NOW]
-        gate = GateContext(registry=REGISTRY,
-                           ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
-                           school_day_starts=time(8, 30), clock=lambda: at[0], consent_settle=timedelta(minutes=5))
+        gate = GateContext(
+            registry=REGISTRY,
+            ledger=ledger,
+            policy=POLICY,
+            calendar=load_calendar(None),
+            notify_by=time(10, 0),
+            school_day_starts=time(8, 30),
+            clock=lambda: at[0],
+            consent_settle=timedelta(minutes=5),
+        )
         try:
             await process_inbound(gate, consent_envelope(h.consent).model_dump_json().encode(), topics.CONSENT_RECORDS)
             assert await process_inbound(gate, h.shared.model_dump_json().encode(), EDUCATION_INBOUND) == "share"
             published = await ledger.pending_outbox(now=NOW + timedelta(minutes=5))
             await ledger.mark_published([r.seq for r in published], NOW + timedelta(minutes=5))
             at[0] = NOW + timedelta(hours=1)
-            assert await process_inbound(gate, h.withdrawn.model_dump_json().encode(),
-                                         EDUCATION_INBOUND) == "share"
+            assert await process_inbound(gate, h.withdrawn.model_dump_json().encode(), EDUCATION_INBOUND) == "share"
             at[0] = NOW + timedelta(hours=1, minutes=1)  # while the second share waits out its window
             withdrawal = consent("withdrawn", consent_id=h.consent.consent_id, recorded=at[0])
-            await process_inbound(gate, consent_envelope(withdrawal).model_dump_json().encode(),
-                                  topics.CONSENT_RECORDS)
-            assert await process_inbound(gate, h.unconsented.model_dump_json().encode(),
-                                         EDUCATION_INBOUND) == "withhold"
+            await process_inbound(gate, consent_envelope(withdrawal).model_dump_json().encode(), topics.CONSENT_RECORDS)
+            assert (
+                await process_inbound(gate, h.unconsented.model_dump_json().encode(), EDUCATION_INBOUND) == "withhold"
+            )
         finally:
             await ledger.close()
 
@@ -157,9 +170,15 @@ def test_what_if_the_shipped_policy_changes_nothing(history: History) -> None:
 def test_what_if_lists_the_decisions_a_new_policy_would_change(history: History, tmp_path: Path) -> None:
     text = SHIPPED_POLICY.read_text()
     head, early_help = text.split('name = "early-help-with-consent"')
-    narrower = head + 'name = "early-help-with-consent"' + early_help.replace(
-        '"payload.referrer_name", "payload.referrer_role", "payload.what_happened", "payload.worried_about",',
-        '"payload.what_happened",', 1)
+    narrower = (
+        head
+        + 'name = "early-help-with-consent"'
+        + early_help.replace(
+            '"payload.referrer_name", "payload.referrer_role", "payload.what_happened", "payload.worried_about",',
+            '"payload.what_happened",',
+            1,
+        )
+    )
     assert narrower != text
     new = tmp_path / "policy.toml"
     new.write_text(narrower.replace('version = "', 'version = "next-', 1))
@@ -172,8 +191,7 @@ def test_what_if_lists_the_decisions_a_new_policy_would_change(history: History,
     assert set(changes) == {str(history.shared.message_id), str(history.withdrawn.message_id)}
     for change in changes.values():
         assert (change["was"], change["would_be"]) == ("share", "share")
-        assert change["fields_removed"] == ["payload.referrer_name", "payload.referrer_role",
-                                            "payload.worried_about"]
+        assert change["fields_removed"] == ["payload.referrer_name", "payload.referrer_role", "payload.worried_about"]
         assert change["fields_added"] == []
 
     code, out, _ = mash(history.data_dir, "gate", "what-if", "--policy", str(new))

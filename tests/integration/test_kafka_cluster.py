@@ -47,10 +47,22 @@ def secured(kafka_cluster: KafkaCluster) -> KafkaCluster:
         kafka_cluster.create_acls(f"User:{POLICE}", topics=[POLICE_TOPIC], operations=["Read", "Write"])
 
     jobs = [
-        lambda: kafka_cluster.create_acls(f"User:{ALICE}", topics=[SASL_TOPIC, FAILOVER_TOPIC],
-                                          groups=["test.sasl."], prefixed=True, producer=True, consumer=True),
-        lambda: kafka_cluster.create_acls(f"User:{MTLS_CLIENT}", topics=[MTLS_TOPIC], groups=["test.mtls."],
-                                          prefixed=True, producer=True, consumer=True),
+        lambda: kafka_cluster.create_acls(
+            f"User:{ALICE}",
+            topics=[SASL_TOPIC, FAILOVER_TOPIC],
+            groups=["test.sasl."],
+            prefixed=True,
+            producer=True,
+            consumer=True,
+        ),
+        lambda: kafka_cluster.create_acls(
+            f"User:{MTLS_CLIENT}",
+            topics=[MTLS_TOPIC],
+            groups=["test.mtls."],
+            prefixed=True,
+            producer=True,
+            consumer=True,
+        ),
         police,
     ]
     with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
@@ -95,8 +107,11 @@ async def wait_for_isr(admin: AIOKafkaAdminClient, topic: str, size: int, within
     while True:
         described = await describe(admin, topic)
         partitions: list[dict[str, Any]] = described["partitions"]
-        if described["error_code"] == 0 and partitions and all(
-                p["leader"] >= 0 and len(p["isr"]) == size for p in partitions):
+        if (
+            described["error_code"] == 0
+            and partitions
+            and all(p["leader"] >= 0 and len(p["isr"]) == size for p in partitions)
+        ):
             return partitions
         if time.monotonic() > deadline:
             raise AssertionError(f"{topic}: ISR never reached {size} in {within} s: {described}")
@@ -120,8 +135,14 @@ async def produce(kwargs: dict[str, Any], topic: str, count: int, prefix: str) -
 async def consume_group(kwargs: dict[str, Any], topic: str, expected: int, group: str) -> list[str]:
     """Read ``topic`` from the beginning in consumer group ``group`` until ``expected`` records (or 60 s), and
     a little longer, so a duplicate would show."""
-    consumer = AIOKafkaConsumer(topic, **kwargs, group_id=group, auto_offset_reset="earliest",
-                                enable_auto_commit=False, isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(
+        topic,
+        **kwargs,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
     await consumer.start()
     seen: list[str] = []
     try:
@@ -179,7 +200,8 @@ async def assert_replicated(admin: AIOKafkaAdminClient, topic: str) -> None:
         assert sorted(partition["replicas"]) == [0, 1, 2], partition
         assert sorted(partition["isr"]) == [0, 1, 2], partition
     [topic_config] = await admin.describe_configs(
-        [ConfigResource(ConfigResourceType.TOPIC, topic, {"min.insync.replicas": None})])
+        [ConfigResource(ConfigResourceType.TOPIC, topic, {"min.insync.replicas": None})]
+    )
     entries = {e[0]: e[1] for e in topic_config.resources[0][4]}
     assert entries == {"min.insync.replicas": "2"}
 
@@ -189,11 +211,20 @@ async def test_cluster_defaults_are_production_ones(admin: AIOKafkaAdminClient) 
     assert sorted(b["node_id"] for b in cluster["brokers"]) == [0, 1, 2]
     for node in ("0", "1", "2"):
         [broker_config] = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.BROKER, node, {"default.replication.factor": None,
-                                                               "min.insync.replicas": None,
-                                                               "auto.create.topics.enable": None,
-                                                               "unclean.leader.election.enable": None,
-                                                               "authorizer.class.name": None})])
+            [
+                ConfigResource(
+                    ConfigResourceType.BROKER,
+                    node,
+                    {
+                        "default.replication.factor": None,
+                        "min.insync.replicas": None,
+                        "auto.create.topics.enable": None,
+                        "unclean.leader.election.enable": None,
+                        "authorizer.class.name": None,
+                    },
+                )
+            ]
+        )
         entries = {e[0]: e[1] for e in broker_config.resources[0][4]}
         assert entries == {
             "default.replication.factor": "3",
@@ -206,7 +237,8 @@ async def test_cluster_defaults_are_production_ones(admin: AIOKafkaAdminClient) 
 
 
 async def test_sasl_scram_sha512_thousand_records_none_lost_none_duplicated(
-        secured: KafkaCluster, admin: AIOKafkaAdminClient) -> None:
+    secured: KafkaCluster, admin: AIOKafkaAdminClient
+) -> None:
     await create_topic(admin, SASL_TOPIC)
     await assert_replicated(admin, SASL_TOPIC)
     kwargs = secured.sasl_kwargs(ALICE, ALICE_PASSWORD)
@@ -217,7 +249,8 @@ async def test_sasl_scram_sha512_thousand_records_none_lost_none_duplicated(
 
 
 async def test_mutual_tls_thousand_records_none_lost_none_duplicated(
-        secured: KafkaCluster, admin: AIOKafkaAdminClient) -> None:
+    secured: KafkaCluster, admin: AIOKafkaAdminClient
+) -> None:
     await create_topic(admin, MTLS_TOPIC)
     await assert_replicated(admin, MTLS_TOPIC)
     kwargs = secured.mtls_kwargs(MTLS_CLIENT)
@@ -227,8 +260,7 @@ async def test_mutual_tls_thousand_records_none_lost_none_duplicated(
     assert len(seen) == RECORDS
 
 
-async def test_user_granted_one_topic_is_refused_another(
-        secured: KafkaCluster, admin: AIOKafkaAdminClient) -> None:
+async def test_user_granted_one_topic_is_refused_another(secured: KafkaCluster, admin: AIOKafkaAdminClient) -> None:
     for topic in (POLICE_TOPIC, EDUCATION_TOPIC):
         await create_topic(admin, topic, partitions=1)
         await wait_for_isr(admin, topic, 3)
@@ -246,8 +278,9 @@ async def test_user_granted_one_topic_is_refused_another(
     finally:
         await producer.stop()
     # ...reading it (a subscription: aiokafka raises the broker's refusal from getmany)...
-    consumer = AIOKafkaConsumer(EDUCATION_TOPIC, **kwargs, group_id="police.readers", enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        EDUCATION_TOPIC, **kwargs, group_id="police.readers", enable_auto_commit=False, auto_offset_reset="earliest"
+    )
 
     async def read_forever() -> None:
         await consumer.start()
@@ -276,7 +309,8 @@ async def test_user_granted_one_topic_is_refused_another(
 
 
 async def test_mutual_tls_principal_is_the_certificate_common_name(
-        secured: KafkaCluster, admin: AIOKafkaAdminClient) -> None:
+    secured: KafkaCluster, admin: AIOKafkaAdminClient
+) -> None:
     await create_topic(admin, POLICE_TOPIC, partitions=1)
     producer = AIOKafkaProducer(**secured.mtls_kwargs(MTLS_CLIENT), enable_idempotence=True, acks="all")
     await producer.start()
@@ -304,8 +338,10 @@ def test_tls_client_without_certificate_is_refused(secured: KafkaCluster) -> Non
     context = secured.ssl_context()  # trusts the CA, presents no certificate
 
     def talk() -> bytes:
-        with socket.create_connection((host, int(port)), timeout=10) as raw, \
-                context.wrap_socket(raw, server_hostname=host) as tls:
+        with (
+            socket.create_connection((host, int(port)), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname=host) as tls,
+        ):
             # TLS 1.3: the client's side of the handshake completes; the server's refusal arrives as an alert.
             tls.sendall(b"\x00\x00\x00\x00")
             return tls.recv(1)
@@ -318,9 +354,14 @@ def test_tls_client_without_certificate_is_refused(secured: KafkaCluster) -> Non
 
 
 async def test_aiokafka_client_without_certificate_cannot_connect(
-        secured: KafkaCluster, caplog: pytest.LogCaptureFixture) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=secured.bootstrap_mtls, security_protocol="SSL",
-                                ssl_context=secured.ssl_context(), request_timeout_ms=10_000)
+    secured: KafkaCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=secured.bootstrap_mtls,
+        security_protocol="SSL",
+        ssl_context=secured.ssl_context(),
+        request_timeout_ms=10_000,
+    )
     with caplog.at_level(logging.ERROR, logger="aiokafka"), pytest.raises(KafkaConnectionError):
         await asyncio.wait_for(producer.start(), 30)
     await producer.stop()
@@ -329,13 +370,15 @@ async def test_aiokafka_client_without_certificate_cannot_connect(
 
 
 async def test_killing_the_leader_while_producing_loses_no_acknowledged_record(
-        secured: KafkaCluster, admin: AIOKafkaAdminClient) -> None:
+    secured: KafkaCluster, admin: AIOKafkaAdminClient
+) -> None:
     await create_topic(admin, FAILOVER_TOPIC, partitions=1)
     [partition] = await wait_for_isr(admin, FAILOVER_TOPIC, 3)
     leader = partition["leader"]
     kwargs = secured.sasl_kwargs(ALICE, ALICE_PASSWORD)
-    producer = AIOKafkaProducer(**kwargs, enable_idempotence=True, acks="all", linger_ms=2,
-                                request_timeout_ms=15_000, retry_backoff_ms=200)
+    producer = AIOKafkaProducer(
+        **kwargs, enable_idempotence=True, acks="all", linger_ms=2, request_timeout_ms=15_000, retry_backoff_ms=200
+    )
     await producer.start()
     acknowledged: list[str] = []
     failed: list[str] = []
@@ -393,5 +436,7 @@ async def test_killing_the_leader_while_producing_loses_no_acknowledged_record(
     restart_seconds = secured.restart(leader)
     partitions = await wait_for_isr(admin, FAILOVER_TOPIC, 3, within=60)
     assert leader in partitions[0]["isr"]
-    print(f"failover: {len(acknowledged)} acknowledged, {len(failed)} failed, new leader after "
-          f"{failover_seconds:.1f} s, node {leader} back in {restart_seconds:.1f} s; RSS MiB {secured.rss_mb()}")
+    print(
+        f"failover: {len(acknowledged)} acknowledged, {len(failed)} failed, new leader after "
+        f"{failover_seconds:.1f} s, node {leader} back in {restart_seconds:.1f} s; RSS MiB {secured.rss_mb()}"
+    )

@@ -211,8 +211,10 @@ def prepared(kafka_cluster: KafkaCluster, tmp_path_factory: pytest.TempPathFacto
     mash = Mash(base / "data", base / "logs")
     admin = sasl_env(kafka_cluster, "admin", kafka_cluster.admin_password, base)
     try:
-        sasl, tls = [mash.run("kafka", "acls", "--apply", "--json", *_principal_options(m), env=admin)
-                     for m in (SASL_PRINCIPALS, TLS_PRINCIPALS)]
+        sasl, tls = [
+            mash.run("kafka", "acls", "--apply", "--json", *_principal_options(m), env=admin)
+            for m in (SASL_PRINCIPALS, TLS_PRINCIPALS)
+        ]
         yield Prepared(kafka_cluster, base, sasl, tls)
     finally:
         mash.close()
@@ -232,14 +234,16 @@ def cluster(prepared: Prepared) -> KafkaCluster:
 
 
 def test_acls_are_derived_from_the_registry() -> None:
-    principals = parse_principals([f"{k}=User:{v}" for k, v in SASL_PRINCIPALS.items()], None,
-                                  [a.name for a in REGISTRY.agencies])
+    principals = parse_principals(
+        [f"{k}=User:{v}" for k, v in SASL_PRINCIPALS.items()], None, [a.name for a in REGISTRY.agencies]
+    )
     acls = derive_acls(REGISTRY, principals)
     assert len(acls) == len(set(acls))
 
     def allowed(user: str, op: str) -> set[str]:
-        return {b.name for b in acls if b.principal == f"User:{user}" and b.operation == op
-                and b.resource_type == "Topic"}
+        return {
+            b.name for b in acls if b.principal == f"User:{user}" and b.operation == op and b.resource_type == "Topic"
+        }
 
     assert allowed(POLICE_USER, "WRITE") == {"police.notification.v1", "consent.record.v1"}
     assert allowed(POLICE_USER, "READ") == {"police.receipt.v1", "police.acknowledgement.v1"}
@@ -261,8 +265,10 @@ def test_acls_are_derived_from_the_registry() -> None:
     assert len(gate_acls(REGISTRY, "User:g")) > len(REGISTRY.all_topics)
     # kafka-acls.sh lines for an operator.
     line = AclBinding("User:p", "Group", "police.", "READ", pattern="PREFIXED").command("b:9093", "a.properties")
-    assert line == ("kafka-acls.sh --bootstrap-server b:9093 --command-config a.properties --add "
-                    "--allow-principal User:p --operation Read --group police. --resource-pattern-type prefixed")
+    assert line == (
+        "kafka-acls.sh --bootstrap-server b:9093 --command-config a.properties --add "
+        "--allow-principal User:p --operation Read --group police. --resource-pattern-type prefixed"
+    )
 
 
 def test_mash_kafka_acls_apply_creates_exactly_the_derived_acls(prepared: Prepared) -> None:
@@ -273,8 +279,9 @@ def test_mash_kafka_acls_apply_creates_exactly_the_derived_acls(prepared: Prepar
         expected = set(derive_acls(REGISTRY, {k: f"User:{v}" for k, v in mapping.items()}))
         assert printed == expected
         for agency, user in mapping.items():
-            held = asyncio.run(describe_acls(prepared.cluster.bootstrap_sasl, admin_security(prepared.cluster),
-                                             f"User:{user}"))
+            held = asyncio.run(
+                describe_acls(prepared.cluster.bootstrap_sasl, admin_security(prepared.cluster), f"User:{user}")
+            )
             assert set(held) == {b for b in expected if b.principal == f"User:{user}"}, agency
     # Creating them again is harmless (the wire module on its own).
     again = derive_acls(REGISTRY, {"police": f"User:{POLICE_USER}"})
@@ -310,8 +317,9 @@ def read_group(kwargs: dict[str, Any], topic: str, group: str, until: Any, withi
     """Read ``topic`` from the beginning in consumer group ``group`` until ``until(records)`` (or ``within`` s)."""
 
     async def main() -> list[Any]:
-        consumer = AIOKafkaConsumer(topic, **kwargs, group_id=group, auto_offset_reset="earliest",
-                                    enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            topic, **kwargs, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False
+        )
         await consumer.start()
         seen: list[Any] = []
         try:
@@ -328,7 +336,8 @@ def read_group(kwargs: dict[str, Any], topic: str, group: str, until: Any, withi
 
 @pytest.mark.parametrize("wire", ["sasl_ssl", "mutual_tls"])
 def test_overnight_encompass_export_end_to_end(
-        wire: str, cluster: KafkaCluster, ledger_url: str, tmp_path: Path) -> None:
+    wire: str, cluster: KafkaCluster, ledger_url: str, tmp_path: Path
+) -> None:
     """The demo's overnight export, as police's own principal, through a gate on its own principal, to the
     schools' inboxes; the police force reads its receipts with its own principal."""
     if wire == "sasl_ssl":
@@ -369,6 +378,7 @@ def test_overnight_encompass_export_end_to_end(
     assert len(accepted) == 11
     receipt_ids = {json.loads(r.value)["causation_id"] for r in receipts}
     assert accepted <= receipt_ids, "every accepted or referred row's receipt reached police"
+
     # The topics `mash serve` created as the gate: six partitions, three replicas, two in sync for acks=all.
     async def described() -> tuple[Any, Any]:
         admin = AIOKafkaAdminClient(**cluster.sasl_kwargs(), request_timeout_ms=20_000)
@@ -378,7 +388,8 @@ def test_overnight_encompass_export_end_to_end(
 
             [topic] = await admin.describe_topics(["education.inbound.v1"])
             [configs] = await admin.describe_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, "education.inbound.v1", {"min.insync.replicas": None})])
+                [ConfigResource(ConfigResourceType.TOPIC, "education.inbound.v1", {"min.insync.replicas": None})]
+            )
             return topic, configs
         finally:
             await admin.close()
@@ -395,8 +406,12 @@ def test_overnight_encompass_export_end_to_end(
 
 def test_police_cannot_read_education_deliveries(cluster: KafkaCluster) -> None:
     async def subscribe() -> None:
-        consumer = AIOKafkaConsumer("education.delivery.v1", **cluster.sasl_kwargs(POLICE_USER, POLICE_PASSWORD),
-                                    group_id=f"police.{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            "education.delivery.v1",
+            **cluster.sasl_kwargs(POLICE_USER, POLICE_PASSWORD),
+            group_id=f"police.{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+        )
         await consumer.start()
         try:
             async with asyncio.timeout(30):
@@ -414,8 +429,11 @@ def test_police_cannot_read_education_deliveries(cluster: KafkaCluster) -> None:
 @pytest.mark.parametrize("who", ["school_sasl", "school_tls"])
 def test_a_school_cannot_write_police_topics(who: str, cluster: KafkaCluster, tmp_path: Path) -> None:
     """`mash police ingest` as a school system's principal: one line naming the topic, exit 1, no hang."""
-    env = (sasl_env(cluster, SCHOOL_USER, SCHOOL_PASSWORD, tmp_path) if who == "school_sasl"
-           else tls_env(cluster, SCHOOL_TLS))
+    env = (
+        sasl_env(cluster, SCHOOL_USER, SCHOOL_PASSWORD, tmp_path)
+        if who == "school_sasl"
+        else tls_env(cluster, SCHOOL_TLS)
+    )
     with mash_session(tmp_path) as mash:  # its own SQLite ledger: nothing will reach a gate anyway
         began = time.monotonic()
         refused = mash.run("police", "ingest", str(DEMO / "overnight-export.csv"), env=env, timeout_s=60)
@@ -431,9 +449,13 @@ def test_a_school_cannot_write_police_topics(who: str, cluster: KafkaCluster, tm
 
 @pytest.mark.parametrize("how", ["wrong_password", "no_client_certificate"])
 def test_an_unauthenticated_client_is_refused_with_a_clear_error(
-        how: str, cluster: KafkaCluster, tmp_path: Path) -> None:
-    env = (sasl_env(cluster, POLICE_USER, "not-" + POLICE_PASSWORD, tmp_path) if how == "wrong_password"
-           else tls_env(cluster, None))
+    how: str, cluster: KafkaCluster, tmp_path: Path
+) -> None:
+    env = (
+        sasl_env(cluster, POLICE_USER, "not-" + POLICE_PASSWORD, tmp_path)
+        if how == "wrong_password"
+        else tls_env(cluster, None)
+    )
     with mash_session(tmp_path) as mash:
         refused = mash.run("police", "ingest", str(DEMO / "overnight-export.csv"), env=env, timeout_s=60)
     assert refused.returncode == 3, refused  # EXIT_UNAVAILABLE
@@ -494,7 +516,8 @@ def assert_each_once(mash: Mash, url: str, count: int) -> None:
 
 
 def test_three_gate_replicas_deliver_every_notification_once(
-        cluster: KafkaCluster, ledger_url: str, tmp_path: Path) -> None:
+    cluster: KafkaCluster, ledger_url: str, tmp_path: Path
+) -> None:
     export = tmp_path / "export.csv"
     write_export(export, NOTIFICATIONS)
     gate_env = sasl_env(cluster, GATE_USER, GATE_PASSWORD, tmp_path)
@@ -515,8 +538,10 @@ def test_three_gate_replicas_deliver_every_notification_once(
             assert gate.stop() == 0
     assert all(shares), f"every replica decided some: {shares}"
     assert sum(shares) >= NOTIFICATIONS
-    print(f"three replicas: {NOTIFICATIONS} notifications ingested and delivered in {took:.1f} s "
-          f"({NOTIFICATIONS / took:.0f}/s); decided per replica {shares}")
+    print(
+        f"three replicas: {NOTIFICATIONS} notifications ingested and delivered in {took:.1f} s "
+        f"({NOTIFICATIONS / took:.0f}/s); decided per replica {shares}"
+    )
 
 
 # ------------------------------------------------------------------------------------ failover
@@ -563,7 +588,8 @@ def partition_leader(cluster: KafkaCluster, topic: str, partition: int) -> int:
 
 
 def test_killing_a_gate_replica_and_a_leader_broker_mid_batch_loses_and_duplicates_nothing(
-        cluster: KafkaCluster, ledger_url: str, tmp_path: Path) -> None:
+    cluster: KafkaCluster, ledger_url: str, tmp_path: Path
+) -> None:
     count = FAILOVER_NOTIFICATIONS
     export = tmp_path / "export.csv"
     write_export(export, count, seed=11)
@@ -597,7 +623,9 @@ def test_killing_a_gate_replica_and_a_leader_broker_mid_batch_loses_and_duplicat
     assert new_leader not in (leader, -1)
     gate_pause = samples.longest_stall(gate_killed, broker_killed)
     broker_pause = samples.longest_stall(broker_killed, finished)
-    print(f"failover with {count} notifications: gate replica SIGKILLed at {gate_killed:.1f} s, longest pause "
-          f"{gate_pause:.1f} s; leader broker {leader} killed at {broker_killed:.1f} s, longest pause "
-          f"{broker_pause:.1f} s, new leader {new_leader}; all decided at {finished:.1f} s; broker back in "
-          f"{restarted_in:.1f} s; 0 lost, 0 duplicated")
+    print(
+        f"failover with {count} notifications: gate replica SIGKILLed at {gate_killed:.1f} s, longest pause "
+        f"{gate_pause:.1f} s; leader broker {leader} killed at {broker_killed:.1f} s, longest pause "
+        f"{broker_pause:.1f} s, new leader {new_leader}; all decided at {finished:.1f} s; broker back in "
+        f"{restarted_in:.1f} s; 0 lost, 0 duplicated"
+    )

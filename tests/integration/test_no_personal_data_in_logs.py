@@ -34,8 +34,15 @@ from .helpers import (
 pytestmark = pytest.mark.embedded
 
 # The CLI's own one-line messages to people share stderr with the JSON log lines.
-HUMAN_PREFIXES = ("mash up: ", "mash serve: ", "mash broker: ", "unusable: ", "not found: ",
-                  "broker unavailable: ", "error (")
+HUMAN_PREFIXES = (
+    "mash up: ",
+    "mash serve: ",
+    "mash broker: ",
+    "unusable: ",
+    "not found: ",
+    "broker unavailable: ",
+    "error (",
+)
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +100,10 @@ def test_the_checks_would_catch_a_leak() -> None:
     assert "home postcode on line 6" in hits('{"p": "ZZ994EF"}')
     assert "home postcode on line 2" in hits('{"p": "zz99 1aa"}')
     # Whole words only: an id, a path or a topic that merely contains a name is not a leak.
-    assert not hits('{"event": "stack.started", "path": "/tmp/pytest/demo-flow0/data/ledger.sqlite3", '
-                    '"topic": "education.delivery.v1", "agency": "police:examplepolice", "maxsize": 1}')
+    assert not hits(
+        '{"event": "stack.started", "path": "/tmp/pytest/demo-flow0/data/ledger.sqlite3", '
+        '"topic": "education.delivery.v1", "agency": "police:examplepolice", "maxsize": 1}'
+    )
 
 
 # -- records carrying synthetic names onto every topic a subscriber reads (issue 11, problem 6) ---------
@@ -102,21 +111,34 @@ def test_the_checks_would_catch_a_leak() -> None:
 # The last is short: pydantic's input_value keeps about the first 25 characters of a record it quotes.
 NAMES = ("Thaddeus Wimberleigh", "Perpetua Scrimgeour", "Octavian Brindlecombe", "Eglantine Haverstock", "Ivo Qell")
 NAME_NEEDLES = [Needle(f"synthetic name {n}", re.compile(re.escape(n).replace(r"\ ", r"\s+"), re.I)) for n in NAMES]
-NAME_NEEDLES += [Needle(f"synthetic word {w}", re.compile(rf"(?<![\w-]){w}(?![\w-])", re.I))
-                 for n in NAMES for w in n.split()]
+NAME_NEEDLES += [
+    Needle(f"synthetic word {w}", re.compile(rf"(?<![\w-]){w}(?![\w-])", re.I)) for n in NAMES for w in n.split()
+]
 
 
 def named_records(topic: str, gate_reads_it: bool) -> list[bytes]:
     """Valid and invalid records, each carrying a synthetic name where an error could quote it."""
     a, b, c, d, e = NAMES
     now = datetime.now(UTC).isoformat()
-    doc = {"message_id": str(uuid.uuid4()), "kind": "notification.encompass", "sender_org": "police:examplepolice",
-           "correlation_id": str(uuid.uuid4()), "produced_at": now,
-           "subject": {"given_name": a.split()[0], "family_name": a.split()[1], "date_of_birth": "2016-09-03"},
-           "lawful_basis": {"article6": "legal_obligation", "statutory_power": "encompass_duty_vpa_2024"},
-           "payload": {"kind": "notification.encompass", "police_reference": "PDL/1", "force": "examplepolice",
-                       "occurred_at": now, "reported_at": now, "child_present": "yes", "school_urn": "900001",
-                       "summary_for_school": f"{b} was seen."}}
+    doc = {
+        "message_id": str(uuid.uuid4()),
+        "kind": "notification.encompass",
+        "sender_org": "police:examplepolice",
+        "correlation_id": str(uuid.uuid4()),
+        "produced_at": now,
+        "subject": {"given_name": a.split()[0], "family_name": a.split()[1], "date_of_birth": "2016-09-03"},
+        "lawful_basis": {"article6": "legal_obligation", "statutory_power": "encompass_duty_vpa_2024"},
+        "payload": {
+            "kind": "notification.encompass",
+            "police_reference": "PDL/1",
+            "force": "examplepolice",
+            "occurred_at": now,
+            "reported_at": now,
+            "child_present": "yes",
+            "school_urn": "900001",
+            "summary_for_school": f"{b} was seen.",
+        },
+    }
     bad_value = json.loads(json.dumps(doc)) | {"message_id": str(uuid.uuid4())}
     bad_value["payload"]["child_present"] = c  # an enum given a name: pydantic quotes input values
     bad_key = json.loads(json.dumps(doc)) | {"message_id": str(uuid.uuid4())}
@@ -128,8 +150,11 @@ def named_records(topic: str, gate_reads_it: bool) -> list[bytes]:
         f'{{"n":"{e}","x":'.encode() + b"[" * 100_000 + b"]" * 100_000 + b"}",  # too deep, a name up front
         b"\xff\xfe" + named,  # not UTF-8
         named + b"\x00" * 64,  # NULs after a name
-        json.dumps(doc).encode().replace(b'"school_urn"', f'"given_name":"{c}","given_name":"{d}","school_urn"'
-                                         .encode(), 1),  # a key given twice
+        json.dumps(doc)
+        .encode()
+        .replace(
+            b'"school_urn"', f'"given_name":"{c}","given_name":"{d}","school_urn"'.encode(), 1
+        ),  # a key given twice
         named[:-1] + b', "pad": "' + b"x" * 1_100_000 + b'"}',  # over the size limit
     ]
     if gate_reads_it:

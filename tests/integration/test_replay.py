@@ -52,9 +52,17 @@ def signed(env: Envelope, mash: Mash) -> bytes:
 
 def about(subject: ChildSubject, record: ConsentRecord, at: datetime) -> Envelope:
     """A consent record about ``subject``, as the school sends it on the consent topic."""
-    return Envelope.model_validate({
-        "message_id": uuid.uuid4(), "kind": record.kind, "sender_org": SCHOOL, "correlation_id": uuid.uuid4(),
-        "produced_at": at, "subject": subject.model_dump(mode="json"), "payload": record.model_dump(mode="json")})
+    return Envelope.model_validate(
+        {
+            "message_id": uuid.uuid4(),
+            "kind": record.kind,
+            "sender_org": SCHOOL,
+            "correlation_id": uuid.uuid4(),
+            "produced_at": at,
+            "subject": subject.model_dump(mode="json"),
+            "payload": record.model_dump(mode="json"),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -67,31 +75,67 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Story:
         start = datetime.now(UTC)
         before = start - timedelta(minutes=1)
         given = {child.given_name: consent(recipients=(EARLY_HELP,), recorded=before) for child in (WITHDRAWN, KEPT)}
-        referrals = {child.given_name: contact(recipients=(EARLY_HELP,)).model_copy(
-            update={"subject": child, "sender_org": SCHOOL, "produced_at": start}) for child in (WITHDRAWN, KEPT)}
-        send_all(bootstrap, [(topics.CONSENT_RECORDS, signed(about(c, given[c.given_name], start), mash))
-                             for c in (WITHDRAWN, KEPT)])
+        referrals = {
+            child.given_name: contact(recipients=(EARLY_HELP,)).model_copy(
+                update={"subject": child, "sender_org": SCHOOL, "produced_at": start}
+            )
+            for child in (WITHDRAWN, KEPT)
+        }
+        send_all(
+            bootstrap,
+            [(topics.CONSENT_RECORDS, signed(about(c, given[c.given_name], start), mash)) for c in (WITHDRAWN, KEPT)],
+        )
         # The gate reads the consent and inbound topics independently: consent first, then the referrals.
-        wait_for("both consents to be recorded", lambda: mash.scalar(
-            "SELECT count(DISTINCT message_id) FROM consents WHERE status = 'given'") == 2, 30)
+        wait_for(
+            "both consents to be recorded",
+            lambda: mash.scalar("SELECT count(DISTINCT message_id) FROM consents WHERE status = 'given'") == 2,
+            30,
+        )
         send_all(bootstrap, [(EDUCATION_INBOUND, signed(r, mash)) for r in referrals.values()])
-        wait_for("both referrals to be shared and published", lambda: mash.scalar(
-            "SELECT count(*) FROM outbox WHERE topic = ? AND published_at IS NOT NULL",
-            REGISTRY.delivery_topic(EARLY_HELP)) == 2, 30)
+        wait_for(
+            "both referrals to be shared and published",
+            lambda: (
+                mash.scalar(
+                    "SELECT count(*) FROM outbox WHERE topic = ? AND published_at IS NOT NULL",
+                    REGISTRY.delivery_topic(EARLY_HELP),
+                )
+                == 2
+            ),
+            30,
+        )
 
         withdrawn_at = datetime.now(UTC)
-        withdrawal = consent("withdrawn", recipients=(EARLY_HELP,), recorded=withdrawn_at,
-                             consent_id=given[WITHDRAWN.given_name].consent_id)
+        withdrawal = consent(
+            "withdrawn",
+            recipients=(EARLY_HELP,),
+            recorded=withdrawn_at,
+            consent_id=given[WITHDRAWN.given_name].consent_id,
+        )
         send_all(bootstrap, [(topics.CONSENT_RECORDS, signed(about(WITHDRAWN, withdrawal, withdrawn_at), mash))])
-        wait_for("the withdrawal to be recorded",
-                 lambda: mash.scalar("SELECT count(*) FROM consents WHERE status = 'withdrawn'") > 0, 30)
+        wait_for(
+            "the withdrawal to be recorded",
+            lambda: mash.scalar("SELECT count(*) FROM consents WHERE status = 'withdrawn'") > 0,
+            30,
+        )
 
-        window = ["--from", (start - timedelta(minutes=5)).isoformat(), "--to",
-                  (datetime.now(UTC) + timedelta(minutes=5)).isoformat(), "--json"]
+        window = [
+            "--from",
+            (start - timedelta(minutes=5)).isoformat(),
+            "--to",
+            (datetime.now(UTC) + timedelta(minutes=5)).isoformat(),
+            "--json",
+        ]
         dry_run, replay = mash.run_all(("replay", *window, "--dry-run"), ("replay", *window))
         on_topic = read_topic(bootstrap, REGISTRY.delivery_topic(EARLY_HELP))
-        return Story(mash, referrals[WITHDRAWN.given_name], referrals[KEPT.given_name], dry_run, replay, on_topic,
-                     Settings(data_dir=mash.data_dir).key_registry_file)
+        return Story(
+            mash,
+            referrals[WITHDRAWN.given_name],
+            referrals[KEPT.given_name],
+            dry_run,
+            replay,
+            on_topic,
+            Settings(data_dir=mash.data_dir).key_registry_file,
+        )
 
 
 def records_for(story: Story, referral: Envelope) -> list[Any]:
@@ -114,12 +158,21 @@ def test_a_replay_after_a_consent_withdrawal_withholds_what_the_original_shared(
     assert "mash-replay" not in headers(original), "only the original share, sent before the withdrawal"
 
     mash = story.mash
-    [(replay_id, reasons)] = [(json.loads(d)["replay_id"], json.loads(d)["reasons"]) for (d,) in mash.sql(
-        "SELECT detail FROM events WHERE event_type = 'replay.withheld' AND message_id = ?",
-        str(story.withdrawn.message_id))]
+    [(replay_id, reasons)] = [
+        (json.loads(d)["replay_id"], json.loads(d)["reasons"])
+        for (d,) in mash.sql(
+            "SELECT detail FROM events WHERE event_type = 'replay.withheld' AND message_id = ?",
+            str(story.withdrawn.message_id),
+        )
+    ]
     assert (replay_id, reasons[-1]) == (out["replay_id"], "consent_withdrawn")
-    assert mash.sql("SELECT 1 FROM events WHERE event_type = 'message.replayed' AND message_id = ?",
-                    str(story.withdrawn.message_id)) == []
+    assert (
+        mash.sql(
+            "SELECT 1 FROM events WHERE event_type = 'message.replayed' AND message_id = ?",
+            str(story.withdrawn.message_id),
+        )
+        == []
+    )
 
 
 def test_a_replay_of_a_share_still_allowed_resends_it_with_the_replay_header_and_the_same_id(story: Story) -> None:
@@ -133,8 +186,9 @@ def test_a_replay_of_a_share_still_allowed_resends_it_with_the_replay_header_and
     assert str(replayed.message_id) == headers(first)["message-id"], "recipients deduplicate by it"
     assert replayed.replay is True
     assert verify(replayed, load_registry(story.registry_file), datetime.now(UTC)).ok, "signed by mash:gate"
-    [(detail,)] = story.mash.sql("SELECT detail FROM events WHERE event_type = 'message.replayed' AND message_id = ?",
-                                 str(story.kept.message_id))
+    [(detail,)] = story.mash.sql(
+        "SELECT detail FROM events WHERE event_type = 'message.replayed' AND message_id = ?", str(story.kept.message_id)
+    )
     assert json.loads(detail)["replay_id"] == out["replay_id"]
 
 
@@ -146,6 +200,13 @@ def test_a_dry_run_lists_what_would_be_sent_and_the_decision_that_differs(story:
     assert [i["message_id"] for i in out["withheld"]] == [str(story.withdrawn.message_id)]
     [change] = out["changes"]
     assert (change["message_id"], change["was"], change["would_be"]) == (
-        str(story.withdrawn.message_id), "share", "withhold")
-    assert story.mash.sql("SELECT 1 FROM events WHERE event_type = 'replay.decided' AND detail LIKE ?",
-                          f'%{out["replay_id"]}%') == [], "a dry run records nothing"
+        str(story.withdrawn.message_id),
+        "share",
+        "withhold",
+    )
+    assert (
+        story.mash.sql(
+            "SELECT 1 FROM events WHERE event_type = 'replay.decided' AND detail LIKE ?", f"%{out['replay_id']}%"
+        )
+        == []
+    ), "a dry run records nothing"

@@ -45,7 +45,8 @@ def test_the_three_formats_give_the_same_figures(data_dir: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(blocks[0])))
     assert {r["section"] for r in rows} == {"encompass"}
     assert [{k: v for k, v in r.items() if k != "section"} for r in rows] == [
-        {k: str(v) for k, v in r.items()} for r in encompass]
+        {k: str(v) for k, v in r.items()} for r in encompass
+    ]
 
     code, out, _ = mash(data_dir, "report", *WEEK)
     assert code == 0
@@ -55,8 +56,7 @@ def test_the_three_formats_give_the_same_figures(data_dir: Path) -> None:
 
 def test_a_verified_export_gives_the_same_figures_and_a_tampered_one_none(data_dir: Path, tmp_path: Path) -> None:
     export = tmp_path / "export.json"
-    code, _, err = mash(data_dir, "audit", "export", "--from", "2026-11-15", "--to", "2026-11-26",
-                        "--out", str(export))
+    code, _, err = mash(data_dir, "audit", "export", "--from", "2026-11-15", "--to", "2026-11-26", "--out", str(export))
     assert code == 0, err
     key = mash(data_dir, "audit", "public-key")[1].strip()
     from_ledger = json.loads(mash(data_dir, "report", *WEEK, "--format", "json")[1])
@@ -73,11 +73,14 @@ def test_a_verified_export_gives_the_same_figures_and_a_tampered_one_none(data_d
     assert out == ""
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (("--from", "last week", "--to", "2026-11-23"), "unusable: --from: 'last week' is not a date or time"),
-    (("--from", "2026-11-23", "--to", "2026-11-16"), "unusable: --to: '2026-11-16' is not after --from"),
-    ((*WEEK, "--log", "export.json"), "unusable: --log needs --key"),
-])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--from", "last week", "--to", "2026-11-23"), "unusable: --from: 'last week' is not a date or time"),
+        (("--from", "2026-11-23", "--to", "2026-11-16"), "unusable: --to: '2026-11-16' is not after --from"),
+        ((*WEEK, "--log", "export.json"), "unusable: --log needs --key"),
+    ],
+)
 def test_an_unusable_option_exits_2_naming_it(data_dir: Path, args: tuple[str, ...], says: str) -> None:
     code, _, err = mash(data_dir, "report", *args)
     assert code == 2

@@ -18,10 +18,18 @@ from .helpers import Mash, mash_session, signing_key
 
 pytestmark = pytest.mark.embedded
 
-CHILD = {"given_name": "Ottoline", "family_name": "Marchbanks", "date_of_birth": "2015-03-02",
-         "identifiers": [{"scheme": "nhs_number", "value": "9990000026"}]}  # synthetic 999 range
-S47 = {"article6": "public_task", "statutory_power": "children_act_1989_s47",
-       "article9": "dpa2018_sch1_para18", "consent_not_used_because": "would_put_child_at_risk"}
+CHILD = {
+    "given_name": "Ottoline",
+    "family_name": "Marchbanks",
+    "date_of_birth": "2015-03-02",
+    "identifiers": [{"scheme": "nhs_number", "value": "9990000026"}],
+}  # synthetic 999 range
+S47 = {
+    "article6": "public_task",
+    "statutory_power": "children_act_1989_s47",
+    "article9": "dpa2018_sch1_para18",
+    "consent_not_used_because": "would_put_child_at_risk",
+}
 HOUSING = "housing:north"  # an agency with no topic of its own: it uses the MASH's inbound topic
 
 
@@ -31,12 +39,25 @@ def now() -> str:
 
 
 def contact(**payload: Any) -> dict[str, Any]:
-    return {"message_id": str(uuid.uuid4()), "kind": "contact", "sender_org": HOUSING,
-            "correlation_id": str(uuid.uuid4()), "produced_at": now(), "subject": CHILD, "lawful_basis": S47,
-            "recipients": ["mash:hub"],
-            "payload": {"kind": "contact", "referrer_name": "Synthetic Officer", "referrer_role": "Housing officer",
-                        "what_happened": "Synthetic concern.", "worried_about": "Synthetic worry.",
-                        "consent_sought": False, **payload}}
+    return {
+        "message_id": str(uuid.uuid4()),
+        "kind": "contact",
+        "sender_org": HOUSING,
+        "correlation_id": str(uuid.uuid4()),
+        "produced_at": now(),
+        "subject": CHILD,
+        "lawful_basis": S47,
+        "recipients": ["mash:hub"],
+        "payload": {
+            "kind": "contact",
+            "referrer_name": "Synthetic Officer",
+            "referrer_role": "Housing officer",
+            "what_happened": "Synthetic concern.",
+            "worried_about": "Synthetic worry.",
+            "consent_sought": False,
+            **payload,
+        },
+    }
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +95,22 @@ def test_the_mash_outcome_is_sent_on_its_own_inbound_topic(mash: Mash, tmp_path:
     first = contact()
     (tmp_path / "contact.json").write_text(json.dumps(first))
     assert mash.run("send", str(tmp_path / "contact.json"), "--json").returncode == 0
-    outcome = {"message_id": str(uuid.uuid4()), "kind": "outcome", "sender_org": "la:999",
-               "correlation_id": first["correlation_id"], "produced_at": now(), "subject": CHILD, "lawful_basis": S47,
-               "payload": {"kind": "outcome", "contact_message_id": first["message_id"],
-                           "decision": "information_and_advice", "rationale": "Synthetic rationale.",
-                           "decided_at": now()}}
+    outcome = {
+        "message_id": str(uuid.uuid4()),
+        "kind": "outcome",
+        "sender_org": "la:999",
+        "correlation_id": first["correlation_id"],
+        "produced_at": now(),
+        "subject": CHILD,
+        "lawful_basis": S47,
+        "payload": {
+            "kind": "outcome",
+            "contact_message_id": first["message_id"],
+            "decision": "information_and_advice",
+            "rationale": "Synthetic rationale.",
+            "decided_at": now(),
+        },
+    }
     (tmp_path / "outcome.json").write_text(json.dumps([outcome]))
 
     result = mash.run("send", str(tmp_path / "outcome.json"), "--json")
@@ -88,8 +120,9 @@ def test_the_mash_outcome_is_sent_on_its_own_inbound_topic(mash: Mash, tmp_path:
     assert receipt["message_id"] == outcome["message_id"]
     [(topic,)] = mash.sql("SELECT topic FROM messages WHERE message_id = ?", outcome["message_id"])
     assert topic == topics.MASH_INBOUND
-    stopped = mash.sql("SELECT detail FROM events WHERE event_type = 'clock.stopped' AND message_id = ?",
-                       first["message_id"])
+    stopped = mash.sql(
+        "SELECT detail FROM events WHERE event_type = 'clock.stopped' AND message_id = ?", first["message_id"]
+    )
     assert [json.loads(d)["clock"] for (d,) in stopped] == ["contact_decision"]
 
 
@@ -116,19 +149,28 @@ def test_a_message_the_gate_refuses_is_reported_rejected_with_the_gates_reason(m
     assert result.returncode == 1, result
     [receipt] = result.json()["receipts"]
     assert (receipt["status"], receipt["reason"], receipt["attempts"]) == ("rejected", "key_not_valid", 1)
-    assert mash.count("messages") == mash.scalar("SELECT count(*) FROM messages WHERE message_id != ?",
-                                                 early["message_id"]), "never recorded as received"
+    assert mash.count("messages") == mash.scalar(
+        "SELECT count(*) FROM messages WHERE message_id != ?", early["message_id"]
+    ), "never recorded as received"
 
 
 # -- bad records among good ones, and files too large to hold (issue 11, problem 5) ---------------------
 
+
 def test_every_bad_record_is_answered_with_its_number_field_and_reason_and_the_good_ones_go(
-        mash: Mash, tmp_path: Path) -> None:
+    mash: Mash, tmp_path: Path
+) -> None:
     before, after, twice = contact(), contact(), contact()
     huge = contact(what_happened="x" * 4_500_000)  # 4.5 MB: over the broker's limit
-    lines = [json.dumps(before), json.dumps(huge), "[" * 100_000 + "]" * 100_000, "{not json",
-             json.dumps(twice).replace('"kind": "contact"', '"kind": "outcome", "kind": "contact"', 1), "{}",
-             json.dumps(after)]
+    lines = [
+        json.dumps(before),
+        json.dumps(huge),
+        "[" * 100_000 + "]" * 100_000,
+        "{not json",
+        json.dumps(twice).replace('"kind": "contact"', '"kind": "outcome", "kind": "contact"', 1),
+        "{}",
+        json.dumps(after),
+    ]
     path = tmp_path / "mixed.jsonl"
     path.write_text("\n".join(lines) + "\n")
 
@@ -147,17 +189,23 @@ def test_every_bad_record_is_answered_with_its_number_field_and_reason_and_the_g
     assert by_line[5] == [("rejected", "kind", "key given more than once")]
     assert ("rejected", "message_id", "Field required") in by_line[6]
     assert by_line[7][0][0] == "accepted"
-    assert {r["message_id"] for r in receipts if r["status"] == "accepted"} == {before["message_id"],
-                                                                               after["message_id"]}
-    assert mash.sql("SELECT count(*) FROM messages WHERE message_id IN (?, ?)", huge["message_id"],
-                    twice["message_id"]) == [(0,)]
+    assert {r["message_id"] for r in receipts if r["status"] == "accepted"} == {
+        before["message_id"],
+        after["message_id"],
+    }
+    assert mash.sql(
+        "SELECT count(*) FROM messages WHERE message_id IN (?, ?)", huge["message_id"], twice["message_id"]
+    ) == [(0,)]
 
 
 def test_an_array_with_bad_elements_is_answered_per_element(mash: Mash, tmp_path: Path) -> None:
     good = contact()
     path = tmp_path / "array.json"
-    path.write_text("[" + ",".join([json.dumps(contact(what_happened="y" * 1_200_000)),
-                                    "[" * 5000 + "]" * 5000, json.dumps(good), "7"]) + "]")
+    path.write_text(
+        "["
+        + ",".join([json.dumps(contact(what_happened="y" * 1_200_000)), "[" * 5000 + "]" * 5000, json.dumps(good), "7"])
+        + "]"
+    )
 
     result = mash.run("send", str(path))
 
@@ -182,8 +230,14 @@ def test_a_hundred_thousand_records_are_answered_in_bounded_memory(mash: Mash, t
     out = tmp_path / "receipts.json"
 
     with out.open("wb") as stdout:
-        proc = subprocess.run([mash_executable(), "send", str(path), "--json"], stdout=stdout,
-                              stderr=subprocess.PIPE, env=mash.env(), timeout=300, check=False)
+        proc = subprocess.run(
+            [mash_executable(), "send", str(path), "--json"],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            env=mash.env(),
+            timeout=300,
+            check=False,
+        )
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     assert proc.returncode == 1, proc.stderr[-2000:]

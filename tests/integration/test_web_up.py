@@ -37,8 +37,9 @@ def test_mash_up_serves_the_pages_and_alerts_key_adults_with_a_link_only(tmp_pat
     smtp = Controller(sink, hostname="127.0.0.1", port=free_port())
     smtp.start()
     try:
-        with mash_session(tmp_path, MASH_SMTP_HOST="127.0.0.1", MASH_SMTP_PORT=str(smtp.port),
-                          MASH_ALERT_INTERVAL_S="0.2") as mash:
+        with mash_session(
+            tmp_path, MASH_SMTP_HOST="127.0.0.1", MASH_SMTP_PORT=str(smtp.port), MASH_ALERT_INTERVAL_S="0.2"
+        ) as mash:
             up = mash.start("up", ready="Key Adult inbox and MASH board at")
             found = re.search(r"MASH board at (http://127\.0\.0\.1:\d+)/", up.stderr())
             assert found, up.stderr()
@@ -48,14 +49,21 @@ def test_mash_up_serves_the_pages_and_alerts_key_adults_with_a_link_only(tmp_pat
             assert "frame-ancestors 'none'" in login.headers["content-security-policy"]
 
             assert mash.run("school", "load", str(DEMO / "schools.csv")).returncode == 0
-            setpw = subprocess.run([mash_executable(), "web", "set-password", "900001", "Alex Keyadult"],
-                                   input=b"a synthetic passphrase\n", env=mash.env(), cwd=ROOT,
-                                   capture_output=True, timeout=60, check=False)
+            setpw = subprocess.run(
+                [mash_executable(), "web", "set-password", "900001", "Alex Keyadult"],
+                input=b"a synthetic passphrase\n",
+                env=mash.env(),
+                cwd=ROOT,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
             assert setpw.returncode == 0, setpw.stderr
             assert b"a synthetic passphrase" not in setpw.stdout + setpw.stderr
             mash.run("police", "ingest", str(DEMO / "overnight-export.csv"), "--json")
             wanted = mash.scalar(
-                "SELECT count(*) FROM deliveries d JOIN key_adults k ON d.recipient = 'school:' || k.urn")
+                "SELECT count(*) FROM deliveries d JOIN key_adults k ON d.recipient = 'school:' || k.urn"
+            )
             assert wanted > 0
             wait_for("an alert to each Key Adult per notification", lambda: len(sink.messages) >= wanted, 30)
             assert mash.scalar("SELECT count(*) FROM alerts WHERE sent_at IS NULL") == 0

@@ -56,13 +56,35 @@ async def write_events(ledger: Ledger, first: int, count: int) -> None:
         for n in range(first, first + count):
             mid, at = MESSAGES[n], T0 + timedelta(minutes=n, microseconds=n)
             sender = "police:alpha" if n % 2 else "police:beta"
-            await tx.insert_message(message_id=mid, kind="notification.encompass", sender_org=sender,
-                                    correlation_id=mid, topic="police.notification.v1", content_hash="0" * 64,
-                                    received_at=at, envelope="{}")
-            await tx.insert_delivery(delivery_id=uuid.uuid4(), message_id=mid, recipient="school:900001",
-                                     purpose="operation_encompass", notify_by=None, created_at=at, envelope="{}")
-            await tx.event("message.received", mid, at, kind="notification.encompass", sender_org=sender,
-                           fields=["child_name", "present"], n=n, ratio=n / 4)
+            await tx.insert_message(
+                message_id=mid,
+                kind="notification.encompass",
+                sender_org=sender,
+                correlation_id=mid,
+                topic="police.notification.v1",
+                content_hash="0" * 64,
+                received_at=at,
+                envelope="{}",
+            )
+            await tx.insert_delivery(
+                delivery_id=uuid.uuid4(),
+                message_id=mid,
+                recipient="school:900001",
+                purpose="operation_encompass",
+                notify_by=None,
+                created_at=at,
+                envelope="{}",
+            )
+            await tx.event(
+                "message.received",
+                mid,
+                at,
+                kind="notification.encompass",
+                sender_org=sender,
+                fields=["child_name", "present"],
+                n=n,
+                ratio=n / 4,
+            )
 
 
 # -- every stored copy of a message, against the hash its entry recorded ------------------------------------
@@ -117,10 +139,12 @@ class StoredCopiesContract(ConsentGate):
         assert set(report.unrecorded) == {"outbox.value"}
         assert report.unrecorded["outbox.value"] == await gate.ledger.count("outbox") - 2  # the delivery, the notice
 
-    @pytest.mark.parametrize(("table", "key", "column", "word", "row_name"), COPIES,
-                             ids=[f"{c[0]}.{c[2]}" for c in COPIES])
-    async def test_one_changed_word_of_a_stored_copy_is_named(self, gate: GateContext, table: str, key: str,
-                                                              column: str, word: str | None, row_name: str) -> None:
+    @pytest.mark.parametrize(
+        ("table", "key", "column", "word", "row_name"), COPIES, ids=[f"{c[0]}.{c[2]}" for c in COPIES]
+    )
+    async def test_one_changed_word_of_a_stored_copy_is_named(
+        self, gate: GateContext, table: str, key: str, column: str, word: str | None, row_name: str
+    ) -> None:
         await self.flow(gate)
         row_id = await self.tamper(gate.ledger, table, key, column, word)
         report = await verify_log(gate.ledger, {})
@@ -137,7 +161,9 @@ class StoredCopiesContract(ConsentGate):
             await tx.conn.execute(delete(t.deliveries))
         [problem] = (await verify_log(gate.ledger, {})).problems
         assert (problem.code, problem.place) == (
-            "stored_copy_missing", f"deliveries.envelope of delivery {delivery.delivery_id}")
+            "stored_copy_missing",
+            f"deliveries.envelope of delivery {delivery.delivery_id}",
+        )
         assert "delivery.queued" in problem.detail
 
     async def test_rows_written_before_hashes_were_recorded_are_counted_not_failed(self, ledger: Ledger) -> None:
@@ -198,8 +224,9 @@ class AuditContract(StoredCopiesContract):
         assert await checkpointer.checkpoint() is None
         assert (await self.verify(log, signer)).ok
 
-    async def test_concurrent_appends_stay_gap_free_and_in_commit_order(self, ledger: Ledger,
-                                                                        signer: Ed25519Signer) -> None:
+    async def test_concurrent_appends_stay_gap_free_and_in_commit_order(
+        self, ledger: Ledger, signer: Ed25519Signer
+    ) -> None:
         async def writer(w: int) -> None:
             async with ledger.transaction() as tx:
                 for k in range(3):
@@ -218,22 +245,38 @@ class AuditContract(StoredCopiesContract):
         events = await ledger.events()
         assert [e.seq for e in events] == list(range(1, 28))
         for first in range(0, 27, 3):  # each transaction's entries are contiguous: appends were serialised
-            assert len({e.detail["writer"] for e in events[first:first + 3]}) == 1
+            assert len({e.detail["writer"] for e in events[first : first + 3]}) == 1
         await Checkpointer(ledger, signer, ticking()).checkpoint()
         assert (await self.verify(ledger, signer)).ok
 
-    async def test_a_ledger_written_by_the_old_append_path_verifies(self, ledger: Ledger,
-                                                                    signer: Ed25519Signer) -> None:
+    async def test_a_ledger_written_by_the_old_append_path_verifies(
+        self, ledger: Ledger, signer: Ed25519Signer
+    ) -> None:
         """Entries as ``Tx.event`` wrote them before details were stored as their RFC 8785 text: the detail
         through the JSON column (``json.dumps``), the leaf hash of RFC 8785 of the whole entry."""
         async with ledger.transaction() as tx:
             for n in range(12):
                 at = T0 + timedelta(minutes=n, microseconds=n)
-                detail = as_stored({"kind": "notification.encompass", "fields": ["b", "a"], "n": n, "ratio": n / 3,
-                                    "note": "é\u2028\"x\"", "small": 1.5e-7 * (n + 1)})
-                await tx.conn.execute(t.events.insert().values(
-                    seq=n + 1, at=at, event_type="message.received", message_id=str(MESSAGES[n]), detail=detail,
-                    leaf_hash=entry_leaf_hash(at, "message.received", str(MESSAGES[n]), detail)))
+                detail = as_stored(
+                    {
+                        "kind": "notification.encompass",
+                        "fields": ["b", "a"],
+                        "n": n,
+                        "ratio": n / 3,
+                        "note": 'é\u2028"x"',
+                        "small": 1.5e-7 * (n + 1),
+                    }
+                )
+                await tx.conn.execute(
+                    t.events.insert().values(
+                        seq=n + 1,
+                        at=at,
+                        event_type="message.received",
+                        message_id=str(MESSAGES[n]),
+                        detail=detail,
+                        leaf_hash=entry_leaf_hash(at, "message.received", str(MESSAGES[n]), detail),
+                    )
+                )
         await Checkpointer(ledger, signer, ticking(T0 + timedelta(hours=1))).checkpoint()
         await write_events(ledger, 12, 3)  # and newer entries after them
         report = await self.verify(ledger, signer)
@@ -243,8 +286,9 @@ class AuditContract(StoredCopiesContract):
         report = await self.verify(ledger, signer)
         assert [(p.code, p.place.split(" (")[0]) for p in report.problems][:1] == [("entry_altered", "entry seq 7")]
 
-    async def test_an_untouched_log_is_checked_from_its_raw_columns(self, log: Ledger, signer: Ed25519Signer,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_an_untouched_log_is_checked_from_its_raw_columns(
+        self, log: Ledger, signer: Ed25519Signer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """Every entry ``Tx.event`` writes is proved by its stored columns: no page is re-read entry by entry
         (until one is edited)."""
         reread: list[tuple[int, int]] = []
@@ -272,15 +316,19 @@ class AuditContract(StoredCopiesContract):
         first = report.problems[0]
         assert (first.code, first.place.split(" (")[0]) == ("entry_altered", "entry seq 5")
         assert "message.received" in first.place
-        assert any(p.code == "checkpoint_root_mismatch" and "checkpoint 1 " in p.place and "seq 1..10" in p.detail
-                   for p in report.problems)
+        assert any(
+            p.code == "checkpoint_root_mismatch" and "checkpoint 1 " in p.place and "seq 1..10" in p.detail
+            for p in report.problems
+        )
 
     async def test_a_changed_entry_with_a_recomputed_leaf_hash_is_caught_by_the_checkpoint(
-            self, log: Ledger, signer: Ed25519Signer) -> None:
+        self, log: Ledger, signer: Ed25519Signer
+    ) -> None:
         row = await self.event_row(log, 14)
         at = row["at"] + timedelta(microseconds=1)
-        await self.set_event(log, 14, at=at, leaf_hash=entry_leaf_hash(at, row["event_type"], row["message_id"],
-                                                                       row["detail"]))
+        await self.set_event(
+            log, 14, at=at, leaf_hash=entry_leaf_hash(at, row["event_type"], row["message_id"], row["detail"])
+        )
         report = await self.verify(log, signer)
         assert [p.code for p in report.problems][:1] == ["checkpoint_root_mismatch"]
         assert "checkpoint 2 (tree size 17" in report.problems[0].place
@@ -297,7 +345,8 @@ class AuditContract(StoredCopiesContract):
             await Checkpointer(log, signer, ticking()).checkpoint()
 
     async def test_deleted_entries_at_the_end_are_caught_by_the_checkpoint(
-            self, log: Ledger, signer: Ed25519Signer) -> None:
+        self, log: Ledger, signer: Ed25519Signer
+    ) -> None:
         async with log.transaction() as tx:
             await tx.conn.execute(delete(t.events).where(t.events.c.seq >= 20))
         report = await self.verify(log, signer)
@@ -306,8 +355,9 @@ class AuditContract(StoredCopiesContract):
         assert "the log has 19" in report.problems[0].detail
 
     @pytest.mark.parametrize("with_leaf_hash", [False, True])
-    async def test_two_swapped_entries_are_caught(self, log: Ledger, signer: Ed25519Signer,
-                                                  with_leaf_hash: bool) -> None:
+    async def test_two_swapped_entries_are_caught(
+        self, log: Ledger, signer: Ed25519Signer, with_leaf_hash: bool
+    ) -> None:
         a, b = await self.event_row(log, 3), await self.event_row(log, 4)
         columns = ["at", "event_type", "message_id", "detail", *(["leaf_hash"] if with_leaf_hash else [])]
         await self.set_event(log, 3, **{c: b[c] for c in columns})
@@ -327,8 +377,9 @@ class AuditContract(StoredCopiesContract):
 
     async def test_a_replaced_checkpoint_root_is_named(self, log: Ledger, signer: Ed25519Signer) -> None:
         async with log.transaction() as tx:
-            await tx.conn.execute(update(t.checkpoints).where(t.checkpoints.c.tree_size == 17)
-                                  .values(root_hash="ab" * 32))
+            await tx.conn.execute(
+                update(t.checkpoints).where(t.checkpoints.c.tree_size == 17).values(root_hash="ab" * 32)
+            )
         report = await self.verify(log, signer)
         assert [p.code for p in report.problems] == ["checkpoint_bad_signature", "checkpoint_root_mismatch"]
         assert all("tree size 17" in p.place for p in report.problems)
@@ -336,14 +387,14 @@ class AuditContract(StoredCopiesContract):
     async def test_a_replaced_checkpoint_signature_is_named(self, log: Ledger, signer: Ed25519Signer) -> None:
         forged = base64.b64encode(signer.sign(b"something else")).decode()
         async with log.transaction() as tx:
-            await tx.conn.execute(update(t.checkpoints).where(t.checkpoints.c.tree_size == 10)
-                                  .values(signature=forged))
+            await tx.conn.execute(update(t.checkpoints).where(t.checkpoints.c.tree_size == 10).values(signature=forged))
         report = await self.verify(log, signer)
         assert [p.code for p in report.problems] == ["checkpoint_bad_signature"]
         assert "tree size 10" in report.problems[0].place
 
-    async def test_a_checkpoint_signed_with_another_key_is_named(self, log: Ledger, signer: Ed25519Signer,
-                                                                 tmp_path: Path) -> None:
+    async def test_a_checkpoint_signed_with_another_key_is_named(
+        self, log: Ledger, signer: Ed25519Signer, tmp_path: Path
+    ) -> None:
         intruder = KeyStore(tmp_path / "intruder").signer("mash:gate")
         await Checkpointer(log, intruder, ticking()).checkpoint()
         report = await self.verify(log, signer)
@@ -356,14 +407,16 @@ class AuditContract(StoredCopiesContract):
         checkpointer = Checkpointer(ledger, signer, ticking())
         return await prove(checkpointer, {signer.key_id: public_key_b64(signer.public_key)}, str(message), **kw)
 
-    async def test_a_proof_checks_offline_and_fails_when_tampered(self, log: Ledger, signer: Ed25519Signer,
-                                                                  tmp_path: Path) -> None:
+    async def test_a_proof_checks_offline_and_fails_when_tampered(
+        self, log: Ledger, signer: Ed25519Signer, tmp_path: Path
+    ) -> None:
         proof = await self.prove(log, signer, MESSAGES[6])
         raw = proof.model_dump_json()
         good = check_proof(raw, signer.public_key)
         assert good.ok, good.problems
         assert [(e["seq"], e["event_type"], e["message_id"]) for e in good.entries] == [
-            (7, "message.received", str(MESSAGES[6]))]
+            (7, "message.received", str(MESSAGES[6]))
+        ]
 
         doc = json.loads(raw)
         entry = json.loads(base64.b64decode(doc["entries"][0]["entry"]))
@@ -381,11 +434,12 @@ class AuditContract(StoredCopiesContract):
 
         doc = json.loads(raw)
         doc["checkpoint"]["tree_size"] += 1
-        assert "the checkpoint's signature does not verify with the key given" in check_proof(
-            json.dumps(doc), signer.public_key).problems
+        assert (
+            "the checkpoint's signature does not verify with the key given"
+            in check_proof(json.dumps(doc), signer.public_key).problems
+        )
 
-    async def test_proving_an_unsigned_entry_signs_a_checkpoint_first(self, log: Ledger,
-                                                                      signer: Ed25519Signer) -> None:
+    async def test_proving_an_unsigned_entry_signs_a_checkpoint_first(self, log: Ledger, signer: Ed25519Signer) -> None:
         proof = await self.prove(log, signer, MESSAGES[TOTAL - 1])
         assert proof.checkpoint.tree_size == TOTAL
         assert check_proof(proof.model_dump_json(), signer.public_key).ok
@@ -397,8 +451,7 @@ class AuditContract(StoredCopiesContract):
         with pytest.raises(LogDiverged, match="entry seq 2"):
             await self.prove(log, signer, MESSAGES[1])
 
-    async def test_an_export_for_one_agency_and_period_checks_offline(self, log: Ledger,
-                                                                      signer: Ed25519Signer) -> None:
+    async def test_an_export_for_one_agency_and_period_checks_offline(self, log: Ledger, signer: Ed25519Signer) -> None:
         checkpointer = Checkpointer(log, signer, ticking())
         keys = {signer.key_id: public_key_b64(signer.public_key)}
         start, end = T0 + timedelta(minutes=4), T0 + timedelta(minutes=12)
@@ -413,8 +466,9 @@ class AuditContract(StoredCopiesContract):
 
     # -- the checkpointer in a running stack -------------------------------------------------------
 
-    async def test_the_checkpointer_signs_at_its_interval_and_on_stop(self, ledger: Ledger,
-                                                                       signer: Ed25519Signer) -> None:
+    async def test_the_checkpointer_signs_at_its_interval_and_on_stop(
+        self, ledger: Ledger, signer: Ed25519Signer
+    ) -> None:
         checkpointer = Checkpointer(ledger, signer, ticking(), interval_s=0.05)
         checkpointer.start()
         try:
@@ -431,4 +485,3 @@ class AuditContract(StoredCopiesContract):
         report = await self.verify(ledger, signer)
         assert report.ok, report.problems
         assert (report.checkpoints, report.covered) == (2, 6)
-

@@ -45,10 +45,17 @@ class Clock:
 
 
 def consent_envelope(record: ConsentRecord | ConsentDispensation, *, sender: str = "school:900001") -> Envelope:
-    return Envelope.model_validate({
-        "message_id": uuid.uuid4(), "kind": record.kind, "sender_org": sender, "correlation_id": uuid.uuid4(),
-        "produced_at": NOW, "subject": CHILD, "payload": record.model_dump(mode="json"),
-    })
+    return Envelope.model_validate(
+        {
+            "message_id": uuid.uuid4(),
+            "kind": record.kind,
+            "sender_org": sender,
+            "correlation_id": uuid.uuid4(),
+            "produced_at": NOW,
+            "subject": CHILD,
+            "payload": record.model_dump(mode="json"),
+        }
+    )
 
 
 def wire(env: Envelope) -> bytes:
@@ -72,16 +79,24 @@ class ConsentGate:
 
     @pytest.fixture
     def gate(self, ledger: Ledger, clock: Clock) -> GateContext:
-        return GateContext(registry=REGISTRY,
-                           ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
-                           school_day_starts=time(8, 30), clock=clock, consent_settle=self.settle)
+        return GateContext(
+            registry=REGISTRY,
+            ledger=ledger,
+            policy=POLICY,
+            calendar=load_calendar(None),
+            notify_by=time(10, 0),
+            school_day_starts=time(8, 30),
+            clock=clock,
+            consent_settle=self.settle,
+        )
 
 
 class ConsentServiceContract(ConsentGate):
     """Consent given, withdrawn, malformed, and rebuilt from the ledger. Subclasses provide ``ledger``."""
 
     async def test_a_share_on_consent_is_held_for_the_settle_window_then_released(
-            self, gate: GateContext, clock: Clock) -> None:
+        self, gate: GateContext, clock: Clock
+    ) -> None:
         given = consent()
         assert await process_inbound(gate, wire(consent_envelope(given)), topics.CONSENT_RECORDS) == "given"
         referral = contact()
@@ -113,8 +128,7 @@ class ConsentServiceContract(ConsentGate):
         assert (row.verdict, row.reasons) == ("withhold", (Reason.CONSENT_WITHDRAWN.value,))
         [delivery] = await ledger.deliveries_of(str(referral.message_id))
         assert delivery.withdrawn_at is not None
-        [stopped] = [e for e in await ledger.events_of(str(referral.message_id))
-                     if e.event_type == "share.withdrawn"]
+        [stopped] = [e for e in await ledger.events_of(str(referral.message_id)) if e.event_type == "share.withdrawn"]
         assert stopped.detail["reason"] == Reason.CONSENT_WITHDRAWN.value
         assert stopped.detail["consent_id"] == str(given.consent_id)
 
@@ -123,7 +137,8 @@ class ConsentServiceContract(ConsentGate):
         assert "withdrawn before it was sent (consent withdrawn)" in text
 
     async def test_withdrawing_one_of_two_consents_stops_only_the_share_that_relied_on_it(
-            self, gate: GateContext, clock: Clock) -> None:
+        self, gate: GateContext, clock: Clock
+    ) -> None:
         south = "early_help:team-south"
         to_early_help, to_south = consent(recipients=(EARLY_HELP,)), consent(recipients=(south,))
         for record in (to_early_help, to_south):
@@ -138,15 +153,19 @@ class ConsentServiceContract(ConsentGate):
         withdrawn = consent("withdrawn", consent_id=to_early_help.consent_id, recorded=clock.at)
         await process_inbound(gate, wire(consent_envelope(withdrawn)), topics.CONSENT_RECORDS)
 
-        stopped = {d.recipient: d.withdrawn_at is not None
-                   for d in await ledger.deliveries_of(str(referral.message_id))}
+        stopped = {
+            d.recipient: d.withdrawn_at is not None for d in await ledger.deliveries_of(str(referral.message_id))
+        }
         assert stopped == {EARLY_HELP: True, south: False}
         row = await ledger.message(str(referral.message_id))
         assert row is not None
         assert row.verdict == "share", "the share to the south team stands"
         assert row.reasons[-1] == Reason.CONSENT_WITHDRAWN.value
-        going = [json.loads(r.value)["payload"]["recipient"] for r in await ledger.pending_outbox(now=NOW + SETTLE)
-                 if r.topic == REGISTRY.delivery_topic(south)]
+        going = [
+            json.loads(r.value)["payload"]["recipient"]
+            for r in await ledger.pending_outbox(now=NOW + SETTLE)
+            if r.topic == REGISTRY.delivery_topic(south)
+        ]
         assert going == [south]
 
     async def test_after_a_withdrawal_the_next_message_is_withheld(self, gate: GateContext, clock: Clock) -> None:
@@ -165,7 +184,8 @@ class ConsentServiceContract(ConsentGate):
         assert Reason.CONSENT_WITHDRAWN.value in row.reasons
 
     async def test_a_withdrawal_after_publication_leaves_the_share_on_record(
-            self, gate: GateContext, clock: Clock) -> None:
+        self, gate: GateContext, clock: Clock
+    ) -> None:
         given = consent()
         await process_inbound(gate, wire(consent_envelope(given)), topics.CONSENT_RECORDS)
         referral = contact()
@@ -195,15 +215,19 @@ class ConsentServiceContract(ConsentGate):
         assert [r.consent_id for r in facts.records] == [given.consent_id, refused_elsewhere.consent_id]
         assert [d.dispensation_id for d in facts.dispensations] == [not_sought.dispensation_id]
 
-    @pytest.mark.parametrize(("change", "field"), [
-        pytest.param(lambda p: p.update(status="maybe"), "payload.consent.status", id="unknown-status"),
-        pytest.param(lambda p: p.update(given_by="neighbour"), "payload.consent.given_by", id="not-a-giver"),
-        pytest.param(lambda p: p.pop("recorded_by"), "payload.consent.recorded_by", id="no-evidence"),
-        pytest.param(lambda p: p.update(status="given", recipients=[]), "payload.consent", id="given-to-nobody"),
-        pytest.param(lambda p: p.update(valid_until="2020-01-01T00:00:00Z"), "payload.consent", id="ends-first"),
-    ])
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            pytest.param(lambda p: p.update(status="maybe"), "payload.consent.status", id="unknown-status"),
+            pytest.param(lambda p: p.update(given_by="neighbour"), "payload.consent.given_by", id="not-a-giver"),
+            pytest.param(lambda p: p.pop("recorded_by"), "payload.consent.recorded_by", id="no-evidence"),
+            pytest.param(lambda p: p.update(status="given", recipients=[]), "payload.consent", id="given-to-nobody"),
+            pytest.param(lambda p: p.update(valid_until="2020-01-01T00:00:00Z"), "payload.consent", id="ends-first"),
+        ],
+    )
     async def test_a_malformed_consent_record_is_rejected_naming_the_field_and_changes_nothing(
-            self, gate: GateContext, change: Any, field: str) -> None:
+        self, gate: GateContext, change: Any, field: str
+    ) -> None:
         given = consent()
         await process_inbound(gate, wire(consent_envelope(given)), topics.CONSENT_RECORDS)
         withdrawal = consent_envelope(consent("withdrawn", consent_id=given.consent_id))
@@ -221,19 +245,16 @@ class ConsentServiceContract(ConsentGate):
         receipts = [r for r in await ledger.pending_outbox() if r.topic == topics.receipts_topic("school:900001")]
         assert any(json.loads(r.value)["payload"]["status"] == "rejected" for r in receipts), "the sender is told"
         referral = contact()
-        assert await process_inbound(gate, wire(referral), EDUCATION_INBOUND) == "share", \
-            "the consent still stands"
+        assert await process_inbound(gate, wire(referral), EDUCATION_INBOUND) == "share", "the consent still stands"
 
-    async def test_each_policy_version_is_recorded_once_and_a_reused_version_is_refused(
-            self, ledger: Ledger) -> None:
+    async def test_each_policy_version_is_recorded_once_and_a_reused_version_is_refused(self, ledger: Ledger) -> None:
         shipped = load_policy(DEFAULT_POLICY)
         await record_policy(ledger, shipped, NOW)
         await record_policy(ledger, shipped, NOW + timedelta(days=1))  # a restart: nothing new
         [loaded] = await ledger.events("policy.loaded")
-        assert loaded.detail == {"version": shipped.policy.version, "sha256": shipped.sha256,
-                                    "source": "policy.toml"}
+        assert loaded.detail == {"version": shipped.policy.version, "sha256": shipped.sha256, "source": "policy.toml"}
 
-        changed_text = shipped.text.replace('max_age = 17', 'max_age = 16', 1)
+        changed_text = shipped.text.replace("max_age = 17", "max_age = 16", 1)
         assert changed_text != shipped.text
         same_version = LoadedPolicy(shipped.policy, shipped.source, changed_text)
         with pytest.raises(PolicyError) as refused:
@@ -243,5 +264,4 @@ class ConsentServiceContract(ConsentGate):
         next_text = changed_text.replace(f'version = "{shipped.policy.version}"', 'version = "next-1"', 1)
         following = LoadedPolicy(replace(shipped.policy, version="next-1"), shipped.source, next_text)
         await record_policy(ledger, following, NOW + timedelta(days=3))
-        assert [e.detail["version"] for e in await ledger.events("policy.loaded")] == [
-            shipped.policy.version, "next-1"]
+        assert [e.detail["version"] for e in await ledger.events("policy.loaded")] == [shipped.policy.version, "next-1"]

@@ -32,15 +32,15 @@ PERSONAL = ("Zebedee", "Quillfeather", "2016-05-12", "9990000018", "Ms Example",
 
 def referral(*, subject: dict[str, Any] = IDENTIFIED, sender: str = REFERRER, **payload: Any) -> Envelope:
     """A contact to the MASH hub for screening, under s47, complete unless changed."""
-    doc = contact(recipients=("mash:hub",), purpose="safeguarding_screening", basis=S47,
-                  sender_org=sender).model_dump(mode="json")
+    doc = contact(recipients=("mash:hub",), purpose="safeguarding_screening", basis=S47, sender_org=sender).model_dump(
+        mode="json"
+    )
     doc["subject"] = subject
     doc["payload"].update(payload)
     return Envelope.model_validate(doc)
 
 
-def decision_on(contact_env: Envelope, *, sender: str = "la:999",
-                recipients: tuple[str, ...] = ()) -> Envelope:
+def decision_on(contact_env: Envelope, *, sender: str = "la:999", recipients: tuple[str, ...] = ()) -> Envelope:
     """The MASH's outcome on ``contact_env``: a strategy discussion under s47."""
     doc = outcome(recipients=recipients).model_dump(mode="json")
     doc["sender_org"] = sender
@@ -79,9 +79,16 @@ class FrontDoorContract:
 
     @pytest.fixture
     def gate(self, ledger: Ledger) -> GateContext:
-        return GateContext(registry=REGISTRY,
-                           ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
-                           school_day_starts=time(8, 30), clock=lambda: NOW, consent_settle=timedelta(0))
+        return GateContext(
+            registry=REGISTRY,
+            ledger=ledger,
+            policy=POLICY,
+            calendar=load_calendar(None),
+            notify_by=time(10, 0),
+            school_day_starts=time(8, 30),
+            clock=lambda: NOW,
+            consent_settle=timedelta(0),
+        )
 
     # -- contact quality (item 1) ----------------------------------------------------------------
 
@@ -96,7 +103,8 @@ class FrontDoorContract:
         assert await gate.ledger.events("contact.flagged") == []
 
     async def test_an_incomplete_contact_is_accepted_and_the_referrer_told_what_is_missing(
-            self, gate: GateContext) -> None:
+        self, gate: GateContext
+    ) -> None:
         env = referral(subject=CHILD, worried_about="", consent_given=None)
         assert await process_inbound(gate, wire(env), EDUCATION_INBOUND) == "share"
 
@@ -112,8 +120,7 @@ class FrontDoorContract:
         (delivery,) = await gate.ledger.all_deliveries()
         assert delivery.recipient == "mash:hub"  # still screened
         (flagged,) = await gate.ledger.events("contact.flagged")
-        assert flagged.detail["fields"] == ["subject.identifiers", "payload.worried_about",
-                                               "payload.consent_given"]
+        assert flagged.detail["fields"] == ["subject.identifiers", "payload.worried_about", "payload.consent_given"]
 
     async def test_an_incomplete_contact_sent_twice_is_flagged_once(self, gate: GateContext) -> None:
         env = referral(worried_about="")
@@ -123,7 +130,8 @@ class FrontDoorContract:
         assert len(await gate.ledger.events("contact.flagged")) == 1
 
     async def test_a_contact_failing_its_contract_is_answered_with_the_field_and_reason(
-            self, gate: GateContext) -> None:
+        self, gate: GateContext
+    ) -> None:
         doc = referral().model_dump(mode="json")
         del doc["payload"]["referrer_role"]
         assert await process_inbound(gate, json.dumps(doc).encode(), EDUCATION_INBOUND) == "rejected"
@@ -148,9 +156,11 @@ class FrontDoorContract:
 
         sent = await sent_to(gate.ledger, EDUCATION_DELIVERIES, REFERRER)
         assert (sent.purpose, sent.content_level) == ("referrer_feedback", "summary")
-        assert sent.released == {"payload.contact_message_id": str(contact_env.message_id),
-                                 "payload.decision": "strategy_discussion_s47",
-                                 "payload.decided_at": NOW.isoformat().replace("+00:00", "Z")}
+        assert sent.released == {
+            "payload.contact_message_id": str(contact_env.message_id),
+            "payload.decision": "strategy_discussion_s47",
+            "payload.decided_at": NOW.isoformat().replace("+00:00", "Z"),
+        }
         (receipt,) = await receipts(gate.ledger, "la:999")
         assert (receipt.receipted_message_id, receipt.status) == (out.message_id, ReceiptStatus.ACCEPTED)
         recorded = await gate.ledger.message(str(out.message_id))
@@ -160,8 +170,7 @@ class FrontDoorContract:
         deliveries = {d.recipient for d in await gate.ledger.all_deliveries()}
         assert deliveries == {"mash:hub", REFERRER}
 
-    async def test_a_police_referrer_gets_the_rationale_and_a_named_gp_its_own_fields(
-            self, gate: GateContext) -> None:
+    async def test_a_police_referrer_gets_the_rationale_and_a_named_gp_its_own_fields(self, gate: GateContext) -> None:
         police = "police:examplepolice"
         contact_env = await self.received(gate, police)
         out = decision_on(contact_env, recipients=("gp:A12345",))
@@ -169,8 +178,12 @@ class FrontDoorContract:
 
         to_police = await sent_to(gate.ledger, topics.MASH_DELIVERIES, police)
         assert to_police.content_level == "full"
-        assert set(to_police.released) == {"payload.contact_message_id", "payload.decision",
-                                           "payload.decided_at", "payload.rationale"}
+        assert set(to_police.released) == {
+            "payload.contact_message_id",
+            "payload.decision",
+            "payload.decided_at",
+            "payload.rationale",
+        }
         to_gp = await sent_to(gate.ledger, HEALTH_DELIVERIES, "gp:A12345")
         assert to_gp.purpose == "safeguarding_health"
         assert "subject.given_name" in to_gp.released
@@ -201,8 +214,9 @@ class FrontDoorContract:
         out = decision_on(contact_env, sender="school:900002")
         assert await process_inbound(gate, wire(out), EDUCATION_INBOUND) == "rejected"
 
-        (receipt,) = [r for r in await receipts(gate.ledger, "school:900002")
-                      if r.receipted_message_id == out.message_id]
+        (receipt,) = [
+            r for r in await receipts(gate.ledger, "school:900002") if r.receipted_message_id == out.message_id
+        ]
         assert (receipt.status, receipt.reason_code) == (ReceiptStatus.REJECTED, "outcome_not_from_mash")
         assert receipt.detail is not None
         assert receipt.detail.startswith("sender_org:")

@@ -62,8 +62,12 @@ ROW = {
 PERSONAL = ("Zebedee", "Quillfeather", "2016-05-12", "ZZ99 1AA", "upstairs")
 
 DIRECTORY = [
-    ("900001", "Example Primary School", "999", [("Alex Keyadult", "alex@example.org"),
-                                                 ("Sam Deputy", "sam@example.org")]),
+    (
+        "900001",
+        "Example Primary School",
+        "999",
+        [("Alex Keyadult", "alex@example.org"), ("Sam Deputy", "sam@example.org")],
+    ),
     ("900002", "Sample Academy", "998", [("Jo Testperson", "jo@example.org")]),
 ]
 
@@ -116,8 +120,15 @@ class GateServiceContract:
     async def gate(self, ledger: Ledger) -> GateContext:
         async with ledger.transaction() as tx:
             await tx.replace_directory(DIRECTORY, NOW - timedelta(days=1))
-        return GateContext(registry=REGISTRY, ledger=ledger, policy=BUILTIN_POLICY, calendar=load_calendar(None),
-                           notify_by=time(10, 0), school_day_starts=time(8, 30), clock=lambda: NOW)
+        return GateContext(
+            registry=REGISTRY,
+            ledger=ledger,
+            policy=BUILTIN_POLICY,
+            calendar=load_calendar(None),
+            notify_by=time(10, 0),
+            school_day_starts=time(8, 30),
+            clock=lambda: NOW,
+        )
 
     async def shared(self, gate: GateContext) -> tuple[Envelope, OutboxRow]:
         env = police_envelope()
@@ -147,14 +158,16 @@ class GateServiceContract:
         receipt = Envelope.model_validate_json(receipt_row.value).payload
         assert isinstance(receipt, SystemReceipt)
         assert (receipt.receipted_message_id, receipt.status) == (env.message_id, ReceiptStatus.ACCEPTED)
-        assert sorted(r.topic for r in await ledger.pending_outbox()) == [
-            EDUCATION_DELIVERIES, POLICE_RECEIPTS]
+        assert sorted(r.topic for r in await ledger.pending_outbox()) == [EDUCATION_DELIVERIES, POLICE_RECEIPTS]
 
         assert await event_types(ledger) == ["message.received", "decision.recorded", "delivery.queued"]
         message = await ledger.message(str(env.message_id))
         assert message is not None
         assert (message.verdict, message.reasons, message.policy_version) == (
-            "share", ("statutory_duty", "minimum_fields_released"), BUILTIN_POLICY.version)
+            "share",
+            ("statutory_duty", "minimum_fields_released"),
+            BUILTIN_POLICY.version,
+        )
         assert await ledger.queue() == []
         assert await ledger.quarantined() == []
 
@@ -198,13 +211,17 @@ class GateServiceContract:
 
         (q,) = await ledger.quarantined()
         assert (q.reason_code, q.message_id, q.sender_org) == (
-            "message_id_reused", str(first.message_id), first.sender_org)
+            "message_id_reused",
+            str(first.message_id),
+            first.sender_org,
+        )
         (notice,) = await outbox(ledger, topics.GATE_QUARANTINE)
         assert Quarantined.model_validate_json(notice.value).reason_code == "message_id_reused"
-        receipts = [Envelope.model_validate_json(r.value).payload
-                    for r in await outbox(ledger, POLICE_RECEIPTS)]
+        receipts = [Envelope.model_validate_json(r.value).payload for r in await outbox(ledger, POLICE_RECEIPTS)]
         assert [(r.status, r.reason_code) for r in receipts if isinstance(r, SystemReceipt)] == [
-            (ReceiptStatus.ACCEPTED, "statutory_duty"), (ReceiptStatus.REJECTED, "message_id_reused")]
+            (ReceiptStatus.ACCEPTED, "statutory_duty"),
+            (ReceiptStatus.REJECTED, "message_id_reused"),
+        ]
         after = await table_counts(ledger)
         for table in ("messages", "decisions", "deliveries", "queue_items"):
             assert after[table] == before[table]
@@ -236,10 +253,10 @@ class GateServiceContract:
         assert await outbox(ledger, EDUCATION_DELIVERIES) == []
         assert "share.withheld" in await event_types(ledger)
 
-    @pytest.mark.parametrize(("urn", "reason"), [("", "school_not_given"),
-                                                 ("999999", "school_not_in_directory")])
-    async def test_no_usable_school_is_referred_to_the_mash_queue(self, gate: GateContext, urn: str,
-                                                                 reason: str) -> None:
+    @pytest.mark.parametrize(("urn", "reason"), [("", "school_not_given"), ("999999", "school_not_in_directory")])
+    async def test_no_usable_school_is_referred_to_the_mash_queue(
+        self, gate: GateContext, urn: str, reason: str
+    ) -> None:
         ledger = gate.ledger
         env = police_envelope(school_urn=urn)
 
@@ -256,24 +273,40 @@ class GateServiceContract:
         assert isinstance(receipt, SystemReceipt)
         assert receipt.status is ReceiptStatus.REFERRED
         receipts = await ledger.receipts_for([env.message_id])
-        assert (receipts[str(env.message_id)].verdict, receipts[str(env.message_id)].refer_to) == (
-            "refer", "mash")
+        assert (receipts[str(env.message_id)].verdict, receipts[str(env.message_id)].refer_to) == ("refer", "mash")
         assert await ledger.all_deliveries() == []
 
     # -- rejection -------------------------------------------------------------------------------
 
-    @pytest.mark.parametrize(("bad", "names", "receipted"), [
-        pytest.param(lambda env: b"Zebedee Quillfeather 2016-05-12 ZZ99 1AA upstairs",
-                     "Invalid JSON", False, id="not-json"),
-        pytest.param(lambda env: json_doc(env, lambda d: d["subject"].pop("date_of_birth")),
-                     "subject.date_of_birth", True, id="missing-field"),
-        pytest.param(lambda env: json_doc(env, lambda d: d["payload"].update(pupil_address="1 Secret St")),
-                     "pupil_address", True, id="extra-field"),
-        pytest.param(lambda env: json_doc(env, lambda d: d["payload"].update(child_present="ZZ99 1AA")),
-                     "payload.notification.encompass.child_present", True, id="bad-value"),
-    ])
+    @pytest.mark.parametrize(
+        ("bad", "names", "receipted"),
+        [
+            pytest.param(
+                lambda env: b"Zebedee Quillfeather 2016-05-12 ZZ99 1AA upstairs", "Invalid JSON", False, id="not-json"
+            ),
+            pytest.param(
+                lambda env: json_doc(env, lambda d: d["subject"].pop("date_of_birth")),
+                "subject.date_of_birth",
+                True,
+                id="missing-field",
+            ),
+            pytest.param(
+                lambda env: json_doc(env, lambda d: d["payload"].update(pupil_address="1 Secret St")),
+                "pupil_address",
+                True,
+                id="extra-field",
+            ),
+            pytest.param(
+                lambda env: json_doc(env, lambda d: d["payload"].update(child_present="ZZ99 1AA")),
+                "payload.notification.encompass.child_present",
+                True,
+                id="bad-value",
+            ),
+        ],
+    )
     async def test_a_malformed_message_is_rejected_without_quoting_it(
-            self, gate: GateContext, bad: Callable[[Envelope], bytes], names: str, receipted: bool) -> None:
+        self, gate: GateContext, bad: Callable[[Envelope], bytes], names: str, receipted: bool
+    ) -> None:
         ledger = gate.ledger
         env = police_envelope()
         raw = bad(env)
@@ -297,7 +330,10 @@ class GateServiceContract:
             receipt = Envelope.model_validate_json(receipt_row.value).payload
             assert isinstance(receipt, SystemReceipt)
             assert (receipt.receipted_message_id, receipt.status, receipt.reason_code) == (
-                env.message_id, ReceiptStatus.REJECTED, "contract_invalid")
+                env.message_id,
+                ReceiptStatus.REJECTED,
+                "contract_invalid",
+            )
         else:
             assert (receipts, q.message_id, q.sender_org) == ([], None, None)
         for table in ("messages", "decisions", "deliveries", "queue_items"):
@@ -335,8 +371,7 @@ class GateServiceContract:
         ack = Envelope.model_validate_json(ack_row.value)
         assert (ack.sender_org, ack.correlation_id) == ("school:900001", env.correlation_id)
         assert isinstance(ack.payload, SystemReceipt)
-        assert (ack.payload.receipted_message_id, ack.payload.status) == (env.message_id,
-                                                                          ReceiptStatus.DELIVERED)
+        assert (ack.payload.receipted_message_id, ack.payload.status) == (env.message_id, ReceiptStatus.DELIVERED)
         assert len(await ledger.events("delivery.received")) == 1
 
     async def test_a_key_adult_reading_is_recorded_once(self, gate: GateContext) -> None:
@@ -353,18 +388,22 @@ class GateServiceContract:
         delivery = await ledger.delivery(delivery_id)
         assert delivery is not None
         assert (delivery.read_by, delivery.read_at) == ("Alex Keyadult", LATER)
-        reads = [Envelope.model_validate_json(r.value).payload
-                 for r in await outbox(ledger, POLICE_ACKNOWLEDGEMENTS)]
+        reads = [Envelope.model_validate_json(r.value).payload for r in await outbox(ledger, POLICE_ACKNOWLEDGEMENTS)]
         (read,) = [p for p in reads if isinstance(p, PersonRead)]
         assert (read.read_message_id, read.reader_name, read.reader_org, read.read_at) == (
-            env.message_id, "Alex Keyadult", "school:900001", LATER)
+            env.message_id,
+            "Alex Keyadult",
+            "school:900001",
+            LATER,
+        )
         assert len(await ledger.events("notification.read")) == 1
 
-    @pytest.mark.parametrize(("urn", "reader"), [("900001", "Pat Stranger"),
-                                                 ("900002", "Jo Testperson"),
-                                                 ("900003", "Alex Keyadult")])
+    @pytest.mark.parametrize(
+        ("urn", "reader"), [("900001", "Pat Stranger"), ("900002", "Jo Testperson"), ("900003", "Alex Keyadult")]
+    )
     async def test_only_the_schools_key_adults_can_read_its_notifications(
-            self, gate: GateContext, urn: str, reader: str) -> None:
+        self, gate: GateContext, urn: str, reader: str
+    ) -> None:
         ledger = gate.ledger
         _, row = await self.shared(gate)
         delivery_id = str(Envelope.model_validate_json(row.value).message_id)
@@ -377,7 +416,6 @@ class GateServiceContract:
         delivery = await ledger.delivery(delivery_id)
         assert delivery is not None
         assert delivery.read_at is None
-
 
     async def test_a_malformed_message_redelivered_is_quarantined_once(self, gate: GateContext) -> None:
         raw = json_doc(police_envelope(), lambda d: d["subject"].pop("date_of_birth"))
@@ -396,8 +434,7 @@ class GateServiceContract:
             assert await process_inbound(gate, raw, POLICE_NOTIFICATIONS) == "rejected"
 
         quarantined = await gate.ledger.quarantined()
-        assert [q.raw for q in quarantined] == ["garbage one", "garbage two",
-                                                   "\ufffd\ufffd garbage with a NUL"]
+        assert [q.raw for q in quarantined] == ["garbage one", "garbage two", "\ufffd\ufffd garbage with a NUL"]
         assert len(await outbox(gate.ledger, topics.GATE_QUARANTINE)) == 3
 
     async def test_a_reused_message_id_redelivered_is_quarantined_once(self, gate: GateContext) -> None:
@@ -416,10 +453,12 @@ class GateServiceContract:
         assert len(await gate.ledger.quarantined()) == 2
         assert len(await outbox(gate.ledger, POLICE_RECEIPTS)) == 3  # accepted, rejected twice
 
-    @pytest.mark.parametrize("key", ["bad\u0001key", "Zebedee Quillfeather", "x" * 500],
-                             ids=["control-character", "a-name", "over-long"])
+    @pytest.mark.parametrize(
+        "key", ["bad\u0001key", "Zebedee Quillfeather", "x" * 500], ids=["control-character", "a-name", "over-long"]
+    )
     async def test_an_unknown_key_is_named_only_if_it_looks_like_a_field_name(
-            self, gate: GateContext, key: str) -> None:
+        self, gate: GateContext, key: str
+    ) -> None:
         raw = json_doc(police_envelope(), lambda d: d["payload"].update({key: 1}))
 
         assert await process_inbound(gate, raw, POLICE_NOTIFICATIONS) == "rejected"

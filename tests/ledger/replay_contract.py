@@ -61,8 +61,11 @@ def narrower_policy() -> LoadedPolicy:
     """The shipped policy with a new version, its early-help agreement no longer releasing the referrer."""
     head, tail = SHIPPED.text.split('name = "early-help-with-consent"')
     tail = tail.replace('"payload.referrer_name", "payload.referrer_role", ', "", 1)
-    text = head.replace(f'version = "{POLICY.version}"', 'version = "narrower-1"') + \
-        'name = "early-help-with-consent"' + tail
+    text = (
+        head.replace(f'version = "{POLICY.version}"', 'version = "narrower-1"')
+        + 'name = "early-help-with-consent"'
+        + tail
+    )
     return LoadedPolicy(parse_policy(text, source="narrower.toml"), "narrower.toml", text)
 
 
@@ -75,8 +78,14 @@ class ReplayContract(ConsentGate):
     def keyring(self, tmp_path: Path) -> Keyring:
         return Keyring(tmp_path / "keys")
 
-    async def shared(self, gate: GateContext, given: ConsentRecord, *, recipients: tuple[str, ...] = (EARLY_HELP,),
-                     subject: ChildSubject | None = None) -> Envelope:
+    async def shared(
+        self,
+        gate: GateContext,
+        given: ConsentRecord,
+        *,
+        recipients: tuple[str, ...] = (EARLY_HELP,),
+        subject: ChildSubject | None = None,
+    ) -> Envelope:
         """A referral about ``subject`` shared on ``given`` and published, as the running stack would."""
         await process_inbound(gate, wire(about(consent_envelope(given), subject)), topics.CONSENT_RECORDS)
         referral = about(contact(recipients=recipients), subject)
@@ -85,24 +94,40 @@ class ReplayContract(ConsentGate):
         await gate.ledger.mark_published([r.seq for r in published], gate.clock())
         return referral
 
-    async def withdraw(self, gate: GateContext, clock: Clock, given: ConsentRecord, at: datetime,
-                       subject: ChildSubject | None = None) -> None:
+    async def withdraw(
+        self, gate: GateContext, clock: Clock, given: ConsentRecord, at: datetime, subject: ChildSubject | None = None
+    ) -> None:
         clock.at = at
         withdrawn = about(consent_envelope(consent("withdrawn", consent_id=given.consent_id, recorded=at)), subject)
         assert await process_inbound(gate, wire(withdrawn), topics.CONSENT_RECORDS) == "withdrawn"
 
-    async def run(self, ledger: Ledger, request: ReplayRequest = WINDOW, *, sent: Sent | None = None,
-                  keyring: Keyring | None = None, dry_run: bool = False,
-                  policy: LoadedPolicy = SHIPPED) -> ReplayPlan:
-        return await replay(ledger, request, policy=policy, registry=REGISTRY, directories={},
-                            clock=lambda: REPLAYED_AT, dry_run=dry_run,
-                            publish=sent if sent is not None else Sent(),
-                            signer=keyring.gate() if keyring else None)
+    async def run(
+        self,
+        ledger: Ledger,
+        request: ReplayRequest = WINDOW,
+        *,
+        sent: Sent | None = None,
+        keyring: Keyring | None = None,
+        dry_run: bool = False,
+        policy: LoadedPolicy = SHIPPED,
+    ) -> ReplayPlan:
+        return await replay(
+            ledger,
+            request,
+            policy=policy,
+            registry=REGISTRY,
+            directories={},
+            clock=lambda: REPLAYED_AT,
+            dry_run=dry_run,
+            publish=sent if sent is not None else Sent(),
+            signer=keyring.gate() if keyring else None,
+        )
 
     # -- the issue's must-show -------------------------------------------------------------------
 
     async def test_a_replay_after_a_consent_withdrawal_withholds_what_the_original_shared(
-            self, gate: GateContext, clock: Clock) -> None:
+        self, gate: GateContext, clock: Clock
+    ) -> None:
         given = consent()
         referral = await self.shared(gate, given)
         await self.withdraw(gate, clock, given, NOW + timedelta(minutes=30))
@@ -112,12 +137,18 @@ class ReplayContract(ConsentGate):
         plan = await self.run(ledger, sent=sent)
 
         assert sent.rows == [], "nothing the current decision does not release is published"
-        assert [r for r in await ledger.pending_outbox(now=REPLAYED_AT + PUBLISH_LEASE)
-                if r.topic == REGISTRY.delivery_topic(EARLY_HELP)] == [], "nor left for the relay"
+        assert [
+            r
+            for r in await ledger.pending_outbox(now=REPLAYED_AT + PUBLISH_LEASE)
+            if r.topic == REGISTRY.delivery_topic(EARLY_HELP)
+        ] == [], "nor left for the relay"
         assert plan.sends == []
         [withheld] = plan.withheld
         assert (withheld.message_id, withheld.recipient, withheld.verdict) == (
-            str(referral.message_id), EARLY_HELP, "withhold")
+            str(referral.message_id),
+            EARLY_HELP,
+            "withhold",
+        )
         assert withheld.reasons[-1] == Reason.CONSENT_WITHDRAWN.value
         [recorded] = await ledger.events("replay.withheld")
         assert recorded.message_id == str(referral.message_id)
@@ -131,7 +162,8 @@ class ReplayContract(ConsentGate):
         assert "consent_withdrawn" in text
 
     async def test_a_replay_of_a_share_still_allowed_resends_it_with_the_same_id_marked_as_a_replay(
-            self, gate: GateContext, keyring: Keyring) -> None:
+        self, gate: GateContext, keyring: Keyring
+    ) -> None:
         referral = await self.shared(gate, consent())
         ledger = gate.ledger
         [original] = await ledger.deliveries_of(str(referral.message_id))
@@ -143,8 +175,7 @@ class ReplayContract(ConsentGate):
         assert row.topic == REGISTRY.delivery_topic(EARLY_HELP)
         assert row.key == EARLY_HELP
         assert row.headers[REPLAY_HEADER] == plan.replay_id
-        assert row.headers["message-id"] == original.delivery_id == str(
-            delivery_id(referral.message_id, EARLY_HELP))
+        assert row.headers["message-id"] == original.delivery_id == str(delivery_id(referral.message_id, EARLY_HELP))
         again = Envelope.model_validate_json(row.value)
         assert str(again.message_id) == original.delivery_id, "recipients deduplicate by this id"
         assert again.replay is True
@@ -158,19 +189,26 @@ class ReplayContract(ConsentGate):
         [event] = await ledger.events("message.replayed")
         assert event.message_id == str(referral.message_id)
         assert (event.detail["replay_id"], event.detail["delivery_id"], event.detail["recipient"]) == (
-            plan.replay_id, original.delivery_id, EARLY_HELP)
+            plan.replay_id,
+            original.delivery_id,
+            EARLY_HELP,
+        )
         assert "replayed to early_help:team-north" in "\n".join(await explain(ledger, str(referral.message_id)))
 
     @pytest.mark.parametrize("table", ["deliveries", "messages"])
     async def test_a_replay_refuses_a_delivery_whose_stored_copy_was_changed(
-            self, gate: GateContext, keyring: Keyring, table: str) -> None:
+        self, gate: GateContext, keyring: Keyring, table: str
+    ) -> None:
         referral = await self.shared(gate, consent())
         ledger = gate.ledger
         [original] = await ledger.deliveries_of(str(referral.message_id))
         tab = t.metadata.tables[table]
         async with ledger.transaction() as tx:  # one word changed directly in the database
-            await tx.conn.execute(update(tab).where(tab.c.envelope.contains("referrer_role"))
-                                  .values(envelope=func.replace(tab.c.envelope, "referrer_role", "REFERRER_ROLE")))
+            await tx.conn.execute(
+                update(tab)
+                .where(tab.c.envelope.contains("referrer_role"))
+                .values(envelope=func.replace(tab.c.envelope, "referrer_role", "REFERRER_ROLE"))
+            )
         sent = Sent()
 
         plan = await self.run(ledger, sent=sent, keyring=keyring)
@@ -179,7 +217,10 @@ class ReplayContract(ConsentGate):
         assert plan.sends == []
         [refused] = plan.refused
         assert (refused.delivery_id, refused.verdict, refused.reasons) == (
-            original.delivery_id, "refused", ("stored_copy_altered",))
+            original.delivery_id,
+            "refused",
+            ("stored_copy_altered",),
+        )
         row_id = original.delivery_id if table == "deliveries" else str(referral.message_id)
         assert refused.detail is not None
         assert refused.detail.startswith(f"{table}.envelope of {'delivery' if table == 'deliveries' else 'message'}")
@@ -194,7 +235,8 @@ class ReplayContract(ConsentGate):
     # -- dry run ---------------------------------------------------------------------------------
 
     async def test_a_dry_run_writes_and_sends_nothing_and_lists_every_decision_that_differs(
-            self, gate: GateContext, clock: Clock) -> None:
+        self, gate: GateContext, clock: Clock
+    ) -> None:
         kept = await self.shared(gate, consent())
         given = consent()
         stopped = await self.shared(gate, given, subject=OTHER_CHILD)
@@ -210,16 +252,17 @@ class ReplayContract(ConsentGate):
         assert plan.dry_run
         assert [i.message_id for i in plan.sends] == [str(kept.message_id)]
         assert [(i.message_id, i.reasons[-1]) for i in plan.withheld] == [
-            (str(stopped.message_id), Reason.CONSENT_WITHDRAWN.value)]
+            (str(stopped.message_id), Reason.CONSENT_WITHDRAWN.value)
+        ]
         [change] = plan.changes
-        assert change == Change(str(stopped.message_id), "contact", "share", "withhold", (EARLY_HELP,), (), (),
-                                change.fields_removed)
+        assert change == Change(
+            str(stopped.message_id), "contact", "share", "withhold", (EARLY_HELP,), (), (), change.fields_removed
+        )
         assert "subject.given_name" in change.fields_removed
         out = plan.as_json()
         assert (out["dry_run"], out["published"], len(out["resend"]), len(out["withheld"])) == (True, 0, 1, 1)
 
-    async def test_a_replay_under_a_narrower_policy_sends_only_the_fields_released_now(
-            self, gate: GateContext) -> None:
+    async def test_a_replay_under_a_narrower_policy_sends_only_the_fields_released_now(self, gate: GateContext) -> None:
         referral = await self.shared(gate, consent())
         sent = Sent()
 
@@ -238,8 +281,7 @@ class ReplayContract(ConsentGate):
 
     # -- selection -------------------------------------------------------------------------------
 
-    async def test_a_replay_selects_by_received_time_kind_and_recipient(
-            self, gate: GateContext, clock: Clock) -> None:
+    async def test_a_replay_selects_by_received_time_kind_and_recipient(self, gate: GateContext, clock: Clock) -> None:
         early = await self.shared(gate, consent(recipients=(EARLY_HELP, SOUTH)), recipients=(EARLY_HELP, SOUTH))
         clock.at = NOW + timedelta(hours=1)  # the window's end is exclusive: this one is outside it
         late = await self.shared(gate, consent(recipients=(EARLY_HELP, SOUTH)), recipients=(EARLY_HELP, SOUTH))
@@ -247,10 +289,14 @@ class ReplayContract(ConsentGate):
 
         both = await self.run(ledger, dry_run=True)
         assert {(i.message_id, i.recipient) for i in both.sends} == {
-            (str(early.message_id), EARLY_HELP), (str(early.message_id), SOUTH)}
+            (str(early.message_id), EARLY_HELP),
+            (str(early.message_id), SOUTH),
+        }
         one = await self.run(ledger, ReplayRequest(NOW, NOW + timedelta(hours=2), recipient=SOUTH), dry_run=True)
         assert {(i.message_id, i.recipient) for i in one.sends} == {
-            (str(early.message_id), SOUTH), (str(late.message_id), SOUTH)}
+            (str(early.message_id), SOUTH),
+            (str(late.message_id), SOUTH),
+        }
         with pytest.raises(NotFound):
             await self.run(ledger, ReplayRequest(NOW, NOW + timedelta(hours=2), kind="notification.encompass"))
         with pytest.raises(NotFound):
@@ -260,8 +306,9 @@ class ReplayContract(ConsentGate):
         await self.shared(gate, consent())
         sent = Sent()
 
-        plan = await self.run(gate.ledger, ReplayRequest(WINDOW.received_from, WINDOW.received_to,
-                                                          to_topic="test.replays.v1"), sent=sent)
+        plan = await self.run(
+            gate.ledger, ReplayRequest(WINDOW.received_from, WINDOW.received_to, to_topic="test.replays.v1"), sent=sent
+        )
 
         assert [r.topic for r in sent.rows] == ["test.replays.v1"]
         assert [i.topic for i in plan.sends] == ["test.replays.v1"]
@@ -269,7 +316,8 @@ class ReplayContract(ConsentGate):
     # -- failure and the settle window -------------------------------------------------------------
 
     async def test_a_replay_that_cannot_publish_stays_recorded_for_the_relay_after_the_lease(
-            self, gate: GateContext) -> None:
+        self, gate: GateContext
+    ) -> None:
         await self.shared(gate, consent())
         ledger = gate.ledger
 
@@ -282,19 +330,30 @@ class ReplayContract(ConsentGate):
         assert len(await ledger.events("message.replayed")) == 1
 
     async def test_a_withdrawal_arriving_in_the_settle_window_stops_a_replay_on_consent(
-            self, gate: GateContext, clock: Clock) -> None:
+        self, gate: GateContext, clock: Clock
+    ) -> None:
         given = consent()
         referral = await self.shared(gate, given)
         clock.at = REPLAYED_AT
         sent = Sent()
 
-        task = asyncio.create_task(replay(gate.ledger, WINDOW, policy=SHIPPED, registry=REGISTRY, directories={},
-                                          clock=clock, publish=sent,
-                                          consent_settle_s=0.3))
+        task = asyncio.create_task(
+            replay(
+                gate.ledger,
+                WINDOW,
+                policy=SHIPPED,
+                registry=REGISTRY,
+                directories={},
+                clock=clock,
+                publish=sent,
+                consent_settle_s=0.3,
+            )
+        )
         await asyncio.sleep(0.05)
         await self.withdraw(gate, clock, given, REPLAYED_AT)
         plan = await task
 
         assert sent.rows == []
         assert [(i.message_id, i.reasons[-1]) for i in plan.withheld] == [
-            (str(referral.message_id), Reason.CONSENT_WITHDRAWN.value)]
+            (str(referral.message_id), Reason.CONSENT_WITHDRAWN.value)
+        ]

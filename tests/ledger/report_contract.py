@@ -38,18 +38,23 @@ class ReportContract:
 
     @pytest.fixture
     async def week(self, ledger: Ledger) -> tuple[Truth, Report]:
-        truth = await synthetic_week(ledger, monday=WEEK_OF, tz=TZ, calendar=load_calendar(None),
-                                     policy=load_policy(None).policy)
+        truth = await synthetic_week(
+            ledger, monday=WEEK_OF, tz=TZ, calendar=load_calendar(None), policy=load_policy(None).policy
+        )
         return truth, await front_door_report(ledger, truth.start, truth.end, TZ)
 
     async def test_every_figure_matches_the_counts_planned_by_the_generator(self, week: tuple[Truth, Report]) -> None:
         truth, report = week
         planned = truth.encompass(TZ)
-        got = {(r["day"], r["school"]): {k: v for k, v in r.items() if k not in ("day", "school")}
-               for r in report.section("encompass").records()}
+        got = {
+            (r["day"], r["school"]): {k: v for k, v in r.items() if k not in ("day", "school")}
+            for r in report.section("encompass").records()
+        }
         assert got == planned
-        totals = {k: sum(row[k] for row in planned.values()) for k in ("notifications", "delivered_late",
-                                                                        "not_delivered", "read_late", "not_read")}
+        totals = {
+            k: sum(row[k] for row in planned.values())
+            for k in ("notifications", "delivered_late", "not_delivered", "read_late", "not_read")
+        }
         # The seed gives a week with every outcome in it, so each column is really exercised.
         assert all(totals.values()), totals
         # Incidents from Monday to Thursday evening are due Tuesday to Friday; Friday's to Sunday's are
@@ -70,12 +75,16 @@ class ReportContract:
         # Contacts decided within 24 hours, outcomes fed back, s47 reports answered on time.
         rows = {r["day"]: {k: v for k, v in r.items() if k != "day"} for r in report.section("contacts").records()}
         assert rows == truth.contact_figures(TZ)
-        assert all(sum(row[k] for row in rows.values()) for k in ("flagged_incomplete", "decided_within_24h",
-                                                                  "decided_late", "not_decided")), rows
+        assert all(
+            sum(row[k] for row in rows.values())
+            for k in ("flagged_incomplete", "decided_within_24h", "decided_late", "not_decided")
+        ), rows
         rows = {r["day"]: {k: v for k, v in r.items() if k != "day"} for r in report.section("outcomes").records()}
         assert rows == truth.outcome_figures(TZ)
-        rows = {r["gp_practice"]: {k: v for k, v in r.items() if k != "gp_practice"}
-                for r in report.section("s47_gp_reports").records()}
+        rows = {
+            r["gp_practice"]: {k: v for k, v in r.items() if k != "gp_practice"}
+            for r in report.section("s47_gp_reports").records()
+        }
         assert rows == truth.s47_figures()
         assert all(sum(row[k] for row in rows.values()) for k in ("answered_on_time", "answered_late", "overdue"))
 
@@ -85,12 +94,17 @@ class ReportContract:
         assert sum(got.values()) > 0
 
     async def test_the_figures_are_recomputed_from_a_verified_export_of_the_audited_log(
-            self, ledger: Ledger, week: tuple[Truth, Report]) -> None:
+        self, ledger: Ledger, week: tuple[Truth, Report]
+    ) -> None:
         truth, report = week
         signer = Ed25519Signer(Ed25519PrivateKey.generate())
         checkpointer = Checkpointer(ledger, signer, lambda: truth.end + timedelta(days=2))
-        proof = await export(checkpointer, {signer.key_id: public_key_b64(signer.public_key)},
-                             truth.start - timedelta(days=1), truth.end + timedelta(days=2))
+        proof = await export(
+            checkpointer,
+            {signer.key_id: public_key_b64(signer.public_key)},
+            truth.start - timedelta(days=1),
+            truth.end + timedelta(days=2),
+        )
         checked = check_proof(proof.model_dump_json(), signer.public_key)
         assert checked.ok, checked.problems
         again = report_from_events(checked.proven, truth.start, truth.end, TZ)

@@ -31,9 +31,16 @@ async def open_gate(tmp_path: Path) -> GateContext:
     ledger = await Ledger.open(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
     async with ledger.transaction() as tx:
         await tx.replace_directory(DIRECTORY, NOW - timedelta(days=1))
-    return GateContext(registry=REGISTRY, ledger=ledger, policy=SHIPPED.policy, calendar=load_calendar(None),
-                       notify_by=time(10, 0), school_day_starts=time(8, 30), clock=lambda: NOW,
-                       directories={"health": TEAMS})
+    return GateContext(
+        registry=REGISTRY,
+        ledger=ledger,
+        policy=SHIPPED.policy,
+        calendar=load_calendar(None),
+        notify_by=time(10, 0),
+        school_day_starts=time(8, 30),
+        clock=lambda: NOW,
+        directories={"health": TEAMS},
+    )
 
 
 async def receipts(ledger: Ledger, topic: str, about: uuid.UUID) -> list[SystemReceipt]:
@@ -65,9 +72,15 @@ async def test_bug2_what_if_and_replay_decide_with_the_health_teams_the_gate_use
         assert await process_inbound(gate, wire(police_envelope()), "police.notification.v1") == "share"
         total, changes = await what_if(gate.ledger, SHIPPED.policy, registry=REGISTRY, directories=gate.directories)
         assert (total, changes) == (1, [])
-        plan = await plan_replay(gate.ledger, ReplayRequest(NOW - timedelta(hours=1), NOW + timedelta(hours=1)),
-                                 policy=SHIPPED, registry=REGISTRY, directories=gate.directories,
-                                 now=NOW + timedelta(hours=2), replay_id="r")
+        plan = await plan_replay(
+            gate.ledger,
+            ReplayRequest(NOW - timedelta(hours=1), NOW + timedelta(hours=1)),
+            policy=SHIPPED,
+            registry=REGISTRY,
+            directories=gate.directories,
+            now=NOW + timedelta(hours=2),
+            replay_id="r",
+        )
         assert sorted(i.recipient for i in plan.sends) == ["school:900001", "school_nurse:sn-north"]
         assert plan.withheld == []
         assert plan.changes == []
@@ -76,26 +89,47 @@ async def test_bug2_what_if_and_replay_decide_with_the_health_teams_the_gate_use
 
 
 def probation_contact() -> Envelope:
-    return Envelope.model_validate({
-        "message_id": uuid.uuid4(), "kind": "contact", "sender_org": PRACTITIONER,
-        "correlation_id": uuid.uuid4(), "produced_at": NOW, "subject": CHILD,
-        "lawful_basis": {"article6": "public_task", "statutory_power": "children_act_2004_s11"},
-        "recipients": ["mash:hub"],
-        "payload": {"kind": "contact", "referrer_name": "Synthetic Practitioner",
-                    "referrer_role": "Probation practitioner",
-                    "what_happened": "A person on licence has moved into the child's household.",
-                    "worried_about": "Licence conditions restrict contact with children.", "consent_sought": False},
-    })
+    return Envelope.model_validate(
+        {
+            "message_id": uuid.uuid4(),
+            "kind": "contact",
+            "sender_org": PRACTITIONER,
+            "correlation_id": uuid.uuid4(),
+            "produced_at": NOW,
+            "subject": CHILD,
+            "lawful_basis": {"article6": "public_task", "statutory_power": "children_act_2004_s11"},
+            "recipients": ["mash:hub"],
+            "payload": {
+                "kind": "contact",
+                "referrer_name": "Synthetic Practitioner",
+                "referrer_role": "Probation practitioner",
+                "what_happened": "A person on licence has moved into the child's household.",
+                "worried_about": "Licence conditions restrict contact with children.",
+                "consent_sought": False,
+            },
+        }
+    )
 
 
 def outcome_on(contact: Envelope) -> Envelope:
-    return Envelope.model_validate({
-        "message_id": uuid.uuid4(), "kind": "outcome", "sender_org": "la:999",
-        "correlation_id": contact.correlation_id, "produced_at": NOW, "subject": CHILD,
-        "lawful_basis": {"article6": "public_task", "statutory_power": "children_act_1989_s17"},
-        "payload": {"kind": "outcome", "contact_message_id": str(contact.message_id),
-                    "decision": "child_in_need_s17", "rationale": "Synthetic rationale.", "decided_at": NOW},
-    })
+    return Envelope.model_validate(
+        {
+            "message_id": uuid.uuid4(),
+            "kind": "outcome",
+            "sender_org": "la:999",
+            "correlation_id": contact.correlation_id,
+            "produced_at": NOW,
+            "subject": CHILD,
+            "lawful_basis": {"article6": "public_task", "statutory_power": "children_act_1989_s17"},
+            "payload": {
+                "kind": "outcome",
+                "contact_message_id": str(contact.message_id),
+                "decision": "child_in_need_s17",
+                "rationale": "Synthetic rationale.",
+                "decided_at": NOW,
+            },
+        }
+    )
 
 
 async def test_probation_contact_quality_receipt_outcome_delivery_and_inbox_receipt(tmp_path: Path) -> None:
@@ -106,7 +140,9 @@ async def test_probation_contact_quality_receipt_outcome_delivery_and_inbox_rece
         assert await process_inbound(gate, wire(contact), REGISTRY.inbound_topic(PRACTITIONER, "contact")) == "share"
         told = await receipts(ledger, "probation.receipt.v1", contact.message_id)
         assert [(r.status, r.reason_code) for r in told] == [
-            (ReceiptStatus.ACCEPTED, "statutory_duty"), (ReceiptStatus.ACCEPTED, "contact_incomplete")]
+            (ReceiptStatus.ACCEPTED, "statutory_duty"),
+            (ReceiptStatus.ACCEPTED, "contact_incomplete"),
+        ]
         assert told[1].detail is not None
         assert "subject.identifiers" in told[1].detail
         assert "payload.consent_sought" in told[1].detail

@@ -46,12 +46,24 @@ histories = st.lists(st.one_of(notifications, contacts, outcomes, consents, disp
 
 
 def outcome_on(contact_env: Envelope) -> Envelope:
-    return Envelope.model_validate({
-        "message_id": uuid.uuid4(), "kind": "outcome", "sender_org": "la:999",
-        "correlation_id": contact_env.correlation_id, "produced_at": NOW, "subject": CHILD, "lawful_basis": S17,
-        "payload": {"kind": "outcome", "contact_message_id": str(contact_env.message_id),
-                    "decision": "early_help", "rationale": "Synthetic rationale.", "decided_at": NOW.isoformat()},
-    })
+    return Envelope.model_validate(
+        {
+            "message_id": uuid.uuid4(),
+            "kind": "outcome",
+            "sender_org": "la:999",
+            "correlation_id": contact_env.correlation_id,
+            "produced_at": NOW,
+            "subject": CHILD,
+            "lawful_basis": S17,
+            "payload": {
+                "kind": "outcome",
+                "contact_message_id": str(contact_env.message_id),
+                "decision": "early_help",
+                "rationale": "Synthetic rationale.",
+                "decided_at": NOW.isoformat(),
+            },
+        }
+    )
 
 
 def build(step: tuple[Any, ...], sent_contacts: list[Envelope], consent_id: uuid.UUID) -> Envelope | None:
@@ -60,8 +72,11 @@ def build(step: tuple[Any, ...], sent_contacts: list[Envelope], consent_id: uuid
         _, urn, dob, postcode = step
         return police_envelope(school_urn=urn, child_dob=dob, home_postcode=postcode)
     if kind == "contact":
-        to = {"hub": ("mash:hub",), "early_help": ("early_help:team-north",),
-              "both": ("mash:hub", "early_help:team-north")}[step[1]]
+        to = {
+            "hub": ("mash:hub",),
+            "early_help": ("early_help:team-north",),
+            "both": ("mash:hub", "early_help:team-north"),
+        }[step[1]]
         env = contact(recipients=to) if step[1] != "hub" else contact(recipients=to, purpose=None, basis=S17)
         sent_contacts.append(env)
         return env
@@ -78,9 +93,16 @@ async def run_history(history: list[tuple[Any, ...]], with_teams: bool, where: P
     try:
         async with ledger.transaction() as tx:
             await tx.replace_directory(DIRECTORY, NOW - timedelta(days=1))
-        gate = GateContext(registry=REGISTRY, ledger=ledger, policy=SHIPPED.policy, calendar=load_calendar(None),
-                           notify_by=time(10, 0), school_day_starts=time(8, 30), clock=lambda: clock[0],
-                           directories={"health": TEAMS if with_teams else NO_HEALTH_TEAMS})
+        gate = GateContext(
+            registry=REGISTRY,
+            ledger=ledger,
+            policy=SHIPPED.policy,
+            calendar=load_calendar(None),
+            notify_by=time(10, 0),
+            school_day_starts=time(8, 30),
+            clock=lambda: clock[0],
+            directories={"health": TEAMS if with_teams else NO_HEALTH_TEAMS},
+        )
         sent: list[Envelope] = []
         decided = 0
         consent_id = uuid.uuid4()

@@ -19,13 +19,13 @@ from mash_broker.storage import Ledger
 
 from .audit_contract import AuditContract
 from .consent_contract import ConsentServiceContract
-from .corrections_contract import CorrectionsContract
 from .contract import LedgerContract
+from .corrections_contract import CorrectionsContract
 from .front_door_contract import FrontDoorContract
 from .gate_contract import GateServiceContract
 from .projector_contract import ProjectorContract
-from .replay_contract import ReplayContract
 from .region_contract import RegionContract
+from .replay_contract import ReplayContract
 from .report_contract import ReportContract
 
 pytestmark = pytest.mark.postgres
@@ -38,12 +38,13 @@ async def _connect_admin(postgres_url: str) -> asyncpg.Connection:
     if _unreachable:
         unavailable(_unreachable[0])
     try:
-        return await asyncpg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False),
-                                     timeout=5)
+        return await asyncpg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False), timeout=5)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        _unreachable.append(f"needs PostgreSQL, but {url.render_as_string(hide_password=True)} is not reachable"
-                            f" (set MASH_TEST_POSTGRES_URL, or unset it for a throwaway server):"
-                            f" {type(exc).__name__}: {exc}")
+        _unreachable.append(
+            f"needs PostgreSQL, but {url.render_as_string(hide_password=True)} is not reachable"
+            f" (set MASH_TEST_POSTGRES_URL, or unset it for a throwaway server):"
+            f" {type(exc).__name__}: {exc}"
+        )
         unavailable(_unreachable[0])
 
 

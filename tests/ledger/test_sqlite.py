@@ -11,13 +11,13 @@ from mash_broker.storage import Ledger
 
 from .audit_contract import AuditContract
 from .consent_contract import ConsentServiceContract
-from .corrections_contract import CorrectionsContract
 from .contract import LedgerContract
+from .corrections_contract import CorrectionsContract
 from .front_door_contract import FrontDoorContract
 from .gate_contract import GateServiceContract
 from .projector_contract import ProjectorContract
-from .replay_contract import ReplayContract
 from .region_contract import RegionContract
+from .replay_contract import ReplayContract
 from .report_contract import ReportContract
 
 

@@ -104,24 +104,37 @@ def fetch_libs(timeout: float = FETCH_TIMEOUT) -> Path:
         missing.remove("java")  # JAVA_HOME names one
     cached = os.environ.get("MASH_KAFKA_LIBS")
     if "java" in missing:
-        unavailable("Apache Kafka tests need Java 17+ on PATH (apt-get install openjdk-17-jre-headless) "
-                    "and Maven to fetch Kafka's jars (apt-get install maven)")
+        unavailable(
+            "Apache Kafka tests need Java 17+ on PATH (apt-get install openjdk-17-jre-headless) "
+            "and Maven to fetch Kafka's jars (apt-get install maven)"
+        )
     major = java_major_version()
     if major is not None and major < 17:
-        unavailable(f"Apache Kafka 4 needs Java 17 or newer; {java_binary()} is Java {major} "
-                    "(apt-get install openjdk-17-jre-headless, or set JAVA_HOME)")
+        unavailable(
+            f"Apache Kafka 4 needs Java 17 or newer; {java_binary()} is Java {major} "
+            "(apt-get install openjdk-17-jre-headless, or set JAVA_HOME)"
+        )
     if missing and not (cached and (Path(cached) / ".complete").is_file()):
-        unavailable("Apache Kafka tests need Maven on PATH to fetch Kafka's jars from Maven Central "
-                    "(apt-get install maven), or MASH_KAFKA_LIBS naming a directory fetch.sh filled")
+        unavailable(
+            "Apache Kafka tests need Maven on PATH to fetch Kafka's jars from Maven Central "
+            "(apt-get install maven), or MASH_KAFKA_LIBS naming a directory fetch.sh filled"
+        )
     try:
-        done = subprocess.run([shutil.which("bash") or "/bin/bash", str(FETCH_SCRIPT)], capture_output=True,
-                              text=True, timeout=timeout, check=False,
-                              env={**os.environ, "MASH_KAFKA_FETCH_TIMEOUT": str(int(timeout))})
+        done = subprocess.run(
+            [shutil.which("bash") or "/bin/bash", str(FETCH_SCRIPT)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={**os.environ, "MASH_KAFKA_FETCH_TIMEOUT": str(int(timeout))},
+        )
     except subprocess.TimeoutExpired:
         unavailable(f"deploy/kafka/fetch.sh did not finish in {timeout:.0f} s (Maven Central reachable?)")
     if done.returncode != 0:
-        unavailable(f"deploy/kafka/fetch.sh failed (exit {done.returncode}); Apache Kafka's jars come from Maven "
-                    f"Central through mvn: {done.stderr.strip()[-1500:]}")
+        unavailable(
+            f"deploy/kafka/fetch.sh failed (exit {done.returncode}); Apache Kafka's jars come from Maven "
+            f"Central through mvn: {done.stderr.strip()[-1500:]}"
+        )
     libs = Path(done.stdout.strip().splitlines()[-1])
     if not any(libs.glob("kafka_2.13-*.jar")):
         unavailable(f"deploy/kafka/fetch.sh printed {libs}, which holds no kafka_2.13 jar")
@@ -183,15 +196,27 @@ class Pki:
         ski = x509.SubjectKeyIdentifier.from_public_key(self._key.public_key())
         self.ca_cert = (
             x509.CertificateBuilder()
-            .subject_name(name).issuer_name(name)
+            .subject_name(name)
+            .issuer_name(name)
             .public_key(self._key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(self._now).not_valid_after(self._until)
+            .not_valid_before(self._now)
+            .not_valid_after(self._until)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, encipher_only=False,
-                                         decipher_only=False), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
             .add_extension(ski, critical=False)
             .sign(self._key, hashes.SHA256())
         )
@@ -210,23 +235,38 @@ class Pki:
             .issuer_name(self.ca_cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(self._now).not_valid_after(self._until)
+            .not_valid_before(self._now)
+            .not_valid_after(self._until)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=True, encipher_only=False,
-                                         decipher_only=False), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
-                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False)
         )
         if server:
-            builder = builder.add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
         cert = builder.sign(self._key, hashes.SHA256())
         chain = cert.public_bytes(serialization.Encoding.PEM) + self.ca_cert.public_bytes(serialization.Encoding.PEM)
-        key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         return chain, key_pem
 
     def client(self, name: str) -> ClientCert:
@@ -464,8 +504,14 @@ class KafkaCluster:
             self.client_cert(name)
         ports = _free_ports(4 * self.nodes_count)
         self.nodes = [
-            Node(i, self.workdir / f"node-{i}", sasl_port=ports[4 * i], ssl_port=ports[4 * i + 1],
-                 internal_port=ports[4 * i + 2], controller_port=ports[4 * i + 3])
+            Node(
+                i,
+                self.workdir / f"node-{i}",
+                sasl_port=ports[4 * i],
+                ssl_port=ports[4 * i + 1],
+                internal_port=ports[4 * i + 2],
+                controller_port=ports[4 * i + 3],
+            )
             for i in range(self.nodes_count)
         ]
         for node in self.nodes:
@@ -529,13 +575,23 @@ class KafkaCluster:
         node.log_offset = node.server_log.stat().st_size if node.server_log.exists() else 0
         console = node.console_log.open("ab")
         cmd = [
-            java_binary(), *JVM_OPTIONS,
+            java_binary(),
+            *JVM_OPTIONS,
             f"-Dlog4j2.configurationFile={node.directory / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={node.directory / 'logs'}",
-            "-cp", f"{self.libs}/*", "kafka.Kafka", str(node.config_file),
+            "-cp",
+            f"{self.libs}/*",
+            "kafka.Kafka",
+            str(node.config_file),
         ]
-        node.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-                                        cwd=node.directory, preexec_fn=_pdeathsig())
+        node.process = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            cwd=node.directory,
+            preexec_fn=_pdeathsig(),
+        )
         console.close()
         node.started_at = time.monotonic()
 
@@ -545,8 +601,9 @@ class KafkaCluster:
             for node in list(waiting):
                 if not node.running:
                     code = node.process.returncode if node.process else "?"
-                    raise KafkaClusterError(f"Kafka node {node.node_id} exited with {code} while starting\n"
-                                            f"{self.describe_failure(node)}")
+                    raise KafkaClusterError(
+                        f"Kafka node {node.node_id} exited with {code} while starting\n{self.describe_failure(node)}"
+                    )
                 if self._log_since_start(node).find(STARTED_LINE) >= 0:
                     node.ready_seconds = time.monotonic() - node.started_at
                     waiting.remove(node)
@@ -554,8 +611,10 @@ class KafkaCluster:
                 return
             if time.monotonic() > deadline:
                 names = ", ".join(str(n.node_id) for n in waiting)
-                raise KafkaClusterError(f"Kafka nodes {names} did not start in time\n"
-                                        + "\n".join(self.describe_failure(n) for n in waiting))
+                raise KafkaClusterError(
+                    f"Kafka nodes {names} did not start in time\n"
+                    + "\n".join(self.describe_failure(n) for n in waiting)
+                )
             time.sleep(0.2)
 
     def _log_since_start(self, node: Node) -> str:
@@ -568,12 +627,15 @@ class KafkaCluster:
 
     def describe_failure(self, node: Node, lines: int = 30) -> str:
         """The first errors this node logged since its last start, the end of its log and its console."""
-        errors = [line for line in self._log_since_start(node).splitlines()
-                  if " ERROR " in line or " FATAL " in line][:5]
+        errors = [line for line in self._log_since_start(node).splitlines() if " ERROR " in line or " FATAL " in line][
+            :5
+        ]
         first = "\n".join(errors) or "(none)"
-        return (f"--- node {node.node_id}: first errors in {node.server_log}:\n{first}\n"
-                f"--- node {node.node_id} {node.server_log} (last {lines} lines):\n{_tail(node.server_log, lines)}\n"
-                f"--- node {node.node_id} {node.console_log}:\n{_tail(node.console_log, 15)}")
+        return (
+            f"--- node {node.node_id}: first errors in {node.server_log}:\n{first}\n"
+            f"--- node {node.node_id} {node.server_log} (last {lines} lines):\n{_tail(node.server_log, lines)}\n"
+            f"--- node {node.node_id} {node.console_log}:\n{_tail(node.console_log, 15)}"
+        )
 
     def log_lines(self, needle: str) -> list[str]:
         """Lines of every node's server.log containing ``needle`` (e.g. the authorizer's denials)."""
@@ -596,10 +658,14 @@ class KafkaCluster:
             "node.id": str(node.node_id),
             "controller.quorum.voters": voters,
             "controller.listener.names": "CONTROLLER",
-            "listeners": (f"SASL_SSL://127.0.0.1:{node.sasl_port},SSL://127.0.0.1:{node.ssl_port},"
-                          f"INTERNAL://127.0.0.1:{node.internal_port},CONTROLLER://127.0.0.1:{node.controller_port}"),
-            "advertised.listeners": (f"SASL_SSL://127.0.0.1:{node.sasl_port},SSL://127.0.0.1:{node.ssl_port},"
-                                     f"INTERNAL://127.0.0.1:{node.internal_port}"),
+            "listeners": (
+                f"SASL_SSL://127.0.0.1:{node.sasl_port},SSL://127.0.0.1:{node.ssl_port},"
+                f"INTERNAL://127.0.0.1:{node.internal_port},CONTROLLER://127.0.0.1:{node.controller_port}"
+            ),
+            "advertised.listeners": (
+                f"SASL_SSL://127.0.0.1:{node.sasl_port},SSL://127.0.0.1:{node.ssl_port},"
+                f"INTERNAL://127.0.0.1:{node.internal_port}"
+            ),
             "listener.security.protocol.map": "SASL_SSL:SASL_SSL,SSL:SSL,INTERNAL:SSL,CONTROLLER:SSL",
             "inter.broker.listener.name": "INTERNAL",
             "log.dirs": str(node.directory / "data"),
@@ -616,8 +682,9 @@ class KafkaCluster:
             # SASL: SCRAM-SHA-512 only, on the SASL_SSL listener.
             "sasl.enabled.mechanisms": SCRAM_MECHANISM,
             "listener.name.sasl_ssl.sasl.enabled.mechanisms": SCRAM_MECHANISM,
-            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
-                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
             # Authorization.
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "allow.everyone.if.no.acl.found": "false",
@@ -666,8 +733,17 @@ class KafkaCluster:
         for entry in scram:
             args += ["--add-scram", entry]
         procs = [
-            self._tool_process(["kafka.tools.StorageTool", "format", "--config", str(n.config_file),
-                                "--cluster-id", self.cluster_id, *args])
+            self._tool_process(
+                [
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--config",
+                    str(n.config_file),
+                    "--cluster-id",
+                    self.cluster_id,
+                    *args,
+                ]
+            )
             for n in self.nodes
         ]
         for node, proc in zip(self.nodes, procs, strict=True):
@@ -678,35 +754,50 @@ class KafkaCluster:
     # -------------------------------------------------------------------------------- admin helpers
 
     def _tool_process(self, args: list[str]) -> subprocess.Popen[str]:
-        cmd = [java_binary(), *TOOL_JVM_OPTIONS,
-               f"-Dlog4j2.configurationFile={self.workdir / 'tools-log4j2.properties'}",
-               "-cp", f"{self.libs}/*", *args]
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, cwd=self.workdir)
+        cmd = [
+            java_binary(),
+            *TOOL_JVM_OPTIONS,
+            f"-Dlog4j2.configurationFile={self.workdir / 'tools-log4j2.properties'}",
+            "-cp",
+            f"{self.libs}/*",
+            *args,
+        ]
+        return subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=self.workdir
+        )
 
     def run_tool(self, main_class: str, *args: str, timeout: float = TOOL_TIMEOUT) -> str:
         """Run a Kafka command-line class (e.g. ``org.apache.kafka.tools.AclCommand``) against the cluster as
         the admin user (``--bootstrap-server`` and ``--command-config`` are added). Returns its output."""
         live = [n for n in self.nodes if n.running]
         bootstrap = ",".join(f"127.0.0.1:{n.sasl_port}" for n in live)
-        proc = self._tool_process([main_class, "--bootstrap-server", bootstrap,
-                                   "--command-config", str(self.admin_properties), *args])
+        proc = self._tool_process(
+            [main_class, "--bootstrap-server", bootstrap, "--command-config", str(self.admin_properties), *args]
+        )
         try:
             out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             out, _ = proc.communicate()
-            raise KafkaClusterError(f"{main_class} {' '.join(args)} timed out after {timeout} s:\n"
-                                    f"{out[-3000:]}") from None
+            raise KafkaClusterError(
+                f"{main_class} {' '.join(args)} timed out after {timeout} s:\n{out[-3000:]}"
+            ) from None
         if proc.returncode != 0:
             raise KafkaClusterError(f"{main_class} {' '.join(args)} failed ({proc.returncode}):\n{out[-3000:]}")
         return out
 
     def add_scram_user(self, name: str, password: str) -> None:
         """Create (or change) a SCRAM-SHA-512 user through the admin API (``ConfigCommand``)."""
-        self.run_tool("org.apache.kafka.tools.ConfigCommand", "--alter", "--entity-type", "users",
-                      "--entity-name", name, "--add-config",
-                      f"{SCRAM_MECHANISM}=[iterations={SCRAM_ITERATIONS},password={password}]")
+        self.run_tool(
+            "org.apache.kafka.tools.ConfigCommand",
+            "--alter",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            name,
+            "--add-config",
+            f"{SCRAM_MECHANISM}=[iterations={SCRAM_ITERATIONS},password={password}]",
+        )
         self.scram_users[name] = password
 
     def create_acls(

@@ -100,8 +100,11 @@ def _version_key(name: str) -> tuple[int, ...]:
 
 def find_binaries(root: Path | None = None) -> Binaries | None:
     """The highest-versioned ``root/<version>/bin`` with all of initdb, pg_ctl and postgres, else from PATH."""
-    found = [bindir for bindir in (root or PACKAGE_ROOT).glob("*/bin")
-             if _version_key(bindir.parent.name) and all(_executable(bindir / name) for name in NEEDED)]
+    found = [
+        bindir
+        for bindir in (root or PACKAGE_ROOT).glob("*/bin")
+        if _version_key(bindir.parent.name) and all(_executable(bindir / name) for name in NEEDED)
+    ]
     if found:
         best = max(found, key=lambda bindir: _version_key(bindir.parent.name))
         return Binaries(best, best.parent.name)
@@ -117,8 +120,15 @@ def _tail(text: str, lines: int = 20) -> str:
 
 def _apt_get(apt: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    return subprocess.run([apt, "-o", "DPkg::Lock::Timeout=120", *args], env=env, capture_output=True,
-                          text=True, timeout=APT_TIMEOUT, check=False, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [apt, "-o", "DPkg::Lock::Timeout=120", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=APT_TIMEOUT,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def install_with_apt() -> str | None:
@@ -147,19 +157,24 @@ def _server_user_prefix() -> list[str]:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
         useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        result = subprocess.run([useradd, "--system", "--user-group", "--no-create-home",
-                                 "--shell", "/usr/sbin/nologin", SYSTEM_USER],
-                                capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            [useradd, "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:
-            raise ServerError(f"PostgreSQL will not run as root and useradd {SYSTEM_USER} failed: "
-                              f"{_tail(result.stderr, 3)}") from None
+            raise ServerError(
+                f"PostgreSQL will not run as root and useradd {SYSTEM_USER} failed: {_tail(result.stderr, 3)}"
+            ) from None
     if runuser := shutil.which("runuser"):
         return [runuser, "-u", SYSTEM_USER, "--"]
     if setpriv := shutil.which("setpriv"):
         account = pwd.getpwnam(SYSTEM_USER)
         return [setpriv, f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--init-groups", "--"]
-    raise ServerError("PostgreSQL will not run as root, and neither runuser nor setpriv is here to drop to "
-                      f"the {SYSTEM_USER} user")
+    raise ServerError(
+        f"PostgreSQL will not run as root, and neither runuser nor setpriv is here to drop to the {SYSTEM_USER} user"
+    )
 
 
 def _temp_parent() -> str:
@@ -233,8 +248,15 @@ class ThrowawayServer:
         atexit.register(self.stop)
 
     def _run(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self.prefix, *args], cwd=self.base, capture_output=True, text=True,
-                              timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [*self.prefix, *args],
+            cwd=self.base,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
 
     def _stop_command(self) -> list[str]:
         return [*self.prefix, self.binaries["pg_ctl"], "-D", str(self.data), "-m", "immediate", "-s", "stop"]
@@ -246,26 +268,55 @@ class ThrowawayServer:
             return "(no server log)"
 
     def start(self) -> str:
-        init = self._run(self.binaries["initdb"], "-D", str(self.data), "-A", "trust", "-U", SUPERUSER,
-                         "--no-sync", "-E", "UTF8", "--locale=C", timeout=120)
+        init = self._run(
+            self.binaries["initdb"],
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            SUPERUSER,
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            timeout=120,
+        )
         if init.returncode != 0:
             raise ServerError(f"initdb failed:\n{_tail(init.stdout + init.stderr)}")
         self._watchdog = subprocess.Popen(  # from here on the server is cleaned up however we end
             [sys.executable, "-c", _WATCHDOG, str(self.base), *self._stop_command()],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         for _attempt in range(3):  # another process may take the free port between choosing and binding it
             self.port = free_port()
             settings = {**SETTINGS, "port": str(self.port), "unix_socket_directories": str(self.base)}
             options = " ".join(f"-c {shlex.quote(f'{key}={value}')}" for key, value in settings.items())
-            result = self._run(self.binaries["pg_ctl"], "-D", str(self.data), "-l", str(self.log), "-w",
-                               "-t", str(START_TIMEOUT), "-o", options, "start", timeout=START_TIMEOUT + 30)
+            result = self._run(
+                self.binaries["pg_ctl"],
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-w",
+                "-t",
+                str(START_TIMEOUT),
+                "-o",
+                options,
+                "start",
+                timeout=START_TIMEOUT + 30,
+            )
             if result.returncode == 0:
                 break
             if "could not bind" not in self._server_log():
-                raise ServerError(f"the server did not accept connections within {START_TIMEOUT} s "
-                                  f"(pg_ctl: {_tail(result.stdout + result.stderr, 3)}); server log:\n"
-                                  f"{self._server_log()}")
+                raise ServerError(
+                    f"the server did not accept connections within {START_TIMEOUT} s "
+                    f"(pg_ctl: {_tail(result.stdout + result.stderr, 3)}); server log:\n"
+                    f"{self._server_log()}"
+                )
         else:
             raise ServerError(f"the server could not bind a free port; server log:\n{self._server_log()}")
         url = f"postgresql+asyncpg://{SUPERUSER}@127.0.0.1:{self.port}/{DATABASE}"
@@ -289,8 +340,9 @@ class ThrowawayServer:
         try:
             _run_async(create_database())
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise ServerError(f"could not create database {DATABASE}: {type(exc).__name__}: {exc}; "
-                              f"server log:\n{self._server_log()}") from exc
+            raise ServerError(
+                f"could not create database {DATABASE}: {type(exc).__name__}: {exc}; server log:\n{self._server_log()}"
+            ) from exc
         return url
 
     def stop(self) -> None:
@@ -301,8 +353,14 @@ class ThrowawayServer:
         atexit.unregister(self.stop)
         try:
             if self.data.exists():
-                subprocess.run(self._stop_command(), cwd=self.base, capture_output=True, timeout=60,
-                               check=False, stdin=subprocess.DEVNULL)
+                subprocess.run(
+                    self._stop_command(),
+                    cwd=self.base,
+                    capture_output=True,
+                    timeout=60,
+                    check=False,
+                    stdin=subprocess.DEVNULL,
+                )
         except (OSError, subprocess.TimeoutExpired):
             pass  # the watchdog tries again
         finally:
@@ -328,10 +386,11 @@ def session_url() -> Iterator[str]:
     began = time.monotonic()
     if url := os.environ.get(ENV_URL, "").strip():
         if error := check_reachable(url):
-            unavailable(f"needs the PostgreSQL server named by {ENV_URL}, but "
-                        f"{_without_password(url)} is not reachable: {error}")
-        started.append(Started(f"the server named by {ENV_URL} ({_without_password(url)})",
-                               time.monotonic() - began))
+            unavailable(
+                f"needs the PostgreSQL server named by {ENV_URL}, but "
+                f"{_without_password(url)} is not reachable: {error}"
+            )
+        started.append(Started(f"the server named by {ENV_URL} ({_without_password(url)})", time.monotonic() - began))
         yield url
         return
     binaries = find_binaries()
@@ -339,9 +398,11 @@ def session_url() -> Iterator[str]:
         why_not = install_with_apt()
         binaries = find_binaries()
         if binaries is None:
-            unavailable(f"needs PostgreSQL server binaries ({INSTALL_HINT}): none under {PACKAGE_ROOT}/*/bin "
-                        f"or on PATH, and {why_not or 'the installed package has none'}; or set {ENV_URL} to "
-                        "a server of your own")
+            unavailable(
+                f"needs PostgreSQL server binaries ({INSTALL_HINT}): none under {PACKAGE_ROOT}/*/bin "
+                f"or on PATH, and {why_not or 'the installed package has none'}; or set {ENV_URL} to "
+                "a server of your own"
+            )
     try:
         server = ThrowawayServer(binaries)
     except ServerError as exc:
@@ -351,8 +412,11 @@ def session_url() -> Iterator[str]:
             url = server.start()
         except (ServerError, OSError, subprocess.TimeoutExpired) as exc:
             unavailable(f"needs a throwaway PostgreSQL server ({binaries.bindir}), which did not start: {exc}")
-        started.append(Started(f"a throwaway PostgreSQL {binaries.version} server on 127.0.0.1:{server.port}",
-                               time.monotonic() - began))
+        started.append(
+            Started(
+                f"a throwaway PostgreSQL {binaries.version} server on 127.0.0.1:{server.port}", time.monotonic() - began
+            )
+        )
         yield url
     finally:
         server.stop()

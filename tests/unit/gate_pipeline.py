@@ -16,10 +16,23 @@ from mash_broker.core.pipeline import Inputs, decide_message
 NO_FACTS = ConsentFacts()
 
 
-def inputs(*, known_schools: Collection[str], policy: Policy, now: datetime, facts: ConsentFacts = NO_FACTS,
-           health_teams: HealthTeams = NO_HEALTH_TEAMS, referrer: str | None = None) -> Inputs:
-    return Inputs(policy=policy, now=now, registry=REGISTRY, facts=facts, referrer=referrer,
-                  directories={"education": frozenset(known_schools), "health": health_teams})
+def inputs(
+    *,
+    known_schools: Collection[str],
+    policy: Policy,
+    now: datetime,
+    facts: ConsentFacts = NO_FACTS,
+    health_teams: HealthTeams = NO_HEALTH_TEAMS,
+    referrer: str | None = None,
+) -> Inputs:
+    return Inputs(
+        policy=policy,
+        now=now,
+        registry=REGISTRY,
+        facts=facts,
+        referrer=referrer,
+        directories={"education": frozenset(known_schools), "health": health_teams},
+    )
 
 
 def decide(message: Envelope, **given: object) -> Decision:

@@ -18,8 +18,14 @@ from mash_broker.demo.areas import AREAS_DIR
 
 
 def region_in(folder: Path) -> Region:
-    return load_region(folder, policy=load_policy(None, REGISTRY.policy_kinds), calendar=load_calendar(None),
-                       notify_by=time(10, 0), school_day_starts=time(8, 30), kinds=REGISTRY.policy_kinds)
+    return load_region(
+        folder,
+        policy=load_policy(None, REGISTRY.policy_kinds),
+        calendar=load_calendar(None),
+        notify_by=time(10, 0),
+        school_day_starts=time(8, 30),
+        kinds=REGISTRY.policy_kinds,
+    )
 
 
 @pytest.fixture
@@ -37,9 +43,17 @@ def test_the_demo_region_loads_with_each_authoritys_own_rules() -> None:
     assert (south.mash, south.advice) == ("mash:998", "advice:998")
 
 
-@pytest.mark.parametrize(("postcode", "code"), [
-    ("ZZ99 3CD", "998"), ("zz993cd", "998"), ("ZZ99 1AA", "999"), ("ZZ98 1AA", "998"), ("AB1 2CD", None), (None, None),
-])
+@pytest.mark.parametrize(
+    ("postcode", "code"),
+    [
+        ("ZZ99 3CD", "998"),
+        ("zz993cd", "998"),
+        ("ZZ99 1AA", "999"),
+        ("ZZ98 1AA", "998"),
+        ("AB1 2CD", None),
+        (None, None),
+    ],
+)
 def test_the_home_authority_comes_from_the_most_specific_entry(postcode: str | None, code: str | None) -> None:
     assert region_in(AREAS_DIR).home_authority(postcode) == code
 

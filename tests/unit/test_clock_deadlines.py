@@ -28,10 +28,18 @@ def local(*args: int) -> datetime:
         (local(2026, 11, 17, 9, 30), 1, local(2026, 11, 18, 9, 30), "Tuesday to Wednesday"),
         (local(2026, 11, 20, 15, 0), 1, local(2026, 11, 23, 15, 0), "Friday over the weekend to Monday"),
         (local(2026, 12, 24, 11, 0), 1, local(2026, 12, 29, 11, 0), "Christmas Day and Boxing Day substitute"),
-        (local(2026, 12, 26, 10, 0), 1, local(2026, 12, 30, 0, 0),
-         "started on a closed day: counts from 00:00 on the next working day (29th)"),
-        (local(2027, 3, 25, 15, 0), 1, local(2027, 3, 30, 15, 0),
-         "Good Friday, the BST change and Easter Monday: same wall-clock time"),
+        (
+            local(2026, 12, 26, 10, 0),
+            1,
+            local(2026, 12, 30, 0, 0),
+            "started on a closed day: counts from 00:00 on the next working day (29th)",
+        ),
+        (
+            local(2027, 3, 25, 15, 0),
+            1,
+            local(2027, 3, 30, 15, 0),
+            "Good Friday, the BST change and Easter Monday: same wall-clock time",
+        ),
         (local(2026, 10, 23, 15, 0), 1, local(2026, 10, 26, 15, 0), "over the autumn change to GMT"),
         (local(2026, 11, 2, 9, 0), 15, local(2026, 11, 23, 9, 0), "15 working days: three weeks"),
     ],
@@ -74,9 +82,14 @@ def test_naive_start_is_refused() -> None:
         due_after_hours(datetime(2026, 11, 17, 9, 0), 1)  # noqa: DTZ001
 
 
-@given(start=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2028, 12, 1),  # noqa: DTZ001
-                          timezones=st.just(LONDON)),
-       days=st.integers(min_value=1, max_value=60))
+@given(
+    start=st.datetimes(
+        min_value=datetime(2026, 1, 1),  # noqa: DTZ001  # hypothesis takes naive bounds
+        max_value=datetime(2028, 12, 1),  # noqa: DTZ001
+        timezones=st.just(LONDON),
+    ),
+    days=st.integers(min_value=1, max_value=60),
+)
 def test_due_is_the_nth_working_day_after_the_start(start: datetime, days: int) -> None:
     due = due_after_days(start, days, is_working_day, LONDON).astimezone(LONDON)
     first = start.date()
@@ -89,4 +102,3 @@ def test_due_is_the_nth_working_day_after_the_start(start: datetime, days: int) 
     else:
         assert len(open_days) == days + 1
         assert (due.hour, due.minute) == (0, 0)
-

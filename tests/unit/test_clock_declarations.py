@@ -23,9 +23,17 @@ escalate_to = "mash:team-manager"
 def test_shipped_file_declares_every_front_door_clock() -> None:
     declared = load_clocks(None)
     names = {c.name for c in declared.clocks}
-    assert names == {"contact_decision", "initial_health_assessment", "s47_gp_report",
-                     "child_and_family_assessment", "initial_child_protection_conference",
-                     "encompass_read", "delivery_ack_school", "delivery_ack_health", "delivery_ack_probation"}
+    assert names == {
+        "contact_decision",
+        "initial_health_assessment",
+        "s47_gp_report",
+        "child_and_family_assessment",
+        "initial_child_protection_conference",
+        "encompass_read",
+        "delivery_ack_school",
+        "delivery_ack_health",
+        "delivery_ack_probation",
+    }
     by_name = {c.name: c for c in declared.clocks}
     assert by_name["child_and_family_assessment"].working_days == 45
     assert by_name["initial_child_protection_conference"].working_days == 15
@@ -71,12 +79,17 @@ def test_not_toml() -> None:
 
 
 def test_where_filters_on_detail_values_and_stop_may_list_triggers() -> None:
-    text = GOOD.replace('start = { event = "message.received", kind = "contact" }',
-                        'start = { event = "delivery.queued", subject = "delivery_id", '
-                        'where = { recipient = ["school:*", "gp:*"] } }')
+    text = GOOD.replace(
+        'start = { event = "message.received", kind = "contact" }',
+        'start = { event = "delivery.queued", subject = "delivery_id", where = { recipient = ["school:*", "gp:*"] } }',
+    )
     text = text.replace('escalate_to = "mash:team-manager"', 'escalate_to = "sender"\nreport = "non_delivery"')
-    text = re.sub(r"stop = .*", 'stop = [{ event = "delivery.received", subject = "delivery_id" }, '
-                  '{ event = "share.withdrawn", subject = "delivery_id" }]', text)
+    text = re.sub(
+        r"stop = .*",
+        'stop = [{ event = "delivery.received", subject = "delivery_id" }, '
+        '{ event = "share.withdrawn", subject = "delivery_id" }]',
+        text,
+    )
     (clock,) = parse_clocks(text, source="t.toml").clocks
     assert clock.start.matches("delivery.queued", {"recipient": "gp:A81001"})
     assert not clock.start.matches("delivery.queued", {"recipient": "la:999"})
@@ -85,11 +98,14 @@ def test_where_filters_on_detail_values_and_stop_may_list_triggers() -> None:
     assert clock.report is Report.NON_DELIVERY
 
 
-@pytest.mark.parametrize("text", [
-    GOOD.replace('escalate_to = "mash:team-manager"', 'escalate_to = "sender"'),
-    GOOD + 'report = "non_delivery"\n',
-    GOOD.replace('escalate_to = "mash:team-manager"', 'escalate_to = "the manager"'),
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        GOOD.replace('escalate_to = "mash:team-manager"', 'escalate_to = "sender"'),
+        GOOD + 'report = "non_delivery"\n',
+        GOOD.replace('escalate_to = "mash:team-manager"', 'escalate_to = "the manager"'),
+    ],
+)
 def test_non_delivery_reports_go_to_the_sender_and_only_they_do(text: str) -> None:
     with pytest.raises(PolicyError):
         parse_clocks(text, source="t.toml")

@@ -30,9 +30,15 @@ async def seed() -> None:
         async with ledger.transaction() as tx:
             for n, (state, subject) in enumerate(SUBJECTS.items()):
                 cid = clock_id("contact_decision", subject)
-                await tx.start_clock(clock_id=cid, name="contact_decision", subject_id=subject, started_at=T0,
-                                     due_at=T0 + timedelta(hours=24 + n), warn_at=T0 + timedelta(hours=20),
-                                     escalate_to="mash:team-manager")
+                await tx.start_clock(
+                    clock_id=cid,
+                    name="contact_decision",
+                    subject_id=subject,
+                    started_at=T0,
+                    due_at=T0 + timedelta(hours=24 + n),
+                    warn_at=T0 + timedelta(hours=20),
+                    escalate_to="mash:team-manager",
+                )
                 if state in ("warned", "breached"):
                     await tx.flag_clock(str(cid), "warned_at", T0 + timedelta(hours=20))
                 if state == "breached":
@@ -61,6 +67,9 @@ def test_clocks_filtered_by_state_as_json(data_dir: Path) -> None:
     result = runner.invoke(app, ["clocks", "list", "--state", "breached", "--json"])
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.output)
-    assert (row["subject_id"], row["state"], row["escalate_to"]) == (SUBJECTS["breached"], "breached",
-                                                                      "mash:team-manager")
+    assert (row["subject_id"], row["state"], row["escalate_to"]) == (
+        SUBJECTS["breached"],
+        "breached",
+        "mash:team-manager",
+    )
     assert runner.invoke(app, ["clocks", "list", "--state", "late"]).exit_code == 2  # not a state: refused

@@ -17,15 +17,27 @@ CLASSES = ["early_help", "mash", "gp", "school", "health_visitor"]
 RECIPIENTS = ["early_help:team-north", "mash:hub", "gp:A12345", "school:900001", "health_visitor:hv-1"]
 PURPOSES = ["early_help", "safeguarding_screening", "safeguarding_health"]
 
-bases = st.one_of(st.none(), st.fixed_dictionaries({
-    "article6": st.sampled_from(["public_task", "legal_obligation", "vital_interests", "consent"]),
-    "statutory_power": st.sampled_from([None, "children_act_1989_s47", "children_act_1989_s17",
-                                        "children_act_2004_s10", "children_act_2004_s11"]),
-    "article9": st.sampled_from([None, "dpa2018_sch1_para18", "dpa2018_sch1_para2"]),
-    "consent_not_used_because": st.sampled_from([None, "cannot_be_given", "would_put_child_at_risk"]),
-    "rationale": st.sampled_from([None, "Synthetic rationale."]),
-    "decided_by": st.sampled_from([None, "Team Manager"]),
-}))
+bases = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {
+            "article6": st.sampled_from(["public_task", "legal_obligation", "vital_interests", "consent"]),
+            "statutory_power": st.sampled_from(
+                [
+                    None,
+                    "children_act_1989_s47",
+                    "children_act_1989_s17",
+                    "children_act_2004_s10",
+                    "children_act_2004_s11",
+                ]
+            ),
+            "article9": st.sampled_from([None, "dpa2018_sch1_para18", "dpa2018_sch1_para2"]),
+            "consent_not_used_because": st.sampled_from([None, "cannot_be_given", "would_put_child_at_risk"]),
+            "rationale": st.sampled_from([None, "Synthetic rationale."]),
+            "decided_by": st.sampled_from([None, "Team Manager"]),
+        }
+    ),
+)
 
 
 @st.composite
@@ -34,11 +46,16 @@ def messages(draw: Any) -> Envelope:
     basis = draw(bases)
     age = draw(st.integers(0, 20))
     if draw(st.booleans()):
-        message = contact(recipients=recipients, purpose=draw(st.sampled_from([None, *PURPOSES])),
-                          basis=basis or {"article6": "consent"}, age=age)
+        message = contact(
+            recipients=recipients,
+            purpose=draw(st.sampled_from([None, *PURPOSES])),
+            basis=basis or {"article6": "consent"},
+            age=age,
+        )
     else:
-        message = outcome(basis=basis, special=draw(st.booleans()), harm=draw(st.booleans()),
-                          recipients=recipients, age=age)
+        message = outcome(
+            basis=basis, special=draw(st.booleans()), harm=draw(st.booleans()), recipients=recipients, age=age
+        )
     return message.model_copy(update={"lawful_basis": None}) if basis is None else message
 
 
@@ -47,13 +64,18 @@ def histories(draw: Any) -> list[ConsentRecord]:
     out = []
     for _ in range(draw(st.integers(0, 4))):
         status = draw(st.sampled_from(["given", "refused", "withdrawn", "expired"]))
-        out.append(consent(
-            status, by=draw(st.sampled_from(["parent", "carer", "child"])),
-            recipients=tuple(draw(st.lists(st.sampled_from(CLASSES), min_size=1, max_size=3, unique=True))),
-            purposes=tuple(draw(st.lists(st.sampled_from(PURPOSES), min_size=1, max_size=2, unique=True))),
-            recorded=NOW - timedelta(hours=draw(st.integers(1, 200))),
-            until=draw(st.sampled_from([None, NOW + timedelta(days=30), NOW - timedelta(minutes=5)]))
-            if status == "given" else None))
+        out.append(
+            consent(
+                status,
+                by=draw(st.sampled_from(["parent", "carer", "child"])),
+                recipients=tuple(draw(st.lists(st.sampled_from(CLASSES), min_size=1, max_size=3, unique=True))),
+                purposes=tuple(draw(st.lists(st.sampled_from(PURPOSES), min_size=1, max_size=2, unique=True))),
+                recorded=NOW - timedelta(hours=draw(st.integers(1, 200))),
+                until=draw(st.sampled_from([None, NOW + timedelta(days=30), NOW - timedelta(minutes=5)]))
+                if status == "given"
+                else None,
+            )
+        )
     return out
 
 
@@ -101,8 +123,13 @@ def test_a_withdrawal_recorded_after_a_consent_always_wins(
     if not given_:
         return
     latest = max(r.recorded_at for r in history)
-    withdrawal = consent("withdrawn", by="parent", recipients=tuple(CLASSES), purposes=tuple(PURPOSES),
-                         recorded=latest + timedelta(minutes=1))
+    withdrawal = consent(
+        "withdrawn",
+        by="parent",
+        recipients=tuple(CLASSES),
+        purposes=tuple(PURPOSES),
+        recorded=latest + timedelta(minutes=1),
+    )
     decided_at = max(NOW, withdrawal.recorded_at) + timedelta(hours=after_hours)
     decision = run(message, *history, withdrawal, now=decided_at)
     assert all(r.consent_id is None for r in decision.releases)

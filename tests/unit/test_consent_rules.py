@@ -13,8 +13,7 @@ from mash_broker.consent_gate import ADVICE_QUEUE, Reason, Verdict, parse_policy
 def test_rule_1_nothing_is_shared_without_a_recorded_lawful_basis() -> None:
     message = contact().model_copy(update={"lawful_basis": None})
     decision = run(message, consent())
-    assert (decision.verdict, decision.reasons, decision.releases) == (Verdict.WITHHOLD,
-                                                                        (Reason.NO_LAWFUL_BASIS,), ())
+    assert (decision.verdict, decision.reasons, decision.releases) == (Verdict.WITHHOLD, (Reason.NO_LAWFUL_BASIS,), ())
 
 
 @pytest.mark.parametrize(
@@ -33,14 +32,18 @@ def test_rule_2_special_category_data_needs_an_article_9_condition(article9, ver
 
 
 def test_rule_2_a_condition_the_agreement_does_not_accept_is_withheld() -> None:
-    policy = parse_policy((ROOT / "mash_broker/defaults/policy.toml").read_text().replace(
-        'article9 = ["dpa2018_sch1_para18", "dpa2018_sch1_para2"]\nreleased_fields = [\n  "subject.given_name", '
-        '"subject.family_name", "subject.date_of_birth", "subject.identifiers",\n  "payload.contact_message_id"',
-        'article9 = ["dpa2018_sch1_para18"]\nreleased_fields = [\n  "subject.given_name", '
-        '"subject.family_name", "subject.date_of_birth", "subject.identifiers",\n  "payload.contact_message_id"'),
-        source="test")
-    basis = {"article6": "public_task", "statutory_power": "children_act_1989_s47",
-             "article9": "dpa2018_sch1_para2"}
+    policy = parse_policy(
+        (ROOT / "mash_broker/defaults/policy.toml")
+        .read_text()
+        .replace(
+            'article9 = ["dpa2018_sch1_para18", "dpa2018_sch1_para2"]\nreleased_fields = [\n  "subject.given_name", '
+            '"subject.family_name", "subject.date_of_birth", "subject.identifiers",\n  "payload.contact_message_id"',
+            'article9 = ["dpa2018_sch1_para18"]\nreleased_fields = [\n  "subject.given_name", '
+            '"subject.family_name", "subject.date_of_birth", "subject.identifiers",\n  "payload.contact_message_id"',
+        ),
+        source="test",
+    )
+    basis = {"article6": "public_task", "statutory_power": "children_act_1989_s47", "article9": "dpa2018_sch1_para2"}
     decision = run(outcome(basis=basis, special=True), policy=policy)
     assert (decision.verdict, decision.reasons[-1]) == (Verdict.WITHHOLD, Reason.ARTICLE9_NOT_IN_AGREEMENT)
 
@@ -56,8 +59,12 @@ def test_rule_2_a_condition_the_agreement_does_not_accept_is_withheld() -> None:
     ids=["reason-missing", "at-risk-if-asked", "not-obtainable", "dispensation-on-record"],
 )
 def test_rule_3_para_18_needs_the_reason_consent_was_not_used(because, with_dispensation, verdict, reason) -> None:
-    basis = {"article6": "public_task", "statutory_power": "children_act_1989_s47",
-             "article9": "dpa2018_sch1_para18", "consent_not_used_because": because}
+    basis = {
+        "article6": "public_task",
+        "statutory_power": "children_act_1989_s47",
+        "article9": "dpa2018_sch1_para18",
+        "consent_not_used_because": because,
+    }
     records = [dispensation(recipients=("gp",))] if with_dispensation else []
     decision = run(outcome(basis=basis, special=True), *records)
     assert decision.verdict is verdict
@@ -67,8 +74,12 @@ def test_rule_3_para_18_needs_the_reason_consent_was_not_used(because, with_disp
 
 
 def test_rule_3_para_18_applies_only_to_a_child() -> None:
-    basis = {"article6": "public_task", "statutory_power": "children_act_1989_s47",
-             "article9": "dpa2018_sch1_para18", "consent_not_used_because": "cannot_be_given"}
+    basis = {
+        "article6": "public_task",
+        "statutory_power": "children_act_1989_s47",
+        "article9": "dpa2018_sch1_para18",
+        "consent_not_used_because": "cannot_be_given",
+    }
     decision = run(outcome(basis=basis, special=True, age=19))
     assert (decision.verdict, decision.reasons) == (Verdict.WITHHOLD, (Reason.SUBJECT_NOT_A_CHILD,))
 
@@ -130,8 +141,17 @@ def test_rule_5_the_encompass_duty_is_not_a_consent_question() -> None:
         ([consent("withdrawn", recorded=NOW - timedelta(days=3)), consent()], Reason.CONSENT_GIVEN),
         ([consent(recorded=NOW + timedelta(hours=1))], Reason.NO_CONSENT_RECORDED),
     ],
-    ids=["given", "none", "other-recipient", "other-purpose", "expired", "refused", "withdrawn-after",
-         "given-again-after-withdrawal", "recorded-in-the-future"],
+    ids=[
+        "given",
+        "none",
+        "other-recipient",
+        "other-purpose",
+        "expired",
+        "refused",
+        "withdrawn-after",
+        "given-again-after-withdrawal",
+        "recorded-in-the-future",
+    ],
 )
 def test_rule_6_consent_as_the_basis_must_cover_recipient_purpose_and_period(records, reason) -> None:
     decision = run(contact(), *records)
@@ -147,8 +167,11 @@ def test_rule_6_consent_as_the_basis_must_cover_recipient_purpose_and_period(rec
 
 @pytest.mark.parametrize(
     ("age", "verdict", "reason"),
-    [(13, Verdict.REFER, Reason.CHILD_OBJECTS), (12, Verdict.REFER, Reason.CHILD_OBJECTS),
-     (9, Verdict.SHARE, Reason.CONSENT_GIVEN)],
+    [
+        (13, Verdict.REFER, Reason.CHILD_OBJECTS),
+        (12, Verdict.REFER, Reason.CHILD_OBJECTS),
+        (9, Verdict.SHARE, Reason.CONSENT_GIVEN),
+    ],
     ids=["13-objects", "12-objects", "9-objects-below-gillick-presumption"],
 )
 def test_rule_7_a_child_of_sufficient_understanding_has_their_view_weighed(age, verdict, reason) -> None:
@@ -167,8 +190,9 @@ def test_rule_7_child_protection_duties_override_a_childs_refusal_and_record_it(
 
 def test_rule_8_each_recipient_gets_only_its_agreements_fields() -> None:
     message = contact(recipients=("early_help:team-north", "mash:hub"), purpose=None)
-    decision = run(message, consent(recipients=("early_help", "mash"), purposes=("early_help",
-                                                                              "safeguarding_screening")))
+    decision = run(
+        message, consent(recipients=("early_help", "mash"), purposes=("early_help", "safeguarding_screening"))
+    )
     by_recipient = {r.recipient: set(r.released) for r in decision.releases}
     for agreement in POLICY.agreements:
         for recipient, fields in by_recipient.items():
@@ -182,8 +206,13 @@ def test_rule_8_health_visitors_get_a_summary_without_the_police_account() -> No
     from test_gate import notification
 
     message = notification().model_copy(update={"recipients": ("health_visitor:hv-east",)})
-    message = message.model_copy(update={"subject": message.subject.model_copy(  # type: ignore[union-attr]
-        update={"date_of_birth": NOW.date().replace(year=NOW.year - 3)})})
+    message = message.model_copy(
+        update={
+            "subject": message.subject.model_copy(  # type: ignore[union-attr]
+                update={"date_of_birth": NOW.date().replace(year=NOW.year - 3)}
+            )
+        }
+    )
     [visitor, _school] = sorted(run(message).releases, key=lambda r: r.recipient)
     assert visitor.recipient == "health_visitor:hv-east"
     assert "payload.summary_for_school" not in visitor.released
@@ -221,7 +250,9 @@ def test_rule_10_an_uncertain_case_goes_to_a_person() -> None:
     assert decision.releases == ()
 
 
-FAMILY_POLICY = parse_policy((ROOT / "mash_broker/defaults/policy.toml").read_text() + '''
+FAMILY_POLICY = parse_policy(
+    (ROOT / "mash_broker/defaults/policy.toml").read_text()
+    + """
 [[agreement]]
 name = "family-letter"
 recipient_class = "family"
@@ -230,7 +261,9 @@ message_kinds = ["contact"]
 article6 = ["consent", "public_task"]
 released_fields = ["subject.given_name", "payload.worried_about"]
 content_level = "summary"
-''', source="test")
+""",
+    source="test",
+)
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,7 @@ from mash_broker.contracts.quality import Missing, contact_quality, quality_deta
 IDENTIFIED = dict(CHILD, identifiers=[{"scheme": "nhs_number", "value": "9990000018"}])
 
 
-def referral(*, subject: dict[str, Any] = IDENTIFIED, basis: dict[str, Any] | None = None,
-             **payload: Any) -> Envelope:
+def referral(*, subject: dict[str, Any] = IDENTIFIED, basis: dict[str, Any] | None = None, **payload: Any) -> Envelope:
     base = contact()
     doc = base.model_dump(mode="json")
     doc["subject"] = subject
@@ -33,20 +32,26 @@ def test_a_complete_contact_has_no_gaps() -> None:
     assert contact_quality(referral()) == ()
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"subject": CHILD}, "subject.identifiers"),
-    ({"what_happened": "  "}, "payload.what_happened"),
-    ({"worried_about": ""}, "payload.worried_about"),
-    ({"consent_given": None}, "payload.consent_given"),
-    ({"consent_sought": False, "consent_given": None}, "payload.consent_sought"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"subject": CHILD}, "subject.identifiers"),
+        ({"what_happened": "  "}, "payload.what_happened"),
+        ({"worried_about": ""}, "payload.worried_about"),
+        ({"consent_given": None}, "payload.consent_given"),
+        ({"consent_sought": False, "consent_given": None}, "payload.consent_sought"),
+    ],
+)
 def test_each_missing_element_is_named(change: dict[str, Any], field: str) -> None:
     assert fields(referral(**change)) == [field]
 
 
 def test_consent_not_sought_with_the_reason_recorded_is_complete() -> None:
-    basis = {"article6": "public_task", "statutory_power": "children_act_1989_s47",
-             "consent_not_used_because": "would_put_child_at_risk"}
+    basis = {
+        "article6": "public_task",
+        "statutory_power": "children_act_1989_s47",
+        "consent_not_used_because": "would_put_child_at_risk",
+    }
     assert contact_quality(referral(consent_sought=False, consent_given=None, basis=basis)) == ()
 
 
@@ -56,11 +61,14 @@ def test_an_answer_to_a_question_not_asked_is_flagged() -> None:
 
 
 def test_every_gap_at_once_and_the_detail_quotes_no_values() -> None:
-    message = referral(subject=CHILD, what_happened="", worried_about="", consent_sought=False,
-                       consent_given=None)
+    message = referral(subject=CHILD, what_happened="", worried_about="", consent_sought=False, consent_given=None)
     gaps = contact_quality(message)
-    assert [g.field for g in gaps] == ["subject.identifiers", "payload.what_happened", "payload.worried_about",
-                                       "payload.consent_sought"]
+    assert [g.field for g in gaps] == [
+        "subject.identifiers",
+        "payload.what_happened",
+        "payload.worried_about",
+        "payload.consent_sought",
+    ]
     detail = quality_detail(gaps)
     assert all(g.field in detail for g in gaps)
     for value in ("Zebedee", "Quillfeather", "2016-05-12", "Ms Example"):

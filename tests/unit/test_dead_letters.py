@@ -17,8 +17,7 @@ from structlog.testing import capture_logs
 from mash_broker.app.dead_letters import Failure, Received, RecordGuard, backoff, classify
 from mash_broker.core.intake import DEAD_LETTERS
 
-RECORD = Received(topic="police.notification.v1", partition=2, offset=41, key=b"k",
-                  headers=(("trace-id", b"t-1"),))
+RECORD = Received(topic="police.notification.v1", partition=2, offset=41, key=b"k", headers=(("trace-id", b"t-1"),))
 
 
 class _Child(BaseModel):
@@ -33,19 +32,23 @@ def _validation_error() -> ValidationError:
     raise AssertionError("no error")
 
 
-@pytest.mark.parametrize(("exc", "failure"), [
-    (OperationalError("SELECT 1", {}, Exception("database is locked")), Failure.INFRASTRUCTURE),
-    (KafkaConnectionError(), Failure.INFRASTRUCTURE),
-    (ConnectionRefusedError(), Failure.INFRASTRUCTURE),
-    (TimeoutError(), Failure.INFRASTRUCTURE),
-    (DataError("INSERT", {}, Exception("NUL in text")), Failure.RECORD),
-    (IntegrityError("INSERT", {}, Exception("duplicate")), Failure.RECORD),
-    (RecursionError(), Failure.RECORD),
-    (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), Failure.RECORD),
-    (ValueError("x"), Failure.RECORD),
-    (KeyError("x"), Failure.RECORD),
-    (_validation_error(), Failure.RECORD),
-], ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v))
+@pytest.mark.parametrize(
+    ("exc", "failure"),
+    [
+        (OperationalError("SELECT 1", {}, Exception("database is locked")), Failure.INFRASTRUCTURE),
+        (KafkaConnectionError(), Failure.INFRASTRUCTURE),
+        (ConnectionRefusedError(), Failure.INFRASTRUCTURE),
+        (TimeoutError(), Failure.INFRASTRUCTURE),
+        (DataError("INSERT", {}, Exception("NUL in text")), Failure.RECORD),
+        (IntegrityError("INSERT", {}, Exception("duplicate")), Failure.RECORD),
+        (RecursionError(), Failure.RECORD),
+        (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), Failure.RECORD),
+        (ValueError("x"), Failure.RECORD),
+        (KeyError("x"), Failure.RECORD),
+        (_validation_error(), Failure.RECORD),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
 def test_only_the_ledger_or_the_broker_failing_is_retried(exc: BaseException, failure: Failure) -> None:
     assert classify(exc) is failure
 
@@ -99,10 +102,15 @@ def test_any_other_failure_parks_the_record_with_its_error_class_and_headers() -
 
     [(value, topic, key, headers)] = h.parked
     assert (value, topic, key) == (b'{"name": "Zebedee Quillfeather"}', DEAD_LETTERS, b"k")
-    assert headers == {"trace-id": "t-1", "dead-letter-reason": "handler_error",
-                       "dead-letter-detail": "ValidationError", "dead-letter-subscriber": "gate",
-                       "dead-letter-source-topic": "police.notification.v1", "dead-letter-partition": "2",
-                       "dead-letter-offset": "41"}
+    assert headers == {
+        "trace-id": "t-1",
+        "dead-letter-reason": "handler_error",
+        "dead-letter-detail": "ValidationError",
+        "dead-letter-subscriber": "gate",
+        "dead-letter-source-topic": "police.notification.v1",
+        "dead-letter-partition": "2",
+        "dead-letter-offset": "41",
+    }
     assert h.slept == []
     text = json.dumps(logs, default=str)
     assert "Quillfeather" not in text, "no input value in any log line"

@@ -84,9 +84,7 @@ def test_default_calendar_deadline(occurred: datetime, expected: datetime) -> No
     ("occurred", "expected"),
     [
         pytest.param(local(2026, 12, 18, 16, 0), ten_am(2027, 1, 4), id="christmas-holiday-2026"),
-        pytest.param(
-            local(2027, 12, 17, 16, 0), ten_am(2028, 1, 4), id="christmas-holiday-2027-then-bank-hol"
-        ),
+        pytest.param(local(2027, 12, 17, 16, 0), ten_am(2028, 1, 4), id="christmas-holiday-2027-then-bank-hol"),
         pytest.param(local(2027, 10, 22, 18, 0), ten_am(2027, 11, 1), id="autumn-half-term-2027"),
         pytest.param(local(2027, 7, 22, 19, 0), ten_am(2027, 9, 2), id="summer-holiday-then-inset-day"),
         pytest.param(local(2027, 8, 11, 3, 0), ten_am(2027, 9, 2), id="incident-in-summer-holiday"),
@@ -171,18 +169,10 @@ def test_dst_changes(occurred: datetime, expected_utc: datetime, offset: timedel
 @pytest.mark.parametrize(
     ("occurred", "expected"),
     [
-        pytest.param(
-            datetime(2027, 6, 14, 23, 30, tzinfo=UTC), ten_am(2027, 6, 15), id="utc-late-is-next-local-day"
-        ),
-        pytest.param(
-            datetime(2027, 6, 15, 7, 15, tzinfo=UTC), ten_am(2027, 6, 15), id="utc-0715-is-0815-bst"
-        ),
-        pytest.param(
-            datetime(2027, 6, 15, 7, 45, tzinfo=UTC), ten_am(2027, 6, 16), id="utc-0745-is-0845-bst"
-        ),
-        pytest.param(
-            datetime(2027, 6, 14, 20, 0, tzinfo=NEW_YORK), ten_am(2027, 6, 15), id="new-york-evening"
-        ),
+        pytest.param(datetime(2027, 6, 14, 23, 30, tzinfo=UTC), ten_am(2027, 6, 15), id="utc-late-is-next-local-day"),
+        pytest.param(datetime(2027, 6, 15, 7, 15, tzinfo=UTC), ten_am(2027, 6, 15), id="utc-0715-is-0815-bst"),
+        pytest.param(datetime(2027, 6, 15, 7, 45, tzinfo=UTC), ten_am(2027, 6, 16), id="utc-0745-is-0845-bst"),
+        pytest.param(datetime(2027, 6, 14, 20, 0, tzinfo=NEW_YORK), ten_am(2027, 6, 15), id="new-york-evening"),
     ],
 )
 def test_other_time_zones(occurred: datetime, expected: datetime) -> None:
@@ -195,18 +185,10 @@ def test_other_time_zones(occurred: datetime, expected: datetime) -> None:
 @pytest.mark.parametrize(
     ("occurred", "notify_by", "starts", "expected"),
     [
-        pytest.param(
-            local(2027, 6, 15, 6), time(7, 30), time(8, 50), local(2027, 6, 15, 7, 30), id="early-notify"
-        ),
-        pytest.param(
-            local(2027, 6, 15, 8, 49), time(9), time(8, 50), local(2027, 6, 15, 9), id="late-start-same"
-        ),
-        pytest.param(
-            local(2027, 6, 15, 8, 50), time(9), time(8, 50), local(2027, 6, 16, 9), id="late-start-next"
-        ),
-        pytest.param(
-            local(2027, 6, 15, 8, 59), time(9), time(9), local(2027, 6, 15, 9), id="equal-times-before"
-        ),
+        pytest.param(local(2027, 6, 15, 6), time(7, 30), time(8, 50), local(2027, 6, 15, 7, 30), id="early-notify"),
+        pytest.param(local(2027, 6, 15, 8, 49), time(9), time(8, 50), local(2027, 6, 15, 9), id="late-start-same"),
+        pytest.param(local(2027, 6, 15, 8, 50), time(9), time(8, 50), local(2027, 6, 16, 9), id="late-start-next"),
+        pytest.param(local(2027, 6, 15, 8, 59), time(9), time(9), local(2027, 6, 15, 9), id="equal-times-before"),
         pytest.param(local(2027, 6, 15, 9), time(9), time(9), local(2027, 6, 16, 9), id="equal-times-at"),
         pytest.param(
             local(2027, 6, 15, 7, 45),
@@ -237,9 +219,7 @@ def test_naive_occurred_at_is_rejected() -> None:
 
 def test_no_school_day_within_bound_raises() -> None:
     start = date(2027, 1, 1)
-    shut = SchoolCalendar(
-        tz=LONDON, closures=frozenset(start + timedelta(n) for n in range(450)), area="shut"
-    )
+    shut = SchoolCalendar(tz=LONDON, closures=frozenset(start + timedelta(n) for n in range(450)), area="shut")
     with pytest.raises(ValueError, match="no school day"):
         encompass_deadline(local(2027, 1, 1, 12), shut)
 
@@ -349,9 +329,7 @@ def test_property_custom_times_notify_by_not_before_start(
 
 @settings(deadline=None)
 @given(occurred=occurred_ats, cal=calendars)
-def test_property_deterministic_and_depends_only_on_the_instant(
-    occurred: datetime, cal: SchoolCalendar
-) -> None:
+def test_property_deterministic_and_depends_only_on_the_instant(occurred: datetime, cal: SchoolCalendar) -> None:
     first = encompass_deadline(occurred, cal)
     again = encompass_deadline(occurred, cal)
     in_utc = encompass_deadline(occurred.astimezone(UTC), cal)

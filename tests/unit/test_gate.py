@@ -46,26 +46,28 @@ def notification(
     reference: str = "EXP/2026/1001",
     message_id: uuid.UUID | None = None,
 ) -> Envelope:
-    return Envelope.model_validate({
-        "message_id": message_id or uuid.uuid4(),
-        "kind": "notification.encompass",
-        "sender_org": "police:example",
-        "correlation_id": uuid.uuid4(),
-        "produced_at": NOW,
-        "subject": {"given_name": given_name, "family_name": family_name, "date_of_birth": dob},
-        "lawful_basis": basis,
-        "payload": {
+    return Envelope.model_validate(
+        {
+            "message_id": message_id or uuid.uuid4(),
             "kind": "notification.encompass",
-            "police_reference": reference,
-            "force": "example",
-            "occurred_at": occurred_at,
-            "reported_at": occurred_at + timedelta(minutes=15),
-            "child_present": present,
-            "school_urn": urn,
-            "home_postcode": postcode,
-            "summary_for_school": summary,
-        },
-    })
+            "sender_org": "police:example",
+            "correlation_id": uuid.uuid4(),
+            "produced_at": NOW,
+            "subject": {"given_name": given_name, "family_name": family_name, "date_of_birth": dob},
+            "lawful_basis": basis,
+            "payload": {
+                "kind": "notification.encompass",
+                "police_reference": reference,
+                "force": "example",
+                "occurred_at": occurred_at,
+                "reported_at": occurred_at + timedelta(minutes=15),
+                "child_present": present,
+                "school_urn": urn,
+                "home_postcode": postcode,
+                "summary_for_school": summary,
+            },
+        }
+    )
 
 
 def parts(message: Envelope) -> tuple[ChildSubject, EncompassNotification]:
@@ -156,11 +158,12 @@ def test_no_lawful_basis_withholds_and_releases_nothing() -> None:
     [
         ({"article6": "consent"}, Reason.BASIS_NOT_IN_AGREEMENT),
         ({"article6": "consent", "statutory_power": "encompass_duty_vpa_2024"}, Reason.BASIS_NOT_IN_AGREEMENT),
-        ({"article6": "vital_interests", "statutory_power": "encompass_duty_vpa_2024"},
-         Reason.BASIS_NOT_IN_AGREEMENT),
+        ({"article6": "vital_interests", "statutory_power": "encompass_duty_vpa_2024"}, Reason.BASIS_NOT_IN_AGREEMENT),
         ({"article6": "legal_obligation"}, Reason.STATUTORY_POWER_NOT_IN_AGREEMENT),
-        ({"article6": "public_task", "statutory_power": "children_act_1989_s47"},
-         Reason.STATUTORY_POWER_NOT_IN_AGREEMENT),
+        (
+            {"article6": "public_task", "statutory_power": "children_act_1989_s47"},
+            Reason.STATUTORY_POWER_NOT_IN_AGREEMENT,
+        ),
     ],
     ids=["consent", "consent+duty", "vital_interests", "no_statutory_power", "other_power"],
 )
@@ -177,23 +180,25 @@ def test_public_task_under_the_encompass_duty_is_accepted() -> None:
 
 
 def test_kind_without_an_agreement_withholds() -> None:
-    contact = Envelope.model_validate({
-        "message_id": uuid.uuid4(),
-        "kind": "contact",
-        "sender_org": "school:900001",
-        "correlation_id": uuid.uuid4(),
-        "produced_at": NOW,
-        "subject": {"given_name": "Zebedee", "family_name": "Quillfeather", "date_of_birth": "2016-05-12"},
-        "lawful_basis": {"article6": "public_task", "statutory_power": "children_act_2004_s11"},
-        "payload": {
+    contact = Envelope.model_validate(
+        {
+            "message_id": uuid.uuid4(),
             "kind": "contact",
-            "referrer_name": "A Teacher",
-            "referrer_role": "DSL",
-            "what_happened": "Disclosure.",
-            "worried_about": "Neglect.",
-            "consent_sought": False,
-        },
-    })
+            "sender_org": "school:900001",
+            "correlation_id": uuid.uuid4(),
+            "produced_at": NOW,
+            "subject": {"given_name": "Zebedee", "family_name": "Quillfeather", "date_of_birth": "2016-05-12"},
+            "lawful_basis": {"article6": "public_task", "statutory_power": "children_act_2004_s11"},
+            "payload": {
+                "kind": "contact",
+                "referrer_name": "A Teacher",
+                "referrer_role": "DSL",
+                "what_happened": "Disclosure.",
+                "worried_about": "Neglect.",
+                "consent_sought": False,
+            },
+        }
+    )
     decision = run(contact)
     assert decision.verdict is Verdict.WITHHOLD
     assert decision.reasons == (Reason.NO_AGREEMENT_FOR_KIND,)
@@ -267,10 +272,12 @@ def test_decision_records_the_now_it_was_given_not_the_wall_clock() -> None:
 
 names = st.text(st.characters(categories=["Lu", "Ll"]), min_size=1, max_size=30)
 other_urns = st.from_regex(r"[0-9]{6}", fullmatch=True).filter(lambda u: u not in KNOWN)
-encompass_bases = st.fixed_dictionaries({
-    "article6": st.sampled_from(["legal_obligation", "public_task"]),
-    "statutory_power": st.just("encompass_duty_vpa_2024"),
-})
+encompass_bases = st.fixed_dictionaries(
+    {
+        "article6": st.sampled_from(["legal_obligation", "public_task"]),
+        "statutory_power": st.just("encompass_duty_vpa_2024"),
+    }
+)
 other_bases = st.fixed_dictionaries(
     {"article6": st.sampled_from(["consent", "vital_interests", "legal_obligation", "public_task"])},
     optional={
@@ -284,10 +291,14 @@ URNS = {"known": st.sampled_from(sorted(KNOWN)), "other": other_urns, "none": st
 BASES = {"encompass": encompass_bases, "other": other_bases, "none": st.none()}
 # Hypothesis takes naive bounds; the timezones strategy makes every drawn value aware.
 occurred_times = st.datetimes(
-    min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC)  # noqa: DTZ001
+    min_value=datetime(2020, 1, 1),  # noqa: DTZ001
+    max_value=datetime(2030, 12, 31),  # noqa: DTZ001
+    timezones=st.just(UTC),
 )
 wall_clocks = st.datetimes(
-    min_value=datetime(1980, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)  # noqa: DTZ001
+    min_value=datetime(1980, 1, 1),  # noqa: DTZ001
+    max_value=datetime(2100, 1, 1),  # noqa: DTZ001
+    timezones=st.just(UTC),
 )
 postcodes = st.one_of(st.none(), st.from_regex(r"[A-Z]{1,2}[0-9]{1,2} [0-9][A-Z]{2}", fullmatch=True))
 summaries = st.text(st.characters(categories=["Lu", "Ll", "Zs"]), max_size=200)

@@ -23,26 +23,49 @@ from mash_broker.storage import Ledger
 
 runner = CliRunner()
 NOW = datetime.now(UTC)
-S47 = {"article6": "public_task", "statutory_power": "children_act_1989_s47", "article9": "dpa2018_sch1_para18",
-       "consent_not_used_because": "would_put_child_at_risk"}
+S47 = {
+    "article6": "public_task",
+    "statutory_power": "children_act_1989_s47",
+    "article9": "dpa2018_sch1_para18",
+    "consent_not_used_because": "would_put_child_at_risk",
+}
 
 
 def s47_request() -> Envelope:
-    return Envelope.model_validate({
-        "message_id": uuid.uuid4(), "kind": "s47.info_request", "sender_org": "la:999",
-        "correlation_id": uuid.uuid4(), "produced_at": NOW, "subject": CHILD, "lawful_basis": S47,
-        "purpose": "child_protection_enquiry", "recipients": ["gp:A12345"], "special_category": True,
-        "payload": {"kind": "s47.info_request", "questions": "Known to the practice?",
-                    "answer_by": (NOW + timedelta(days=3)).isoformat(), "requested_by": "Synthetic Social Worker"},
-    })
+    return Envelope.model_validate(
+        {
+            "message_id": uuid.uuid4(),
+            "kind": "s47.info_request",
+            "sender_org": "la:999",
+            "correlation_id": uuid.uuid4(),
+            "produced_at": NOW,
+            "subject": CHILD,
+            "lawful_basis": S47,
+            "purpose": "child_protection_enquiry",
+            "recipients": ["gp:A12345"],
+            "special_category": True,
+            "payload": {
+                "kind": "s47.info_request",
+                "questions": "Known to the practice?",
+                "answer_by": (NOW + timedelta(days=3)).isoformat(),
+                "requested_by": "Synthetic Social Worker",
+            },
+        }
+    )
 
 
 async def gate_receives(directory: Path, message: Envelope) -> None:
     ledger = await Ledger.open(Settings(data_dir=directory).ledger_url)
     try:
-        gate = GateContext(registry=REGISTRY,
-                           ledger=ledger, policy=POLICY, calendar=load_calendar(None), notify_by=time(10, 0),
-                           school_day_starts=time(8, 30), clock=lambda: NOW)
+        gate = GateContext(
+            registry=REGISTRY,
+            ledger=ledger,
+            policy=POLICY,
+            calendar=load_calendar(None),
+            notify_by=time(10, 0),
+            school_day_starts=time(8, 30),
+            clock=lambda: NOW,
+        )
         assert await process_inbound(gate, message.model_dump_json().encode(), HEALTH_INBOUND) == "share"
     finally:
         await ledger.close()

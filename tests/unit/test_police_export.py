@@ -408,8 +408,13 @@ def test_unbalanced_quote_swallowing_the_rest_is_a_row_problem() -> None:
 
 
 def test_a_cell_too_big_for_the_csv_reader_is_a_problem_of_its_row_only() -> None:
-    data = csv_bytes(row()) + b'B/2,"' + b"x" * 200_000 + b'"\n' + csv_bytes(row(incident_ref="C/4"))[-300:].split(
-        b"\n", 1)[1]
+    data = (
+        csv_bytes(row())
+        + b'B/2,"'
+        + b"x" * 200_000
+        + b'"\n'
+        + csv_bytes(row(incident_ref="C/4"))[-300:].split(b"\n", 1)[1]
+    )
     result = parse(data)
     assert [p.line for p in result.accepted] == [2, 4]  # its neighbours still go
     assert where(result) == [(3, "occurred_at"), (3, "row")]  # the over-long cell, and the short row

@@ -25,26 +25,59 @@ def test_the_shipped_policy_has_the_four_agreements_the_area_needs() -> None:
     ("edit", "field", "why"),
     [
         (('version = "example-area-2026.11-5"', 'version = "has spaces"'), "version", "pattern"),
-        (('content_level = "full"\nmax_age = 17', 'content_level = "everything"\nmax_age = 17'),
-         "agreement[0].content_level", "full"),
-        (('"payload.summary_for_school",\n]\ncontent_level = "full"',
-          '"payload.summary_for_school", "payload.home_address",\n]\ncontent_level = "full"'),
-         "agreement[0]", "released_fields[7]"),
-        (('message_kinds = ["notification.encompass"]\narticle6 = ["legal_obligation", "public_task"]',
-          'message_kinds = ["notification.gossip"]\narticle6 = ["legal_obligation", "public_task"]'),
-         "agreement[0]", "unknown kind"),
-        (('article6 = ["legal_obligation", "public_task"]\nstatutory_powers = ["encompass_duty_vpa_2024"]',
-          'article6 = ["legitimate_interests"]\nstatutory_powers = ["encompass_duty_vpa_2024"]'),
-         "agreement[0].article6[0]", "public_task"),
+        (
+            ('content_level = "full"\nmax_age = 17', 'content_level = "everything"\nmax_age = 17'),
+            "agreement[0].content_level",
+            "full",
+        ),
+        (
+            (
+                '"payload.summary_for_school",\n]\ncontent_level = "full"',
+                '"payload.summary_for_school", "payload.home_address",\n]\ncontent_level = "full"',
+            ),
+            "agreement[0]",
+            "released_fields[7]",
+        ),
+        (
+            (
+                'message_kinds = ["notification.encompass"]\narticle6 = ["legal_obligation", "public_task"]',
+                'message_kinds = ["notification.gossip"]\narticle6 = ["legal_obligation", "public_task"]',
+            ),
+            "agreement[0]",
+            "unknown kind",
+        ),
+        (
+            (
+                'article6 = ["legal_obligation", "public_task"]\nstatutory_powers = ["encompass_duty_vpa_2024"]',
+                'article6 = ["legitimate_interests"]\nstatutory_powers = ["encompass_duty_vpa_2024"]',
+            ),
+            "agreement[0].article6[0]",
+            "public_task",
+        ),
         (("gillick_age = 12", "gillick_age = 3"), "gillick_age", "greater than or equal"),
         (("max_age = 4\n", "max_age = 4\nmin_age = 9\n"), "agreement[1]", "min_age is above max_age"),
-        (('name = "school-nurse-domestic-abuse"', 'name = "health-visitor-domestic-abuse"'), "agreement",
-         "appears twice"),
-        (("content_level = \"full\"\nmax_age = 17", "content_level = \"full\"\nmax_age = 17\nshare_everything = true"),
-         "agreement[0].share_everything", "Extra inputs"),
+        (
+            ('name = "school-nurse-domestic-abuse"', 'name = "health-visitor-domestic-abuse"'),
+            "agreement",
+            "appears twice",
+        ),
+        (
+            ('content_level = "full"\nmax_age = 17', 'content_level = "full"\nmax_age = 17\nshare_everything = true'),
+            "agreement[0].share_everything",
+            "Extra inputs",
+        ),
     ],
-    ids=["version", "content-level", "field-not-in-contract", "unknown-kind", "unknown-basis", "gillick-age",
-         "age-band", "duplicate-name", "unknown-key"],
+    ids=[
+        "version",
+        "content-level",
+        "field-not-in-contract",
+        "unknown-kind",
+        "unknown-basis",
+        "gillick-age",
+        "age-band",
+        "duplicate-name",
+        "unknown-key",
+    ],
 )
 def test_a_mistake_is_refused_naming_the_field(edit: tuple[str, str], field: str, why: str) -> None:
     old, new = edit

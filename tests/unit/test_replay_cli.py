@@ -14,16 +14,19 @@ runner = CliRunner()
 WINDOW = ["--from", "2026-11-17T07:00", "--to", "2026-11-17T08:00Z"]
 
 
-@pytest.mark.parametrize(("args", "named"), [
-    pytest.param(["--from", "yesterday", "--to", "2026-11-17"], "--from", id="from-not-a-time"),
-    pytest.param(["--from", "2026-11-17", "--to", "2026-13-01"], "--to", id="to-not-a-date"),
-    pytest.param(["--from", "2026-11-17T08:00", "--to", "2026-11-17T08:00"], "--to", id="empty-window"),
-    pytest.param(["--from", "2026-11-18", "--to", "2026-11-17"], "--to", id="to-before-from"),
-    pytest.param([*WINDOW, "--recipient", "school 900001"], "--recipient", id="recipient-not-an-org"),
-    pytest.param([*WINDOW, "--kind", "Contact!"], "--kind", id="kind-not-a-kind"),
-    pytest.param([*WINDOW, "--to-topic", "no spaces"], "--to-topic", id="to-topic-not-a-topic"),
-    pytest.param([*WINDOW, "--to-topic", "police.notification.v1"], "--to-topic", id="to-topic-inbound"),
-])
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        pytest.param(["--from", "yesterday", "--to", "2026-11-17"], "--from", id="from-not-a-time"),
+        pytest.param(["--from", "2026-11-17", "--to", "2026-13-01"], "--to", id="to-not-a-date"),
+        pytest.param(["--from", "2026-11-17T08:00", "--to", "2026-11-17T08:00"], "--to", id="empty-window"),
+        pytest.param(["--from", "2026-11-18", "--to", "2026-11-17"], "--to", id="to-before-from"),
+        pytest.param([*WINDOW, "--recipient", "school 900001"], "--recipient", id="recipient-not-an-org"),
+        pytest.param([*WINDOW, "--kind", "Contact!"], "--kind", id="kind-not-a-kind"),
+        pytest.param([*WINDOW, "--to-topic", "no spaces"], "--to-topic", id="to-topic-not-a-topic"),
+        pytest.param([*WINDOW, "--to-topic", "police.notification.v1"], "--to-topic", id="to-topic-inbound"),
+    ],
+)
 def test_a_bad_option_is_exit_2_naming_it_and_opens_nothing(data_dir: Path, args: list[str], named: str) -> None:
     result = runner.invoke(app, ["replay", *args])
 

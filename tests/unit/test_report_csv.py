@@ -8,13 +8,16 @@ from datetime import UTC, datetime
 
 from mash_broker.core.report import Report, Section
 
-FORMULAS = ("=HYPERLINK(\"http://example.invalid\",\"x\")", "+1+1", "-2+3", "@SUM(A1)", "\tTab", "\rCR")
+FORMULAS = ('=HYPERLINK("http://example.invalid","x")', "+1+1", "-2+3", "@SUM(A1)", "\tTab", "\rCR")
 
 
 def test_cells_a_spreadsheet_would_run_are_prefixed_with_a_quote() -> None:
     rows = [(f"school {n}", value, 3) for n, value in enumerate(FORMULAS)]
-    report = Report(datetime(2026, 11, 16, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC),
-                    (Section("encompass", "Encompass", ("day", "school", "notifications"), rows),))
+    report = Report(
+        datetime(2026, 11, 16, tzinfo=UTC),
+        datetime(2026, 11, 23, tzinfo=UTC),
+        (Section("encompass", "Encompass", ("day", "school", "notifications"), rows),),
+    )
     read = list(csv.reader(io.StringIO(report.as_csv(), newline="")))
     assert read[0] == ["section", "day", "school", "notifications"]
     assert [r[2] for r in read[1:]] == ["'" + value.replace("\r", "\n") for value in FORMULAS]  # CR: one cell
@@ -23,6 +26,9 @@ def test_cells_a_spreadsheet_would_run_are_prefixed_with_a_quote() -> None:
 
 
 def test_negative_numbers_and_plain_text_are_left_alone() -> None:
-    report = Report(datetime(2026, 11, 16, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC),
-                    (Section("refusals", "Refusals", ("reason", "count"), [("no lawful basis", -1)]),))
+    report = Report(
+        datetime(2026, 11, 16, tzinfo=UTC),
+        datetime(2026, 11, 23, tzinfo=UTC),
+        (Section("refusals", "Refusals", ("reason", "count"), [("no lawful basis", -1)]),),
+    )
     assert report.as_csv().splitlines()[1] == "refusals,no lawful basis,-1"

@@ -105,7 +105,10 @@ def test_mash_contracts_export_writes_every_schema_and_the_asyncapi_document(tmp
     # A subprocess, not CliRunner: the command configures logging process-wide onto its own stderr.
     done = subprocess.run(
         [sys.executable, "-c", "from mash_broker.app.cli import main; main()", "contracts", "export", str(out)],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "MASH_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stderr
@@ -117,8 +120,14 @@ def test_mash_contracts_export_writes_every_schema_and_the_asyncapi_document(tmp
     assert spec["asyncapi"].startswith("3.")
     addresses = {c["address"] for c in spec["channels"].values()}
     assert POLICE_NOTIFICATIONS in addresses  # the gate's inbound channel
-    assert {*REGISTRY.inbound_topics, EDUCATION_DELIVERIES, POLICE_RECEIPTS,
-            POLICE_ACKNOWLEDGEMENTS, topics.MASH_QUEUE, topics.GATE_QUARANTINE} <= addresses
+    assert {
+        *REGISTRY.inbound_topics,
+        EDUCATION_DELIVERIES,
+        POLICE_RECEIPTS,
+        POLICE_ACKNOWLEDGEMENTS,
+        topics.MASH_QUEUE,
+        topics.GATE_QUARANTINE,
+    } <= addresses
     gate = next(c for c in spec["channels"].values() if c["address"] == POLICE_NOTIFICATIONS)
     assert gate["messages"], "the gate's channel documents no message"
     assert "Envelope" in spec["components"]["schemas"]

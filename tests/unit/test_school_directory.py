@@ -317,7 +317,7 @@ def test_partial_loads_the_valid_rows_and_reports_the_rest(
     after = directory_in(data_dir)
     assert after["900005"] == [("new@example.org", "Zebedee Quillfeather")]
     assert after["900002"] == loaded["900002"], "a refused row's Key Adult is kept, even with --remove-missing"
-    (_, detail), = [e for e in events_in(data_dir)[1:]]
+    ((_, detail),) = [e for e in events_in(data_dir)[1:]]
     assert detail["rows_refused"] == 1
     assert detail["schools_added"] == 1
 
@@ -333,8 +333,10 @@ def test_a_school_not_in_the_file_is_kept_unless_told_to_remove_it(
     assert kept.exit_code == 0, kept.output
     assert directory_in(data_dir) == loaded
     assert "= school 900003 Test Hill Primary School: not in the file, kept" in kept.stdout
-    assert "= Key Adult at 900001 Example Primary School: Sam Deputy <sam.deputy@example.org>:" \
-           " not in the file, kept" in kept.stdout
+    assert (
+        "= Key Adult at 900001 Example Primary School: Sam Deputy <sam.deputy@example.org>:"
+        " not in the file, kept" in kept.stdout
+    )
     assert "use --remove-missing" in kept.stdout
 
     removed = load(str(refresh), "--remove-missing")
@@ -347,9 +349,7 @@ def test_a_school_not_in_the_file_is_kept_unless_told_to_remove_it(
     assert "- Key Adult at 900001 Example Primary School: Sam Deputy <sam.deputy@example.org>" in removed.stdout
 
 
-def test_dry_run_shows_the_changes_and_writes_nothing(
-    data_dir: Path, loaded: dict[str, list[tuple[str, str]]]
-) -> None:
+def test_dry_run_shows_the_changes_and_writes_nothing(data_dir: Path, loaded: dict[str, list[tuple[str, str]]]) -> None:
     rows = [r for r in demo_rows() if r["urn"] != "900004"]
     rows.append(row(urn="900005", name="Example New School", key_adult_email="new@example.org"))
     before = events_in(data_dir)
@@ -380,14 +380,22 @@ def test_the_changes_are_printed_and_recorded_as_counts(
     assert "Key Adults: 1 added, 1 changed, 1 removed, 0 not in the file (kept)" in lines
     assert "~ school 900002 Sample Academy Trust: name was Sample Academy" in lines
     assert "+ Key Adult at 900001 Example Primary School: Kim New <kim.new@example.org>" in lines
-    assert "~ Key Adult at 900001 Example Primary School: Alex Keyadult-Renamed <alex.keyadult@example.org>" \
-           " (was Alex Keyadult)" in lines
+    assert (
+        "~ Key Adult at 900001 Example Primary School: Alex Keyadult-Renamed <alex.keyadult@example.org>"
+        " (was Alex Keyadult)" in lines
+    )
     assert "- Key Adult at 900001 Example Primary School: Sam Deputy <sam.deputy@example.org>" in lines
-    (kind, detail), = events_in(data_dir)[1:]
+    ((kind, detail),) = events_in(data_dir)[1:]
     assert kind == "directory.loaded"
     assert {k: v for k, v in detail.items() if k.startswith(("schools_", "key_adults_"))} == {
-        "schools_added": 0, "schools_changed": 1, "schools_removed": 0, "schools_kept": 0,
-        "key_adults_added": 1, "key_adults_changed": 1, "key_adults_removed": 1, "key_adults_kept": 0,
+        "schools_added": 0,
+        "schools_changed": 1,
+        "schools_removed": 0,
+        "schools_kept": 0,
+        "key_adults_added": 1,
+        "key_adults_changed": 1,
+        "key_adults_removed": 1,
+        "key_adults_kept": 0,
     }
     assert detail["rows_refused"] == 0
     recorded = json.dumps(detail) + result.stderr  # the audited log and the log lines
@@ -399,8 +407,14 @@ def test_the_same_email_at_two_schools_is_flagged_naming_both(
     data_dir: Path, loaded: dict[str, list[tuple[str, str]]]
 ) -> None:
     rows = demo_rows()
-    rows.append(row(urn="900005", name="Example New School", key_adult_name="Alex Keyadult",
-                    key_adult_email="alex.keyadult@example.org"))
+    rows.append(
+        row(
+            urn="900005",
+            name="Example New School",
+            key_adult_name="Alex Keyadult",
+            key_adult_email="alex.keyadult@example.org",
+        )
+    )
 
     result = load(str(write(data_dir / "refresh.csv", rows)))
 
@@ -411,7 +425,7 @@ def test_the_same_email_at_two_schools_is_flagged_naming_both(
     assert "sign-in" in warning
     assert "Alex" not in warning
     assert "alex.keyadult" not in warning
-    (_, detail), = events_in(data_dir)[1:]
+    ((_, detail),) = events_in(data_dir)[1:]
     assert detail["shared_emails"] == 1
 
 
@@ -424,17 +438,31 @@ def test_the_same_email_at_a_kept_school_is_flagged_too(
 
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["warnings"] == [{"code": "email_at_two_schools", "schools": ["900001", "900005"],
-                                   "lines": [2], "message": report["warnings"][0]["message"]}]
+    assert report["warnings"] == [
+        {
+            "code": "email_at_two_schools",
+            "schools": ["900001", "900005"],
+            "lines": [2],
+            "message": report["warnings"][0]["message"],
+        }
+    ]
     assert report["changes"]["schools_added"] == 1
     assert report["changes"]["schools_kept"] == 4
 
 
 def test_plan_lists_what_changes_and_what_is_kept() -> None:
-    current = parse(csv_bytes(row(), row(key_adult_name="Sam Deputy", key_adult_email="sam@example.org"),
-                              row(urn="900002", name="Sample Academy", key_adult_email="jo@example.org"))).schools
-    loaded = parse(csv_bytes(row(name="Example Primary Academy"),
-                             row(urn="900003", name="Test Hill", key_adult_email="pat@example.org"))).schools
+    current = parse(
+        csv_bytes(
+            row(),
+            row(key_adult_name="Sam Deputy", key_adult_email="sam@example.org"),
+            row(urn="900002", name="Sample Academy", key_adult_email="jo@example.org"),
+        )
+    ).schools
+    loaded = parse(
+        csv_bytes(
+            row(name="Example Primary Academy"), row(urn="900003", name="Test Hill", key_adult_email="pat@example.org")
+        )
+    ).schools
 
     kept = plan_directory(current, loaded, remove_missing=False)
     removed = plan_directory(current, loaded, remove_missing=True)
@@ -457,6 +485,5 @@ def test_shared_emails_name_the_schools_and_lines() -> None:
 
     [shared] = shared_emails(result.schools)
 
-    assert shared.schools == (("900001", "Example Primary School"), ("900002", "Sample Academy"),
-                              ("900003", "Other"))
+    assert shared.schools == (("900001", "Example Primary School"), ("900002", "Sample Academy"), ("900003", "Other"))
     assert shared.lines == (2, 3, 4)

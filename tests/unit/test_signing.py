@@ -38,18 +38,29 @@ def new_signer() -> Ed25519Signer:
     return Ed25519Signer(Ed25519PrivateKey.generate())
 
 
-def entry(org: str, key: Ed25519Signer, valid_from: datetime = FROM,
-          valid_until: datetime | None = None) -> RegisteredKey:
-    return RegisteredKey(org=org, key_id=key.key_id, public_key=public_key_b64(key.public_key),
-                         valid_from=valid_from, valid_until=valid_until)
+def entry(
+    org: str, key: Ed25519Signer, valid_from: datetime = FROM, valid_until: datetime | None = None
+) -> RegisteredKey:
+    return RegisteredKey(
+        org=org,
+        key_id=key.key_id,
+        public_key=public_key_b64(key.public_key),
+        valid_from=valid_from,
+        valid_until=valid_until,
+    )
 
 
 POLICE_KEY, SCHOOL_KEY, GATE_KEY, STRANGER_KEY = (new_signer() for _ in range(4))
 REGISTRY = KeyRegistry(key=(entry(POLICE, POLICE_KEY), entry(SCHOOL, SCHOOL_KEY), entry(GATE_ORG, GATE_KEY)))
 
 
-def notification(*, produced_at: datetime = NOW, summary: str = "Officers attended; the child was unhurt.",
-                 sender: str = POLICE, **changes: Any) -> Envelope:
+def notification(
+    *,
+    produced_at: datetime = NOW,
+    summary: str = "Officers attended; the child was unhurt.",
+    sender: str = POLICE,
+    **changes: Any,
+) -> Envelope:
     occurred = NOW - timedelta(hours=9)
     doc: dict[str, Any] = {
         "message_id": uuid.uuid4(),
@@ -61,9 +72,15 @@ def notification(*, produced_at: datetime = NOW, summary: str = "Officers attend
         "subject": {"given_name": "Zebedee", "family_name": "Quillfeather", "date_of_birth": "2016-05-12"},
         "lawful_basis": {"article6": "legal_obligation", "statutory_power": "encompass_duty_vpa_2024"},
         "payload": {
-            "kind": "notification.encompass", "police_reference": "EXP/2026/1001", "force": "examplepolice",
-            "occurred_at": occurred, "reported_at": occurred + timedelta(minutes=15), "child_present": "yes",
-            "school_urn": "900001", "home_postcode": "ZZ99 1AA", "summary_for_school": summary,
+            "kind": "notification.encompass",
+            "police_reference": "EXP/2026/1001",
+            "force": "examplepolice",
+            "occurred_at": occurred,
+            "reported_at": occurred + timedelta(minutes=15),
+            "child_present": "yes",
+            "school_urn": "900001",
+            "home_postcode": "ZZ99 1AA",
+            "summary_for_school": summary,
         },
     }
     doc.update(changes)
@@ -96,7 +113,8 @@ def test_a_signature_names_the_algorithm_and_the_key() -> None:
     assert (algorithm, key_id) == ("ed25519", POLICE_KEY.key_id)
     assert len(base64.b64decode(raw, validate=True)) == 64
     assert signed.model_copy(update={"signature": None}) == notification().model_copy(
-        update={"message_id": signed.message_id, "correlation_id": signed.correlation_id})
+        update={"message_id": signed.message_id, "correlation_id": signed.correlation_id}
+    )
 
 
 def test_signing_again_replaces_the_signature() -> None:
@@ -116,8 +134,10 @@ def test_a_message_signed_by_its_sender_verifies_after_crossing_the_wire() -> No
 
 
 @settings(max_examples=60, deadline=None)
-@given(summary=st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=300),
-       minutes=st.integers(min_value=-600, max_value=4))
+@given(
+    summary=st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=300),
+    minutes=st.integers(min_value=-600, max_value=4),
+)
 def test_any_valid_message_verifies_after_crossing_the_wire(summary: str, minutes: int) -> None:
     env = notification(summary=summary, produced_at=NOW + timedelta(minutes=minutes, microseconds=minutes))
     assert verify(over_the_wire(sign(env, POLICE_KEY)), REGISTRY, NOW).ok
@@ -131,15 +151,20 @@ def test_an_unsigned_message_is_unsigned() -> None:
     assert (verdict.ok, verdict.reason) == (False, SignatureReason.UNSIGNED)
 
 
-@pytest.mark.parametrize("signature", [
-    "", "garbage", "rsa:0123456789abcdef:AAAA",
-    "ed25519:0123456789ABCDEF:" + base64.b64encode(b"x" * 64).decode(),  # key id not lower-case hex
-    "ed25519:0123456789abcde:" + base64.b64encode(b"x" * 64).decode(),  # key id 15 digits
-    "ed25519:0123456789abcdef:" + base64.b64encode(b"x" * 63).decode(),  # 63 bytes
-    "ed25519:0123456789abcdef:" + base64.b64encode(b"x" * 65).decode(),  # 65 bytes
-    "ed25519:0123456789abcdef:!!not-base64!!",
-    "ed25519:0123456789abcdef:" + base64.b64encode(b"x" * 64).decode() + ":extra",
-])
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "",
+        "garbage",
+        "rsa:0123456789abcdef:AAAA",
+        "ed25519:0123456789ABCDEF:" + base64.b64encode(b"x" * 64).decode(),  # key id not lower-case hex
+        "ed25519:0123456789abcde:" + base64.b64encode(b"x" * 64).decode(),  # key id 15 digits
+        "ed25519:0123456789abcdef:" + base64.b64encode(b"x" * 63).decode(),  # 63 bytes
+        "ed25519:0123456789abcdef:" + base64.b64encode(b"x" * 65).decode(),  # 65 bytes
+        "ed25519:0123456789abcdef:!!not-base64!!",
+        "ed25519:0123456789abcdef:" + base64.b64encode(b"x" * 64).decode() + ":extra",
+    ],
+)
 def test_a_signature_not_in_the_format_is_malformed(signature: str) -> None:
     env = notification().model_copy(update={"signature": signature})
     assert verify(env, REGISTRY, NOW).reason is SignatureReason.MALFORMED_SIGNATURE
@@ -164,14 +189,18 @@ def test_the_right_key_for_another_sender_name_is_a_sender_mismatch() -> None:
     assert verdict.reason is SignatureReason.SENDER_MISMATCH
 
 
-@pytest.mark.parametrize(("valid_from", "valid_until", "produced_at"), [
-    pytest.param(NOW, None, NOW - timedelta(seconds=1), id="before-valid-from"),
-    pytest.param(FROM, NOW - timedelta(hours=1), NOW - timedelta(minutes=59), id="after-valid-until"),
-    pytest.param(FROM, NOW - timedelta(hours=1), NOW - timedelta(hours=1), id="at-valid-until"),
-    pytest.param(FROM, None, NOW + FUTURE_TOLERANCE + timedelta(seconds=1), id="too-far-in-the-future"),
-])
+@pytest.mark.parametrize(
+    ("valid_from", "valid_until", "produced_at"),
+    [
+        pytest.param(NOW, None, NOW - timedelta(seconds=1), id="before-valid-from"),
+        pytest.param(FROM, NOW - timedelta(hours=1), NOW - timedelta(minutes=59), id="after-valid-until"),
+        pytest.param(FROM, NOW - timedelta(hours=1), NOW - timedelta(hours=1), id="at-valid-until"),
+        pytest.param(FROM, None, NOW + FUTURE_TOLERANCE + timedelta(seconds=1), id="too-far-in-the-future"),
+    ],
+)
 def test_a_key_outside_its_validity_at_produced_at_is_not_valid(
-        valid_from: datetime, valid_until: datetime | None, produced_at: datetime) -> None:
+    valid_from: datetime, valid_until: datetime | None, produced_at: datetime
+) -> None:
     registry = KeyRegistry(key=(entry(POLICE, POLICE_KEY, valid_from, valid_until),))
     verdict = verify(sign(notification(produced_at=produced_at), POLICE_KEY), registry, NOW)
     assert verdict.reason is SignatureReason.KEY_NOT_VALID
@@ -183,13 +212,16 @@ def test_validity_bounds_are_inclusive_from_and_exclusive_until() -> None:
     assert verify(sign(notification(produced_at=NOW + FUTURE_TOLERANCE), POLICE_KEY), registry, NOW).ok
 
 
-@pytest.mark.parametrize("change", [
-    pytest.param({"sender_local_id": "EXP/2026/9999"}, id="sender_local_id"),
-    pytest.param({"produced_at": NOW - timedelta(seconds=1)}, id="produced_at"),
-    pytest.param({"replay": True}, id="replay"),
-    pytest.param({"message_id": uuid.uuid4()}, id="message_id"),
-    pytest.param({"classification": Classification.OFFICIAL}, id="classification"),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"sender_local_id": "EXP/2026/9999"}, id="sender_local_id"),
+        pytest.param({"produced_at": NOW - timedelta(seconds=1)}, id="produced_at"),
+        pytest.param({"replay": True}, id="replay"),
+        pytest.param({"message_id": uuid.uuid4()}, id="message_id"),
+        pytest.param({"classification": Classification.OFFICIAL}, id="classification"),
+    ],
+)
 def test_a_message_changed_after_signing_has_a_bad_signature(change: dict[str, Any]) -> None:
     tampered = over_the_wire(sign(notification(), POLICE_KEY)).model_copy(update=change)
     verdict = verify(tampered, REGISTRY, NOW)
@@ -219,8 +251,12 @@ def test_the_senders_key_id_with_another_keys_signature_is_bad() -> None:
 
 
 def test_details_carry_no_personal_data() -> None:
-    cases = [notification(), sign(notification(), STRANGER_KEY), sign(notification(), SCHOOL_KEY),
-             sign(notification(), POLICE_KEY).model_copy(update={"sender_local_id": "X"})]
+    cases = [
+        notification(),
+        sign(notification(), STRANGER_KEY),
+        sign(notification(), SCHOOL_KEY),
+        sign(notification(), POLICE_KEY).model_copy(update={"sender_local_id": "X"}),
+    ]
     for env in cases:
         detail = verify(env, REGISTRY, NOW).detail
         assert not any(p in detail for p in ("Zebedee", "Quillfeather", "2016-05-12", "ZZ99"))
@@ -237,8 +273,7 @@ def test_rotation_keeps_in_flight_messages_verifiable() -> None:
     assert verify(in_flight, before, NOW).ok
 
     # A new key is added with overlapping validity; the old one is retired a day later.
-    after = before.with_key(entry(POLICE, old, FROM, NOW + timedelta(days=1))).with_key(
-        entry(POLICE, new, rotated_at))
+    after = before.with_key(entry(POLICE, old, FROM, NOW + timedelta(days=1))).with_key(entry(POLICE, new, rotated_at))
 
     assert len(after.for_org(POLICE)) == 2
     assert verify(in_flight, after, NOW).ok, "signed with the old key before rotation: still verifies"
@@ -246,14 +281,14 @@ def test_rotation_keeps_in_flight_messages_verifiable() -> None:
     assert verify(sign(notification(), old), after, NOW).ok, "both keys are valid in the overlap"
     late = sign(notification(produced_at=NOW + timedelta(days=1)), old)
     assert verify(late, after, NOW + timedelta(days=1)).reason is SignatureReason.KEY_NOT_VALID
-    assert verify(sign(notification(produced_at=NOW + timedelta(days=1)), new), after,
-                  NOW + timedelta(days=1)).ok
+    assert verify(sign(notification(produced_at=NOW + timedelta(days=1)), new), after, NOW + timedelta(days=1)).ok
 
 
 def test_a_message_is_judged_by_the_key_its_signature_names() -> None:
     old, new = new_signer(), new_signer()
-    registry = KeyRegistry(key=(entry(POLICE, old, FROM, NOW - timedelta(hours=2)),
-                                entry(POLICE, new, NOW - timedelta(hours=3))))
+    registry = KeyRegistry(
+        key=(entry(POLICE, old, FROM, NOW - timedelta(hours=2)), entry(POLICE, new, NOW - timedelta(hours=3)))
+    )
     env = notification(produced_at=NOW - timedelta(hours=1))
     assert verify(sign(env, old), registry, NOW).reason is SignatureReason.KEY_NOT_VALID
     assert verify(sign(env, new), registry, NOW).ok
@@ -276,5 +311,6 @@ def test_a_school_ack_signed_by_the_gate_verifies_only_with_the_delegation() -> 
     assert verify(signed, REGISTRY, NOW).reason is SignatureReason.SENDER_MISMATCH
     assert verify(signed, REGISTRY, NOW, delegates=ON_BEHALF).ok
     police_in_gate_name = sign(notification(), GATE_KEY)
-    assert verify(police_in_gate_name, REGISTRY, NOW, delegates=ON_BEHALF).reason is \
-        SignatureReason.SENDER_MISMATCH, "the gate signs for schools only"
+    assert verify(police_in_gate_name, REGISTRY, NOW, delegates=ON_BEHALF).reason is SignatureReason.SENDER_MISMATCH, (
+        "the gate signs for schools only"
+    )

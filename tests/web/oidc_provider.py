@@ -71,10 +71,16 @@ class Provider:
 
     def app(self) -> Starlette:
         async def discovery(request: Request) -> Response:
-            return JSONResponse({"issuer": self.issuer, "authorization_endpoint": f"{self.issuer}/authorize",
-                                 "token_endpoint": f"{self.issuer}/token", "jwks_uri": f"{self.issuer}/jwks",
-                                 "userinfo_endpoint": f"{self.issuer}/userinfo",
-                                 "id_token_signing_alg_values_supported": ["RS256"]})
+            return JSONResponse(
+                {
+                    "issuer": self.issuer,
+                    "authorization_endpoint": f"{self.issuer}/authorize",
+                    "token_endpoint": f"{self.issuer}/token",
+                    "jwks_uri": f"{self.issuer}/jwks",
+                    "userinfo_endpoint": f"{self.issuer}/userinfo",
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                }
+            )
 
         async def jwks(request: Request) -> Response:
             public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
@@ -83,14 +89,20 @@ class Provider:
         async def authorize(request: Request) -> Response:
             q = request.query_params
             if (q.get("response_type"), q.get("client_id"), q.get("code_challenge_method")) != (
-                    "code", CLIENT_ID, "S256") or "openid" not in q.get("scope", "").split():
+                "code",
+                CLIENT_ID,
+                "S256",
+            ) or "openid" not in q.get("scope", "").split():
                 return JSONResponse({"error": "invalid_request"}, 400)
             if self.refuse:
                 answer = {"error": self.refuse, "state": q["state"]}
             else:
                 code = secrets.token_urlsafe(16)
-                self.codes[code] = {"nonce": q["nonce"], "challenge": q["code_challenge"],
-                                    "redirect_uri": q["redirect_uri"]}
+                self.codes[code] = {
+                    "nonce": q["nonce"],
+                    "challenge": q["code_challenge"],
+                    "redirect_uri": q["redirect_uri"],
+                }
                 answer = {"code": code, "state": q["state"]}
             back = f"{q['redirect_uri']}?{urlencode(answer)}"
             if self.interactive:  # the navigation back then starts on the provider's site
@@ -109,8 +121,14 @@ class Provider:
             if issued is None or issued["challenge"] != challenge or issued["redirect_uri"] != form["redirect_uri"]:
                 return JSONResponse({"error": "invalid_grant"}, 400)
             now = int(time.time())
-            claims = {"iss": self.issuer, "sub": "person-1", "aud": self.audience, "iat": now, "exp": now + 300,
-                      "nonce": self.nonce if self.nonce is not None else issued["nonce"]}
+            claims = {
+                "iss": self.issuer,
+                "sub": "person-1",
+                "aud": self.audience,
+                "iat": now,
+                "exp": now + 300,
+                "nonce": self.nonce if self.nonce is not None else issued["nonce"],
+            }
             if self.claims_in == "id_token":
                 claims |= {"email": self.email, "email_verified": self.email_verified}
             id_token = jwt.encode(claims, self.sign_with or self.key, algorithm="RS256", headers={"kid": "k1"})
@@ -123,12 +141,19 @@ class Provider:
             scheme, _, access_token = request.headers.get("authorization", "").partition(" ")
             if scheme != "Bearer" or access_token not in self.access_tokens:
                 return JSONResponse({"error": "invalid_token"}, 401)
-            return JSONResponse({"sub": self.userinfo_sub or "person-1", "email": self.email,
-                                 "email_verified": self.email_verified})
+            return JSONResponse(
+                {"sub": self.userinfo_sub or "person-1", "email": self.email, "email_verified": self.email_verified}
+            )
 
-        return Starlette(routes=[Route("/.well-known/openid-configuration", discovery), Route("/jwks", jwks),
-                                 Route("/authorize", authorize), Route("/token", token, methods=["POST"]),
-                                 Route("/userinfo", userinfo)])
+        return Starlette(
+            routes=[
+                Route("/.well-known/openid-configuration", discovery),
+                Route("/jwks", jwks),
+                Route("/authorize", authorize),
+                Route("/token", token, methods=["POST"]),
+                Route("/userinfo", userinfo),
+            ]
+        )
 
 
 @dataclass
@@ -154,9 +179,14 @@ def oidc_site(web_stack: WebStack) -> Iterator[OidcSite]:
             if tasks[0].done():
                 tasks[0].result()
             await asyncio.sleep(0.01)
-        settings = web_stack.settings.model_copy(update={
-            "web_port": 0, "oidc_issuer": provider.issuer, "oidc_client_id": CLIENT_ID,
-            "oidc_client_secret": SecretStr(CLIENT_SECRET)})
+        settings = web_stack.settings.model_copy(
+            update={
+                "web_port": 0,
+                "oidc_issuer": provider.issuer,
+                "oidc_client_id": CLIENT_ID,
+                "oidc_client_secret": SecretStr(CLIENT_SECRET),
+            }
+        )
         return await start_web(settings, web_stack.ledger, web_stack.clock, Signers(KeyStore(settings.keys_dir)))
 
     web = web_stack.call(serve())

@@ -88,8 +88,11 @@ async def test_webhook_gets_only_a_link(tmp_path: Path) -> None:
 
     server = HTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings = Settings(data_dir=tmp_path, alert_webhook=f"http://127.0.0.1:{server.server_port}/hook",
-                        web_base_url="https://mash.example")
+    settings = Settings(
+        data_dir=tmp_path,
+        alert_webhook=f"http://127.0.0.1:{server.server_port}/hook",
+        web_base_url="https://mash.example",
+    )
     ledger = await open_ledger(tmp_path, settings)
     projector = await alert_queue(ledger, settings)
     try:
@@ -100,8 +103,10 @@ async def test_webhook_gets_only_a_link(tmp_path: Path) -> None:
         await ledger.close()
         server.shutdown()
     [body] = got
-    assert json.loads(body) == {"text": alerts.alert_text("https://mash.example/inbox"),
-                                "link": "https://mash.example/inbox"}
+    assert json.loads(body) == {
+        "text": alerts.alert_text("https://mash.example/inbox"),
+        "link": "https://mash.example/inbox",
+    }
 
 
 async def test_a_delivery_recorded_by_another_process_is_alerted_once(tmp_path: Path) -> None:

@@ -18,8 +18,11 @@ pytestmark = pytest.mark.browser
 
 PATHS = chromium_paths()
 if PATHS is None:
-    unavailable("needs the system Chromium and chromedriver (apt-get install chromium chromium-driver;"
-                " ./run test installs them when run as root)", allow_module_level=True)
+    unavailable(
+        "needs the system Chromium and chromedriver (apt-get install chromium chromium-driver;"
+        " ./run test installs them when run as root)",
+        allow_module_level=True,
+    )
 
 from selenium import webdriver  # noqa: E402  # only once we know a browser is there
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -33,8 +36,15 @@ def browser() -> Iterator[WebDriver]:
     assert PATHS is not None
     options = webdriver.ChromeOptions()
     options.binary_location = PATHS[0]
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1280,1000", "--no-first-run", "--disable-extensions"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+        "--no-first-run",
+        "--disable-extensions",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(executable_path=PATHS[1]), options=options)
     driver.set_page_load_timeout(30)
@@ -68,7 +78,8 @@ def shot(driver: WebDriver, name: str) -> None:
 
 
 def test_key_adult_sees_exactly_their_schools_notifications_and_opening_one_tells_police(
-    web_stack: WebStack, browser: WebDriver,
+    web_stack: WebStack,
+    browser: WebDriver,
 ) -> None:
     sign_in(browser, web_stack, "alex.keyadult@example.org")
     assert browser.current_url.endswith("/inbox")
@@ -97,10 +108,14 @@ def test_key_adult_sees_exactly_their_schools_notifications_and_opening_one_tell
     acks = [Envelope.model_validate_json(r.value) for r in web_stack.call(_outbox(web_stack))]
     reads = [a.payload for a in acks if isinstance(a.payload, PersonRead)]
     assert [(p.reader_name, p.reader_org, str(p.read_message_id)) for p in reads] == [
-        ("Alex Keyadult", "school:900001", row.message_id)]
+        ("Alex Keyadult", "school:900001", row.message_id)
+    ]
     # and what police see of what they sent (`mash police status`): read, by whom, when
-    status = [r for r in web_stack.call(web_stack.ledger.sender_status("police:examplepolice"))
-              if r.message_id == row.message_id and r.recipient == "school:900001"]
+    status = [
+        r
+        for r in web_stack.call(web_stack.ledger.sender_status("police:examplepolice"))
+        if r.message_id == row.message_id and r.recipient == "school:900001"
+    ]
     assert [(r.read_by, r.read_at) for r in status] == [("Alex Keyadult", web_stack.clock.now)]
 
 
@@ -151,8 +166,11 @@ def test_summary_with_script_is_shown_as_text(web_stack: WebStack, browser: WebD
 def test_board_shows_a_late_notification_as_late(web_stack: WebStack, browser: WebDriver) -> None:
     web_stack.clock.now = web_stack.clock.now.replace(hour=10, minute=30)
     web_stack.call(web_stack.ingest(DEMO / "late-export.csv"))  # a Sunday-night incident reported at 10:15
-    late = [d for d in web_stack.call(web_stack.ledger.deliveries_for("school:900004"))
-            if d.delivered_at and d.notify_by and d.delivered_at > d.notify_by]
+    late = [
+        d
+        for d in web_stack.call(web_stack.ledger.deliveries_for("school:900004"))
+        if d.delivered_at and d.notify_by and d.delivered_at > d.notify_by
+    ]
     assert late
     sign_in(browser, web_stack, "morgan manager")
     assert browser.current_url.endswith("/board")
@@ -162,8 +180,10 @@ def test_board_shows_a_late_notification_as_late(web_stack: WebStack, browser: W
     assert "overdue" in browser.find_element(By.CSS_SELECTOR, "#unread tbody tr").text
     assert browser.find_elements(By.CSS_SELECTOR, "svg rect")  # the weekly charts, drawn server-side
     # the Encompass read clocks of the notifications unread at 10.00 are past their deadline
-    assert any("encompass read" in tr.text and "over by" in tr.text
-               for tr in browser.find_elements(By.CSS_SELECTOR, "#clocks tbody tr"))
+    assert any(
+        "encompass read" in tr.text and "over by" in tr.text
+        for tr in browser.find_elements(By.CSS_SELECTOR, "#clocks tbody tr")
+    )
     assert "Ruby" not in browser.page_source  # the board names no child
     shot(browser, "board.png")
 
@@ -180,6 +200,9 @@ async def _outbox(stack: WebStack) -> list[object]:
     from mash_broker.storage.rows import outbox_row as _outbox_row
 
     async with stack.ledger.reader() as tx:
-        rows = (await tx.conn.execute(select(t.outbox).where(
-            t.outbox.c.topic == POLICE_ACKNOWLEDGEMENTS))).mappings().all()
+        rows = (
+            (await tx.conn.execute(select(t.outbox).where(t.outbox.c.topic == POLICE_ACKNOWLEDGEMENTS)))
+            .mappings()
+            .all()
+        )
     return [_outbox_row(r) for r in rows]

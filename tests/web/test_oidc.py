@@ -106,17 +106,26 @@ def test_passwords_still_work_alongside_the_provider(site: OidcSite) -> None:
     assert (r.status_code, r.headers["location"]) == (303, "/inbox")
 
 
-REASONS = {"audience": "id_token_wrong_audience", "signature": "id_token_bad_signature",
-           "nonce": "id_token_wrong_nonce", "unverified": "email_missing_or_unverified",
-           "unknown": "no_account_for_email", "state": "state_mismatch",
-           "refused": "provider_error", "userinfo_unverified": "email_missing_or_unverified",
-           "userinfo_other_subject": "userinfo_sub_mismatch"}
+REASONS = {
+    "audience": "id_token_wrong_audience",
+    "signature": "id_token_bad_signature",
+    "nonce": "id_token_wrong_nonce",
+    "unverified": "email_missing_or_unverified",
+    "unknown": "no_account_for_email",
+    "state": "state_mismatch",
+    "refused": "provider_error",
+    "userinfo_unverified": "email_missing_or_unverified",
+    "userinfo_other_subject": "userinfo_sub_mismatch",
+}
 
 
 @pytest.mark.parametrize("change", list(REASONS))
 def test_a_bad_answer_from_the_provider_signs_nobody_in(
-    site: OidcSite, provider: Provider, change: str,
-    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+    site: OidcSite,
+    provider: Provider,
+    change: str,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     if change == "audience":
         provider.audience = "someone-else"
@@ -154,14 +163,18 @@ def refused_for(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFix
 
 
 def test_a_callback_works_once(
-    site: OidcSite, provider: Provider, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+    site: OidcSite,
+    provider: Provider,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     trip = through_provider(site)
     assert trip.answer.status_code == 200
     capsys.readouterr()
     # The same answer again, with the state cookie it was bound to: the state was spent on first use.
-    again = httpx.Client(base_url=site.web.url, follow_redirects=False, timeout=10,
-                         cookies={"mash_oidc_state": trip.state_cookie})
+    again = httpx.Client(
+        base_url=site.web.url, follow_redirects=False, timeout=10, cookies={"mash_oidc_state": trip.state_cookie}
+    )
     r = again.get(trip.callback)
     assert r.status_code == 401
     assert "reason=state_unknown_or_expired" in refused_for(capsys, caplog)
@@ -169,8 +182,11 @@ def test_a_callback_works_once(
 
 
 def test_a_sign_in_left_for_ten_minutes_is_refused(
-    web_stack: WebStack, site: OidcSite, provider: Provider,
-    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+    web_stack: WebStack,
+    site: OidcSite,
+    provider: Provider,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     before = web_stack.clock.now
 
@@ -186,8 +202,11 @@ def test_a_sign_in_left_for_ten_minutes_is_refused(
 
 
 def test_an_email_the_directory_lists_at_two_schools_signs_nobody_in(
-    web_stack: WebStack, site: OidcSite, provider: Provider,
-    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+    web_stack: WebStack,
+    site: OidcSite,
+    provider: Provider,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Which school's notifications would they see? Neither: a person with a web account (set-password,
     one school) is the way to say."""
@@ -210,13 +229,18 @@ def test_an_email_the_directory_lists_at_two_schools_signs_nobody_in(
     assert trip.answer.status_code == 200
 
 
-@pytest.mark.parametrize(("env", "named"), [
-    ({"MASH_OIDC_ISSUER": "https://login.example.org"}, "oidc_client_id"),
-    ({"MASH_OIDC_CLIENT_ID": "mash"}, "oidc_client_id"),
-    ({"MASH_OIDC_ISSUER": "http://login.example.org", "MASH_OIDC_CLIENT_ID": "mash"}, "oidc_issuer"),
-])
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"MASH_OIDC_ISSUER": "https://login.example.org"}, "oidc_client_id"),
+        ({"MASH_OIDC_CLIENT_ID": "mash"}, "oidc_client_id"),
+        ({"MASH_OIDC_ISSUER": "http://login.example.org", "MASH_OIDC_CLIENT_ID": "mash"}, "oidc_issuer"),
+    ],
+)
 def test_half_or_unsafe_oidc_settings_are_refused_by_name(
-    env: dict[str, str], named: str, monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    named: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for k, v in env.items():
         monkeypatch.setenv(k, v)

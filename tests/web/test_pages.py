@@ -62,11 +62,17 @@ def test_signed_out_visitor_is_sent_to_sign_in(web_stack: WebStack) -> None:
 def test_wrong_password_and_missing_login_csrf_are_refused(web_stack: WebStack) -> None:
     c = client(web_stack)
     token = csrf_of(c.get("/login").text)
-    assert c.post("/login", data={"login": "alex.keyadult@example.org", "password": "wrong",
-                                  "csrf": token}).status_code == 401
+    assert (
+        c.post("/login", data={"login": "alex.keyadult@example.org", "password": "wrong", "csrf": token}).status_code
+        == 401
+    )
     fresh = client(web_stack)  # no login CSRF cookie
-    assert fresh.post("/login", data={"login": "alex.keyadult@example.org", "password": PASSWORD,
-                                      "csrf": "forged"}).status_code == 403
+    assert (
+        fresh.post(
+            "/login", data={"login": "alex.keyadult@example.org", "password": PASSWORD, "csrf": "forged"}
+        ).status_code
+        == 403
+    )
 
 
 def test_a_post_without_the_session_csrf_token_changes_nothing(web_stack: WebStack) -> None:
@@ -80,7 +86,9 @@ def test_a_post_without_the_session_csrf_token_changes_nothing(web_stack: WebSta
 
 
 def test_another_schools_notification_is_404_and_logged_without_personal_data(
-    web_stack: WebStack, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+    web_stack: WebStack,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     other = delivery_ids(web_stack, "900002")[0]
     c = sign_in(web_stack, "alex.keyadult@example.org")
@@ -98,11 +106,15 @@ def test_another_schools_notification_is_404_and_logged_without_personal_data(
     # and on the audited log: who asked, from which school, for which delivery; an id that names
     # nothing is only logged, so guessing cannot fill the ledger
     assert c.get(f"/inbox/{uuid.uuid4()}").status_code == 404
-    refused = [e for e in web_stack.call(web_stack.ledger.events("web.access_refused"))
-               if e.detail["delivery_id"] == other]
-    assert [(e.detail["action"], e.detail["asked_by"], e.detail["asked_by_org"], e.detail["recipient"])
-            for e in refused] == [("open", "Alex Keyadult", "school:900001", "school:900002"),
-                                  ("mark_read", "Alex Keyadult", "school:900001", "school:900002")]
+    refused = [
+        e for e in web_stack.call(web_stack.ledger.events("web.access_refused")) if e.detail["delivery_id"] == other
+    ]
+    assert [
+        (e.detail["action"], e.detail["asked_by"], e.detail["asked_by_org"], e.detail["recipient"]) for e in refused
+    ] == [
+        ("open", "Alex Keyadult", "school:900001", "school:900002"),
+        ("mark_read", "Alex Keyadult", "school:900001", "school:900002"),
+    ]
     assert all(e.message_id == row.message_id for e in refused)
     board = sign_in(web_stack, "morgan manager").get("/board").text
     shown = board.split('<table id="refused"', 1)[1].split("</table>", 1)[0]
@@ -160,13 +172,18 @@ def test_summary_markup_is_escaped_in_the_html(web_stack: WebStack) -> None:
 
 def test_each_key_adult_gets_a_content_free_alert_per_notification(web_stack: WebStack) -> None:
     sent = web_stack.call(web_stack.sender.send_due())
-    expected = sum(len(delivery_ids(web_stack, urn)) * len(web_stack.call(web_stack.ledger.key_adults(urn)))
-                   for urn in web_stack.call(web_stack.ledger.known_school_urns()))
+    expected = sum(
+        len(delivery_ids(web_stack, urn)) * len(web_stack.call(web_stack.ledger.key_adults(urn)))
+        for urn in web_stack.call(web_stack.ledger.known_school_urns())
+    )
     assert sent == expected > 0
     assert web_stack.call(web_stack.sender.send_due()) == 0  # sent once
     mails = web_stack.sink.messages
-    assert {m["To"] for m in mails} >= {"alex.keyadult@example.org", "sam.deputy@example.org",
-                                        "jo.testperson@example.org"}
+    assert {m["To"] for m in mails} >= {
+        "alex.keyadult@example.org",
+        "sam.deputy@example.org",
+        "jo.testperson@example.org",
+    }
     for m in mails:
         body = m.get_payload(decode=True).decode()  # type: ignore[union-attr]
         assert f"{web_stack.web.url}/inbox" in body
@@ -180,17 +197,23 @@ def test_five_wrong_passwords_lock_the_login_for_a_while(web_stack: WebStack) ->
     c = client(web_stack)
     for _ in range(5):
         token = csrf_of(c.get("/login").text)
-        assert c.post("/login", data={"login": "sam.deputy@example.org", "password": "guess",
-                                      "csrf": token}).status_code == 401
+        assert (
+            c.post("/login", data={"login": "sam.deputy@example.org", "password": "guess", "csrf": token}).status_code
+            == 401
+        )
     token = csrf_of(c.get("/login").text)
-    assert c.post("/login", data={"login": "sam.deputy@example.org", "password": PASSWORD,
-                                  "csrf": token}).status_code == 401
+    assert (
+        c.post("/login", data={"login": "sam.deputy@example.org", "password": PASSWORD, "csrf": token}).status_code
+        == 401
+    )
     start = web_stack.clock.now
     try:
         web_stack.clock.now = start + timedelta(minutes=16)
         token = csrf_of(c.get("/login").text)
-        assert c.post("/login", data={"login": "sam.deputy@example.org", "password": PASSWORD,
-                                      "csrf": token}).status_code == 303
+        assert (
+            c.post("/login", data={"login": "sam.deputy@example.org", "password": PASSWORD, "csrf": token}).status_code
+            == 303
+        )
     finally:
         web_stack.clock.now = start
 
@@ -210,8 +233,12 @@ def test_a_key_adult_taken_off_the_directory_is_signed_out_at_once(web_stack: We
         assert c.get("/inbox").status_code == 303
         fresh = client(web_stack)
         token = csrf_of(fresh.get("/login").text)
-        assert fresh.post("/login", data={"login": "jo.testperson@example.org", "password": PASSWORD,
-                                          "csrf": token}).status_code == 401
+        assert (
+            fresh.post(
+                "/login", data={"login": "jo.testperson@example.org", "password": PASSWORD, "csrf": token}
+            ).status_code
+            == 401
+        )
     finally:
         web_stack.call(directory([(a.name, a.email) for a in before]))
 
@@ -223,13 +250,21 @@ def test_board_lists_running_clocks_that_are_warned_or_past_their_deadline(web_s
 
     async def place() -> None:
         async with web_stack.ledger.transaction() as tx:
-            for k, due, warn in (("over", now - timedelta(hours=2), now - timedelta(hours=3)),
-                                 ("warned", now + timedelta(hours=1), now - timedelta(minutes=5)),
-                                 ("quiet", now + timedelta(days=3), now + timedelta(days=2)),
-                                 ("stopped", now - timedelta(hours=5), now - timedelta(hours=6))):
-                await tx.start_clock(clock_id=ids[k], name="s47_gp_report", subject_id=subject[k],
-                                     started_at=now - timedelta(days=1), due_at=due, warn_at=warn,
-                                     escalate_to="health:named-gp-safeguarding")
+            for k, due, warn in (
+                ("over", now - timedelta(hours=2), now - timedelta(hours=3)),
+                ("warned", now + timedelta(hours=1), now - timedelta(minutes=5)),
+                ("quiet", now + timedelta(days=3), now + timedelta(days=2)),
+                ("stopped", now - timedelta(hours=5), now - timedelta(hours=6)),
+            ):
+                await tx.start_clock(
+                    clock_id=ids[k],
+                    name="s47_gp_report",
+                    subject_id=subject[k],
+                    started_at=now - timedelta(days=1),
+                    due_at=due,
+                    warn_at=warn,
+                    escalate_to="health:named-gp-safeguarding",
+                )
             await tx.stop_clock(ids["stopped"], now - timedelta(hours=4))
 
     web_stack.call(place())

@@ -57,22 +57,31 @@ def _accounts(web_stack: WebStack) -> None:
     from mash_broker.app.web.accounts import set_password
 
     for name in ("Sam Deputy", "Chris Placeholder"):
-        web_stack.call(set_password(web_stack.ledger, "900001" if name == "Sam Deputy" else "900002", name, PASSWORD,
-                                    web_stack.clock()))
+        web_stack.call(
+            set_password(
+                web_stack.ledger, "900001" if name == "Sam Deputy" else "900002", name, PASSWORD, web_stack.clock()
+            )
+        )
 
 
 def sign_in_from(stack: WebStack, address: str, login: str, password: str) -> httpx.Response:
     """One sign-in POST from ``address`` (a loopback address of its own: 127.0.0.0/8 is all loopback)."""
-    with httpx.Client(base_url=stack.web.url, follow_redirects=False, timeout=10, cookies={"mash_login_csrf": CSRF},
-                      transport=httpx.HTTPTransport(local_address=address)) as c:
+    with httpx.Client(
+        base_url=stack.web.url,
+        follow_redirects=False,
+        timeout=10,
+        cookies={"mash_login_csrf": CSRF},
+        transport=httpx.HTTPTransport(local_address=address),
+    ) as c:
         return c.post("/login", data={"login": login, "password": password, "csrf": CSRF})
 
 
 async def sign_in_in_process(stack: WebStack, address: str, login: str, password: str) -> int:
     """The same POST through the app in process (no socket), as if from ``address``."""
     transport = httpx.ASGITransport(app=stack.web.server.config.app, client=(address, 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
-                                 cookies={"mash_login_csrf": CSRF}) as c:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", cookies={"mash_login_csrf": CSRF}
+    ) as c:
         r = await c.post("/login", data={"login": login, "password": password, "csrf": CSRF})
         return r.status_code
 
@@ -109,8 +118,12 @@ def test_ten_thousand_distinct_failed_logins_do_not_lift_a_throttle(
         sign_in_from(web_stack, "127.0.0.6", JO, "a guess")
 
     async def spray() -> list[int]:
-        return [await sign_in_in_process(web_stack, f"10.{n // 65536}.{n // 256 % 256}.{n % 256}",
-                                         f"guess{n}@example.org", "a guess") for n in range(10_050)]
+        return [
+            await sign_in_in_process(
+                web_stack, f"10.{n // 65536}.{n // 256 % 256}.{n % 256}", f"guess{n}@example.org", "a guess"
+            )
+            for n in range(10_050)
+        ]
 
     assert set(web_stack.call(spray(), timeout=300)) == {401}
     assert sign_in_from(web_stack, "127.0.0.6", JO, PASSWORD).status_code == 401  # still throttled
@@ -123,9 +136,11 @@ def test_at_most_two_password_hashes_run_at_once(web_stack: WebStack, hasher: Co
     hasher.pause_s = 0.2
 
     async def burst() -> list[int]:
-        return list(await asyncio.gather(*(
-            sign_in_in_process(web_stack, f"192.0.2.{n}", f"burst{n}@example.org", "a guess") for n in range(12)
-        )))
+        return list(
+            await asyncio.gather(
+                *(sign_in_in_process(web_stack, f"192.0.2.{n}", f"burst{n}@example.org", "a guess") for n in range(12))
+            )
+        )
 
     assert set(web_stack.call(burst())) == {401}
     assert hasher.calls == 12
