@@ -33,9 +33,13 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Any:
         mash.run("police", "ingest", str(DEMO / "overnight-export.csv"), "--json")
 
         def settled() -> bool:
-            return mash.scalar("SELECT count(*) FROM deliveries WHERE recipient LIKE 'school:%'") == 9 and \
-                mash.scalar("SELECT count(*) FROM deliveries WHERE recipient LIKE 'school:%' "
-                            "AND delivered_at IS NULL") == 0
+            return (
+                mash.scalar("SELECT count(*) FROM deliveries WHERE recipient LIKE 'school:%'") == 9
+                and mash.scalar(
+                    "SELECT count(*) FROM deliveries WHERE recipient LIKE 'school:%' AND delivered_at IS NULL"
+                )
+                == 0
+            )
 
         wait_for("every school delivery to be delivered", settled, 30)
         yield mash
@@ -93,20 +97,24 @@ def test_report_and_clocks_stay_inside_the_authority(region: Mash) -> None:
     north = region.run("report", *period, "--area", "999").json()
     assert "900003" not in {r["school"] for r in north["sections"]["encompass"]["rows"]}
     child = ids(region)
-    south_deliveries = {d for (d,) in region.sql("SELECT delivery_id FROM deliveries WHERE recipient IN "
-                                                 "('school:900003', 'mash:998')")}
+    south_deliveries = {
+        d for (d,) in region.sql("SELECT delivery_id FROM deliveries WHERE recipient IN ('school:900003', 'mash:998')")
+    }
     clocks = region.run("clocks", "list", "--area", "998", "--json").json()
     assert clocks
-    assert all(c["subject_id"] in south_deliveries | {child["Lily"], child["Max"], child["Harry"]}
-                          for c in clocks)
+    assert all(c["subject_id"] in south_deliveries | {child["Lily"], child["Max"], child["Harry"]} for c in clocks)
     north_clocks = {c["subject_id"] for c in region.run("clocks", "list", "--area", "999", "--json").json()}
     assert not north_clocks & south_deliveries
     assert region.run("queue", "quarantine", "--area", "998", "--json").json() == []
 
 
 def test_an_unknown_area_or_no_region_is_refused_in_one_line(region: Mash, tmp_path: Path) -> None:
-    for args in (("queue", "list"), ("queue", "triage"), ("clocks", "list"),
-                 ("report", "--from", "2026-11-16", "--to", "2026-11-30")):
+    for args in (
+        ("queue", "list"),
+        ("queue", "triage"),
+        ("clocks", "list"),
+        ("report", "--from", "2026-11-16", "--to", "2026-11-30"),
+    ):
         done = region.run(*args, "--area", "997")
         assert done.returncode == EXIT_UNUSABLE, done
         assert "997" in done.stderr, done
@@ -118,8 +126,9 @@ def test_what_if_and_replay_decide_in_the_region_as_the_gate_did(region: Mash) -
     """One pipeline: under the same policies, what-if changes nothing and a replay re-sends every delivery
     (the school's under its authority's fields, the home MASH's) with the fields released then."""
     window = ("--from", "2000-01-01", "--to", "2100-01-01")
-    what_if, dry_run = region.run_all(("gate", "what-if", "--policy", str(SHIPPED_POLICY), "--json"),
-                                      ("replay", *window, "--dry-run", "--json"))
+    what_if, dry_run = region.run_all(
+        ("gate", "what-if", "--policy", str(SHIPPED_POLICY), "--json"), ("replay", *window, "--dry-run", "--json")
+    )
     assert what_if.returncode == 0, what_if
     assert what_if.json()["changes"] == []
     assert what_if.json()["replayed"] == 11

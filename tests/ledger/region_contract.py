@@ -53,8 +53,14 @@ def shipped() -> LoadedPolicy:
 
 
 def demo_region() -> Region:
-    return load_region(AREAS_DIR, policy=shipped(), calendar=load_calendar(None), notify_by=time(10, 0),
-                       school_day_starts=time(8, 30), kinds=REGISTRY.policy_kinds)
+    return load_region(
+        AREAS_DIR,
+        policy=shipped(),
+        calendar=load_calendar(None),
+        notify_by=time(10, 0),
+        school_day_starts=time(8, 30),
+        kinds=REGISTRY.policy_kinds,
+    )
 
 
 class RegionContract:
@@ -69,8 +75,16 @@ class RegionContract:
         """The demo's overnight export through the gate; each child's given name -> message id."""
         await commands.load_schools(ledger, SCHOOLS, NOW)
         policy = shipped()
-        ctx = GateContext(ledger=ledger, policy=policy.policy, calendar=load_calendar(None), notify_by=time(10, 0),
-                          school_day_starts=time(8, 30), clock=lambda: NOW, registry=REGISTRY, region=region)
+        ctx = GateContext(
+            ledger=ledger,
+            policy=policy.policy,
+            calendar=load_calendar(None),
+            notify_by=time(10, 0),
+            school_day_starts=time(8, 30),
+            clock=lambda: NOW,
+            registry=REGISTRY,
+            region=region,
+        )
         for loaded in (policy, *(region.policies if region else ())):
             await record_policy(ledger, loaded, NOW)
         parsed = parse_export((DEMO_DIR / "overnight-export.csv").read_bytes(), source="x", now=NOW, tz=TZ)
@@ -102,8 +116,11 @@ class RegionContract:
         [decided] = [e for e in await ledger.events_of(ids["Lily"]) if e.event_type == "decision.recorded"]
         assert decided.detail["areas"] == ["998", "999"]
         assert decided.detail["policy_version"] == f"{REGIONAL}+{SOUTH}"
-        queued = {e.detail["recipient"]: e.detail["area"] for e in await ledger.events_of(ids["Lily"])
-                  if e.event_type == "delivery.queued"}
+        queued = {
+            e.detail["recipient"]: e.detail["area"]
+            for e in await ledger.events_of(ids["Lily"])
+            if e.event_type == "delivery.queued"
+        }
         assert queued == {"school:900001": "999", "mash:998": "998"}
 
     async def test_the_schools_authority_decides_what_its_school_gets_and_by_when(self, ledger: Ledger) -> None:
@@ -146,8 +163,10 @@ class RegionContract:
         north = await front_door_report(ledger, start, end, TZ, area="999")
         assert {r[1] for r in north.section("encompass").rows} == {"900001", "900002", "900004"}
         assert all(r[0] == "2026-11-23" for r in north.section("encompass").rows)
-        assert north.section("referred").rows == [("mash:999", "school_not_given", 1),
-                                                 ("mash:999", "school_not_in_directory", 1)]
+        assert north.section("referred").rows == [
+            ("mash:999", "school_not_given", 1),
+            ("mash:999", "school_not_in_directory", 1),
+        ]
         everyone = await front_door_report(ledger, start, end, TZ)
         assert sum(r[2] for r in everyone.section("encompass").rows) == 9
         assert sum(r[2] for r in north.section("encompass").rows) + 2 == 9
@@ -170,8 +189,9 @@ class RegionContract:
 
     async def test_what_if_under_the_same_region_reports_no_change(self, ledger: Ledger) -> None:
         await self._export(ledger, demo_region())
-        total, changes = await what_if(ledger, shipped().policy, registry=REGISTRY, directories={},
-                                       region=demo_region())
+        total, changes = await what_if(
+            ledger, shipped().policy, registry=REGISTRY, directories={}, region=demo_region()
+        )
         assert total == 11
         assert changes == []
         # Without the region the same history re-decides differently: the check above is not vacuous.
@@ -186,14 +206,23 @@ class RegionContract:
             sent.append(row)
 
         window = ReplayRequest(NOW - timedelta(hours=1), NOW + timedelta(hours=1))
-        plan = await replay(ledger, window, policy=shipped(), registry=REGISTRY, directories={},
-                            clock=lambda: NOW + timedelta(hours=2), publish=publish, region=demo_region())
+        plan = await replay(
+            ledger,
+            window,
+            policy=shipped(),
+            registry=REGISTRY,
+            directories={},
+            clock=lambda: NOW + timedelta(hours=2),
+            publish=publish,
+            region=demo_region(),
+        )
         assert plan.withheld == []
         assert plan.changes == []
         originals = {d.delivery_id for d in await ledger.all_deliveries()}
         assert {i.delivery_id for i in plan.sends} == originals
-        got = {(json.loads(r.value)["payload"]["source_message_id"], r.key): json.loads(r.value)["payload"]
-               for r in sent}
+        got = {
+            (json.loads(r.value)["payload"]["source_message_id"], r.key): json.loads(r.value)["payload"] for r in sent
+        }
         lily_school, lily_mash = got[(ids["Lily"], "school:900001")], got[(ids["Lily"], "mash:998")]
         assert set(lily_school["released"]) == FULL
         assert lily_school["policy_version"] == REGIONAL
@@ -204,8 +233,10 @@ class RegionContract:
         assert max_school["policy_version"] == SOUTH
         assert datetime.fromisoformat(max_school["notify_by"]) == TUESDAY_10
         assert (ids["Max"], "mash:998") in got
-        replayed = {(str(e.message_id), e.detail["recipient"]): e.detail["policy_version"]
-                    for e in await ledger.events("message.replayed")}
+        replayed = {
+            (str(e.message_id), e.detail["recipient"]): e.detail["policy_version"]
+            for e in await ledger.events("message.replayed")
+        }
         assert replayed[(ids["Lily"], "school:900001")] == REGIONAL
         assert replayed[(ids["Lily"], "mash:998")] == SOUTH
         [decided] = await ledger.events("replay.decided")
@@ -215,13 +246,21 @@ class RegionContract:
         ids = await self._export(ledger, demo_region())
         row = await ledger.message(ids["Lily"])
         assert row is not None
-        decision = await redecide(ledger, Envelope.model_validate_json(row.envelope), policy=shipped().policy,
-                                  registry=REGISTRY, directories={}, now=NOW, region=demo_region())
+        decision = await redecide(
+            ledger,
+            Envelope.model_validate_json(row.envelope),
+            policy=shipped().policy,
+            registry=REGISTRY,
+            directories={},
+            now=NOW,
+            region=demo_region(),
+        )
         assert {r.recipient: r.area for r in decision.releases} == {"school:900001": "999", "mash:998": "998"}
         lines = describe_decision(Envelope.model_validate_json(row.envelope), decision, demo_region())
         south = f"released to mash:998 under policy {SOUTH} of authority 998"
         assert any(line.startswith(f"{south} (Example South), ") for line in lines), lines
         explained = await explain(ledger, ids["Lily"])
-        assert any(line.startswith(f"released to school:900001 under policy {REGIONAL} of authority 999")
-                   for line in explained), explained
+        assert any(
+            line.startswith(f"released to school:900001 under policy {REGIONAL} of authority 999") for line in explained
+        ), explained
         assert any(line.startswith(south) for line in explained), explained

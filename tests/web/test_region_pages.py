@@ -49,8 +49,14 @@ def region_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]
     try:
         stack.call(stack.ingest(DEMO / "overnight-export.csv"))
         stack.clock.now = TUESDAY_11
-        for who, name in (("mash", "Morgan Manager"), ("mash:998", "Sol South"), ("mash:999", "Nia North"),
-                          ("900001", "Alex Keyadult"), ("900003", "Pat Fictional"), ("mash:997", "Gone Away")):
+        for who, name in (
+            ("mash", "Morgan Manager"),
+            ("mash:998", "Sol South"),
+            ("mash:999", "Nia North"),
+            ("900001", "Alex Keyadult"),
+            ("900003", "Pat Fictional"),
+            ("mash:997", "Gone Away"),
+        ):
             stack.call(set_password(stack.ledger, who, name, PASSWORD, stack.clock()))
         yield stack
     finally:
@@ -63,14 +69,17 @@ def scope_of(stack: WebStack, code: str) -> Any:
 
 def school_deliveries(stack: WebStack, code: str) -> set[str]:
     scope = scope_of(stack, code)
-    return {d.delivery_id for d in stack.call(stack.ledger.all_deliveries())
-            if d.recipient.startswith("school:") and d.delivery_id in scope.deliveries}
+    return {
+        d.delivery_id
+        for d in stack.call(stack.ledger.all_deliveries())
+        if d.recipient.startswith("school:") and d.delivery_id in scope.deliveries
+    }
 
 
 def table(html: str, table_id: str) -> str:
     start = re.search(rf'<table [^>]*id="{table_id}"', html)
     assert start, f"no table {table_id}"
-    return html[start.end():].split("</table>", 1)[0]
+    return html[start.end() :].split("</table>", 1)[0]
 
 
 def row_ids(html: str, *table_ids: str) -> set[str]:
