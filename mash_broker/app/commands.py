@@ -20,10 +20,10 @@ from mash_broker.agencies.education.directory import (
 )
 from mash_broker.agencies.police import POLICE_NOTIFICATIONS
 from mash_broker.agencies.police.export import ParsedRow
-from mash_broker.agencies.police.ingest import IngestReport, Progress, RowReceipt, publish_rows, read_export, sign_rows
+from mash_broker.agencies.police.ingest import IngestReport, Progress, RowReceipt, read_export, sign_rows
 from mash_broker.agencies.police.versions import versions_of
 from mash_broker.agencies.registry import REGISTRY
-from mash_broker.app.message_file import send_file
+from mash_broker.app.message_file import RowSender, send_file
 from mash_broker.app.runtime import producer
 from mash_broker.contracts import Envelope, InputFileError
 from mash_broker.core.audit.keys import KeyStore
@@ -171,20 +171,7 @@ async def _sign_and_publish(
     receipts = list(rejected)
     if rows:
         async with producer(settings, bootstrap) as prod:
-
-            async def send(topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-                await prod.send(topic, value=value, key=key, headers=headers)
-
-            receipts += await publish_rows(
-                rows,
-                ledger=ledger,
-                send=send,
-                timeout_s=settings.receipt_timeout_s if timeout_s is None else timeout_s,
-                attempts=settings.send_attempts,
-                progress=progress,
-                before_wait=prod.flush,
-                topic_for=topic_for,
-            )
+            receipts += await RowSender(prod, settings, ledger, topic_for, progress, timeout_s)(rows)
     receipts.sort(key=lambda r: (r.line, r.field or ""))
     return IngestReport(source=str(path), receipts=receipts)
 

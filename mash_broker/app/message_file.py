@@ -119,6 +119,33 @@ async def send_file(
     return IngestReport(source=str(path), receipts=receipts)
 
 
+@dataclass(frozen=True)
+class RowSender:
+    """Publishes signed rows on one producer and waits for the gate's receipts (``police ingest``, ``mash send``)."""
+
+    prod: Any  # a started AIOKafkaProducer (``runtime.producer``)
+    settings: Settings
+    ledger: GateReceipts
+    topic_for: Callable[[Envelope], str]
+    progress: Progress | None = None
+    timeout_s: float | None = None  # None: the settings' receipt timeout
+
+    async def send(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await self.prod.send(topic, value=value, key=key, headers=headers)
+
+    async def __call__(self, rows: list[ParsedRow]) -> list[RowReceipt]:
+        return await publish_rows(
+            rows,
+            ledger=self.ledger,
+            send=self.send,
+            timeout_s=self.settings.receipt_timeout_s if self.timeout_s is None else self.timeout_s,
+            attempts=self.settings.send_attempts,
+            progress=self.progress,
+            before_wait=self.prod.flush,
+            topic_for=self.topic_for,
+        )
+
+
 async def send_records(
     settings: Settings,
     ledger: GateReceipts,
@@ -140,22 +167,11 @@ async def send_records(
     counts: Counter[str] = Counter()
     async with AsyncExitStack() as stack:
         prod: Any = await stack.enter_async_context(producer(settings, bootstrap)) if keys else None
-
-        async def send(topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-            await prod.send(topic, value=value, key=key, headers=headers)
-
+        publish = RowSender(prod, settings, ledger, topic_for, progress, timeout_s)
         for rows, receipts in _batches(read_records(path)):
             if rows:
-                signed = [replace(r, envelope=sign(r.envelope, keys[r.envelope.sender_org])) for r in rows]
-                receipts += await publish_rows(
-                    signed,
-                    ledger=ledger,
-                    send=send,
-                    timeout_s=settings.receipt_timeout_s if timeout_s is None else timeout_s,
-                    attempts=settings.send_attempts,
-                    progress=progress,
-                    before_wait=prod.flush,
-                    topic_for=topic_for,
+                receipts += await publish(
+                    [replace(r, envelope=sign(r.envelope, keys[r.envelope.sender_org])) for r in rows]
                 )
             receipts.sort(key=lambda r: (r.line, r.field or ""))
             counts.update(r.status for r in receipts)
