@@ -6,6 +6,9 @@ Each starts lazily: only a test that asks for it starts it, so ``pytest tests/un
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 import pytest
 from services import postgres
@@ -21,3 +24,30 @@ def postgres_url() -> Iterator[str]:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for server in postgres.started:
         terminalreporter.write_line(f"PostgreSQL for the tests: {server.description}, ready in {server.seconds:.2f} s")
+
+
+# With pytest-xdist (``./run test`` runs two workers): a module's tests stay together (module fixtures are
+# made once), and every module that starts the Apache Kafka cluster runs on one worker, so one cluster serves
+# them all. xdist's own ``--dist loadgroup`` cannot do this under pytest 9 (it rewrites node ids, which
+# pytest 9 no longer lets it), so the grouping is a scheduler of ours.
+KAFKA_GROUP = "apache-kafka-cluster"
+
+
+@cache
+def _starts_kafka(path: str) -> bool:
+    try:
+        source = (Path(__file__).parent.parent / path).read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return "mark.kafka" in source
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModuleKafkaTogether(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return KAFKA_GROUP if _starts_kafka(path) else path
+
+    return ByModuleKafkaTogether(config, log)
