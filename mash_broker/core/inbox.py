@@ -14,10 +14,20 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from mash_broker.contracts import Delivery, Envelope, NotFound, PersonRead, ReceiptStatus, SystemReceipt, topics
+from mash_broker.contracts import (
+    Delivery,
+    DeliveryWithdrawn,
+    Envelope,
+    NotFound,
+    PersonRead,
+    ReceiptStatus,
+    SystemReceipt,
+    topics,
+)
+from mash_broker.core.corrections import receive_withdrawal
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import encode, headers_for, outbox_id, reply
-from mash_broker.core.ports import InboxLedger, InboxTransaction
+from mash_broker.core.ports import InboxLedger, InboxTransaction, WithdrawalNoticeLedger
 from mash_broker.core.records import DeliveryRecord, MessageRecord
 
 log = get_logger("mash.inbox")
@@ -28,7 +38,7 @@ _WITHDRAWN = "this notification was withdrawn by its sender; there is nothing to
 
 
 async def receive_delivery(
-    ledger: InboxLedger,
+    ledger: WithdrawalNoticeLedger,
     raw: bytes,
     now: datetime,
     *,
@@ -36,13 +46,16 @@ async def receive_delivery(
     topic: str,
     sign: Sign | None = None,
 ) -> str:
-    """Record a recipient system's receipt for one delivery and acknowledge it. Redeliveries change nothing."""
+    """Record a recipient system's receipt for one delivery and acknowledge it, or that a withdrawal notice for
+    a copy it holds reached it (``core.corrections.receive_withdrawal``). Redeliveries change nothing."""
     try:
         env = Envelope.model_validate_json(raw)
     except ValidationError:
         log.warning("delivery.unreadable", topic=topic)
         return "unreadable"
     payload = env.payload
+    if isinstance(payload, DeliveryWithdrawn) and payload.recipient.split(":", 1)[0] in recipient_classes:
+        return await receive_withdrawal(ledger, env, now, topic=topic)  # the copy is hidden from then on
     if not isinstance(payload, Delivery) or payload.recipient.split(":", 1)[0] not in recipient_classes:
         log.warning("delivery.not_for_this_inbox", message_id=str(env.message_id), topic=topic)
         return "ignored"

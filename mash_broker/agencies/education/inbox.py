@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import ValidationError
-
 from mash_broker.agencies.education import EDUCATION_DELIVERIES
-from mash_broker.contracts import DeliveryWithdrawn, Envelope, NotFound
+from mash_broker.contracts import NotFound
 from mash_broker.core import inbox
-from mash_broker.core.corrections import receive_withdrawal
 from mash_broker.core.inbox import ReadRecorded, Sign
 from mash_broker.core.ports import InboxLedger, WithdrawalNoticeLedger
 from mash_broker.core.records import DeliveryRecord
@@ -28,24 +25,9 @@ async def receive_delivery(
 ) -> str:
     """Record a school's system receipt for one delivery, or that a withdrawal notice reached it (the copy
     is hidden from its inbox from then on). Redeliveries change nothing."""
-    notice = _withdrawal_notice(raw)
-    if notice is not None:
-        return await receive_withdrawal(ledger, notice, now, topic=EDUCATION_DELIVERIES)
     return await inbox.receive_delivery(
         ledger, raw, now, recipient_classes=("school",), topic=EDUCATION_DELIVERIES, sign=sign
     )
-
-
-def _withdrawal_notice(raw: bytes) -> Envelope | None:
-    """The record as a withdrawal notice to a school, if it is one (anything else is the shared inbox's)."""
-    try:
-        env = Envelope.model_validate_json(raw)
-    except ValidationError:
-        return None
-    payload = env.payload
-    if isinstance(payload, DeliveryWithdrawn) and payload.recipient.split(":", 1)[0] == "school":
-        return env
-    return None
 
 
 async def resolve_delivery(ledger: InboxLedger, urn: str, message_id: str) -> DeliveryRecord:

@@ -14,10 +14,12 @@ from datetime import datetime
 from mash_broker.agencies.health import HEALTH_CLASSES, HEALTH_DELIVERIES
 from mash_broker.core import inbox
 from mash_broker.core.inbox import ReadRecorded, Sign
-from mash_broker.core.ports import InboxLedger
+from mash_broker.core.ports import InboxLedger, WithdrawalNoticeLedger
 
 
-async def receive_delivery(ledger: InboxLedger, raw: bytes, now: datetime, *, sign: Sign | None = None) -> str:
+async def receive_delivery(
+    ledger: WithdrawalNoticeLedger, raw: bytes, now: datetime, *, sign: Sign | None = None
+) -> str:
     """Record a health system's receipt for one delivery. Redeliveries change nothing."""
     return await inbox.receive_delivery(
         ledger, raw, now, recipient_classes=HEALTH_CLASSES, topic=HEALTH_DELIVERIES, sign=sign
