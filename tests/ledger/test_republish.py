@@ -1,5 +1,6 @@
 """After the embedded broker restarts (memory only), every delivery the ledger has as published but
-its recipient never received is published again, whatever its topic: on SQLite and PostgreSQL."""
+its recipient never received is published again, whatever its topic, and so is every withdrawal notice
+no recipient's inbox has recorded: on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -47,6 +48,37 @@ async def published_delivery(ledger: Ledger, recipient: str, *, delivered: bool 
     return delivery_id
 
 
+async def published_notice(ledger: Ledger, recipient: str, *, received: bool = False) -> uuid.UUID:
+    """A delivered copy withdrawn afterwards, whose ``delivery.withdrawn`` notice the relay published (and,
+    if ``received``, the recipient's inbox recorded)."""
+    delivery_id = await published_delivery(ledger, recipient, delivered=True)
+    notice_id, topic = uuid.uuid4(), REGISTRY.delivery_topic(recipient)
+    async with ledger.transaction() as tx:
+        await tx.mark_withdrawn(delivery_id, NOW)
+        await tx.enqueue(
+            outbox_id=outbox_id(notice_id, topic),
+            topic=topic,
+            key=recipient,
+            value="{}",
+            headers={"message-id": str(notice_id)},
+            at=NOW,
+        )
+        await tx.record_withdrawn_copy(
+            delivery_id=str(delivery_id),
+            message_id=str(uuid.uuid4()),
+            recipient=recipient,
+            withdrawn_by="police:example",
+            by_message_id=uuid.uuid4(),
+            change="withdrawn",
+            at=NOW,
+            notice_id=notice_id,
+        )
+        if received:
+            await tx.record_notice_received(delivery_id, NOW, NOW)
+    await ledger.mark_published([r.seq for r in await ledger.pending_outbox()], NOW)
+    return notice_id
+
+
 class RepublishContract:
     """Subclasses provide ``ledger``."""
 
@@ -66,6 +98,16 @@ class RepublishContract:
         assert {r.headers["message-id"] for r in pending} == {str(d) for d in undelivered}
         assert {r.topic for r in pending} == {REGISTRY.delivery_topic(r) for r in recipients}
         assert await republish_undelivered(ledger) == 0  # not yet published again: nothing to undo
+
+    async def test_a_withdrawal_notice_no_inbox_recorded_is_published_again_and_its_copy_is_not(
+        self, ledger: Ledger
+    ) -> None:
+        lost = await published_notice(ledger, "school_nurse:sn-north")
+        await published_notice(ledger, "school:900001", received=True)
+        assert await republish_undelivered(ledger) == 1
+        [again] = await ledger.pending_outbox()
+        assert again.headers["message-id"] == str(lost), "the notice, not the withdrawn copy it hides"
+        assert again.topic == REGISTRY.delivery_topic("school_nurse:sn-north")
 
 
 class TestSqliteRepublish(SqliteBackend, RepublishContract):
