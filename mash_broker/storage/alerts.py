@@ -44,10 +44,13 @@ class AlertReads(Reads):
         raise NotImplementedError
 
     async def alerts_due(self, now: datetime, limit: int = 100) -> list[QueuedAlert]:
-        """Alerts not yet sent whose next attempt is due, oldest first."""
+        """Alerts not yet sent whose next attempt is due, oldest first; none for a copy withdrawn since it was
+        queued (the notification is hidden from the inbox the alert would send a Key Adult to)."""
+        d = t.deliveries.c
+        withdrawn = select(d.delivery_id).where(d.delivery_id == t.alerts.c.delivery_id, d.withdrawn_at.is_not(None))
         q = (
             select(t.alerts)
-            .where(t.alerts.c.sent_at.is_(None), t.alerts.c.next_attempt_at <= now)
+            .where(t.alerts.c.sent_at.is_(None), t.alerts.c.next_attempt_at <= now, ~withdrawn.exists())
             .order_by(t.alerts.c.created_at, t.alerts.c.alert_id)
             .limit(limit)
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -136,5 +137,46 @@ async def test_alerts_switched_on_later_never_mail_about_earlier_deliveries(tmp_
         await deliver(ledger, delivery_id="5f1c2a9e-0000-4000-8000-000000000001")
         await projector.catch_up()
         assert {a.delivery_id for a in await ledger.alerts_due(NOW)} == {"5f1c2a9e-0000-4000-8000-000000000001"}
+    finally:
+        await ledger.close()
+
+
+async def test_an_alert_for_a_copy_withdrawn_before_it_went_is_not_sent(tmp_path: Path) -> None:
+    """SMTP was down when the notification arrived; police withdrew it before the alert went: no Key Adult is
+    sent to an inbox where the notification is hidden."""
+    port = free_port()
+    settings = Settings(data_dir=tmp_path, smtp_host="127.0.0.1", smtp_port=port)
+    ledger = await open_ledger(tmp_path, settings)
+    projector = await alert_queue(ledger, settings)
+    clock = Clock(NOW)
+    sender = alerts.AlertSender(settings, ledger, clock)
+    kept = "5f1c2a9e-0000-4000-8000-000000000002"
+    try:
+        async with ledger.transaction() as tx:
+            for delivery_id in (DELIVERY, kept):
+                await tx.insert_delivery(
+                    delivery_id=uuid.UUID(delivery_id),
+                    message_id=uuid.uuid4(),
+                    recipient="school:900001",
+                    purpose="safeguarding",
+                    notify_by=None,
+                    created_at=NOW,
+                    envelope="{}",
+                )
+        await deliver(ledger)
+        await deliver(ledger, delivery_id=kept)
+        await projector.catch_up()
+        assert await sender.send_due() == 0  # SMTP down: both deliveries' alerts wait
+        async with ledger.transaction() as tx:
+            await tx.mark_withdrawn(uuid.UUID(DELIVERY), NOW + timedelta(seconds=5))
+        sink = Sink()
+        smtp = Controller(sink, hostname="127.0.0.1", port=port)
+        smtp.start()
+        try:
+            clock.now = NOW + timedelta(seconds=31)
+            assert await sender.send_due() == len(ADULTS), "the kept copy's alerts only"
+        finally:
+            smtp.stop()
+        assert {a.delivery_id for a in await ledger.alerts_due(clock.now + timedelta(hours=2))} == set()
     finally:
         await ledger.close()
