@@ -9,7 +9,9 @@ Nothing here names an agency: what a principal may do follows from what its agen
 - an agency with a delivery topic may READ that topic, and no other agency's;
 - every reader may READ consumer groups whose names start ``<agency>.`` (``police.``, ``education.``);
 - only the gate reads the inbound topics (group ``mash-gate``) and writes the deliveries, receipts,
-  acknowledgements, the MASH queue and quarantine. The inboxes ``mash serve`` runs for the agencies are the
+  acknowledgements, the MASH queue, quarantine and the dead letters (``gate.deadletter.v1``: a record no
+  subscriber can act on is parked there, and without WRITE the partition behind it would stop, retried as a
+  broker failure). The inboxes ``mash serve`` runs for the agencies are the
   gate's too: it reads their delivery topics in groups ``mash-<agency>``. It may CREATE the topics it uses,
   so ``mash serve`` can create them.
 
@@ -29,6 +31,7 @@ from typing import Any, Literal
 from mash_broker.app.bootstrap import GATE_GROUP, inbox_group
 from mash_broker.contracts import topics
 from mash_broker.contracts.errors import InputFileError
+from mash_broker.core.intake import DEAD_LETTERS
 from mash_broker.core.registry import Registry
 
 GATE = "gate"  # the principal mapping's key for the gate's own principal
@@ -115,12 +118,13 @@ def _topic(who: str, operation: str, *names: str) -> list[AclBinding]:
 
 
 def gate_acls(registry: Registry, who: str) -> list[AclBinding]:
-    """The gate (and the inboxes it hosts): reads inbound and the inboxes' deliveries, writes the rest."""
+    """The gate (and the inboxes it hosts): reads inbound and the inboxes' deliveries, writes the rest, and
+    parks what it cannot act on (the gate's subscriber and every inbox's) on the dead-letter topic."""
     inbox_topics = [sub.topic for sub in registry.inboxes]
     groups = [GATE_GROUP, *(inbox_group(sub.agency) for sub in registry.inboxes)]
     return [
         *_topic(who, "READ", *registry.inbound_topics, *inbox_topics),
-        *_topic(who, "WRITE", *registry.outbound_topics),
+        *_topic(who, "WRITE", *registry.outbound_topics, DEAD_LETTERS),
         *_topic(who, "CREATE", *registry.all_topics),
         *(AclBinding(who, "Group", g, "READ") for g in dict.fromkeys(groups)),
     ]

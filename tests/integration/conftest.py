@@ -56,3 +56,10 @@ def unique_topic(request: pytest.FixtureRequest) -> str:
     """A topic name no other test uses (tansu keeps topics for the whole session)."""
     stem = "".join(c if c.isalnum() else "-" for c in request.node.name)[:60]
     return f"test.{stem}.{uuid.uuid4().hex[:8]}"
+
+
+# The product's fixtures on the cluster (a fresh PostgreSQL ledger, the cluster with the product's ACLs), for
+# every module on it; imported last, because kafka_support imports the users above.
+from .kafka_support import cluster, ledger_url, prepared  # noqa: E402
+
+__all__ += ["cluster", "ledger_url", "prepared"]

@@ -4,9 +4,9 @@ processes, over SASL_SSL (SCRAM-SHA-512) and mutual TLS, each principal held to 
 
 The cluster is the session's (tests/integration/conftest.py), shared with test_kafka_cluster.py, so the
 product's topics may already exist (that module uses ``police.notification.v1`` and
-``education.delivery.v1``): the session fixture grows them to the product's partition count, and before each
-test the gate's and the inboxes' consumer groups are moved to the end of their topics, so a test's fresh
-ledger never sees an earlier test's messages. Figures measured here are in docs/kafka.md.
+``education.delivery.v1``): the session fixture (kafka_support.py) grows them to the product's partition
+count, and before each test the gate's and the inboxes' consumer groups are moved to the end of their topics,
+so a test's fresh ledger never sees an earlier test's messages. Figures measured here are in docs/kafka.md.
 """
 
 from __future__ import annotations
@@ -16,218 +16,51 @@ import json
 import os
 import time
 import uuid
-from collections import Counter
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import TopicAuthorizationFailedError
 from services.kafka_cluster import KafkaCluster
-from sqlalchemy.engine import make_url
 
 from mash_broker.agencies.registry import REGISTRY
-from mash_broker.app.bootstrap import GATE_GROUP, inbox_group
+from mash_broker.app.bootstrap import GATE_GROUP
 from mash_broker.app.kafka_acl_wire import create_acls, describe_acls
 from mash_broker.app.kafka_acls import AclBinding, agency_acls, derive_acls, gate_acls, parse_principals
-from mash_broker.app.kafka_security import KafkaSecurity
+from mash_broker.core.intake import DEAD_LETTERS
 
 from .conftest import GATE_PASSWORD, GATE_USER, POLICE_PASSWORD, POLICE_USER, SCHOOL_PASSWORD, SCHOOL_USER
-from .helpers import DEMO, SCHOOL, Mash, Proc, mash_session, wait_for
-from .synthetic_export import DEMO_SCHOOLS, write_export
+from .helpers import DEMO, SCHOOL, mash_session, wait_for
+from .kafka_support import (
+    GATE_TLS,
+    PARTITIONS,
+    POLICE_TLS,
+    REPLICAS,
+    SASL_PRINCIPALS,
+    SCHOOL_TLS,
+    TLS_PRINCIPALS,
+    Prepared,
+    Samples,
+    admin_security,
+    assert_each_once,
+    decided_by,
+    group_members,
+    partition_leader,
+    pg_count,
+    police_records,
+    read_group,
+    sasl_env,
+    settle,
+    start_gates,
+    tls_env,
+)
+from .synthetic_export import write_export
 
 pytestmark = pytest.mark.kafka
 
-PARTITIONS = 6  # MASH_KAFKA_PARTITIONS' default
-GATE_TLS, POLICE_TLS, SCHOOL_TLS = "mash-gate-tls", "police-tls", "school-tls"  # client certificate CNs
-SASL_PRINCIPALS = {"gate": GATE_USER, "police": POLICE_USER, "education": SCHOOL_USER}
-TLS_PRINCIPALS = {"gate": GATE_TLS, "police": POLICE_TLS, "education": SCHOOL_TLS}
-SERVE_READY = "mash serve: ready"
-SERVE_TIMEOUT_S = 120.0  # three JVMs and a CLI start on two cores
-
-
-# ------------------------------------------------------------------------------------ settings as env
-
-
-def _password_file(directory: Path, user: str, password: str) -> Path:
-    path = directory / f"{user}.password"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(password + "\n")
-    return path
-
-
-def sasl_env(cluster: KafkaCluster, user: str, password: str, directory: Path) -> dict[str, str]:
-    """MASH_KAFKA_* for ``user`` over SASL_SSL (SCRAM-SHA-512), the password in a file."""
-    return {
-        "MASH_KAFKA_BOOTSTRAP": cluster.bootstrap_sasl,
-        "MASH_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-        "MASH_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-        "MASH_KAFKA_USERNAME": user,
-        "MASH_KAFKA_PASSWORD_FILE": str(_password_file(directory, user, password)),
-        "MASH_KAFKA_CA_FILE": str(cluster.ca_file),
-    }
-
-
-def tls_env(cluster: KafkaCluster, client: str | None) -> dict[str, str]:
-    """MASH_KAFKA_* for mutual TLS with ``client``'s certificate (None: TLS without one)."""
-    env = {
-        "MASH_KAFKA_BOOTSTRAP": cluster.bootstrap_mtls,
-        "MASH_KAFKA_SECURITY_PROTOCOL": "SSL",
-        "MASH_KAFKA_CA_FILE": str(cluster.ca_file),
-    }
-    if client is not None:
-        cert = cluster.client_cert(client)
-        env |= {"MASH_KAFKA_CERT_FILE": str(cert.cert_file), "MASH_KAFKA_KEY_FILE": str(cert.key_file)}
-    return env
-
-
-def admin_security(cluster: KafkaCluster) -> KafkaSecurity:
-    return KafkaSecurity("SASL_SSL", "SCRAM-SHA-512", "admin", cluster.admin_password, cluster.ssl_context())
-
-
-# ------------------------------------------------------------------------------------ PostgreSQL
-
-
-def _plain(url: str, database: str | None = None) -> str:
-    parsed = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        parsed = parsed.set(database=database)
-    return parsed.render_as_string(hide_password=False)
-
-
-def pg(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    async def main() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(_plain(url), timeout=10)
-        try:
-            return list(await conn.fetch(query, *args))
-        finally:
-            await conn.close()
-
-    return asyncio.run(main())
-
-
-def pg_count(url: str, query: str, *args: Any) -> int:
-    return int(pg(url, query, *args)[0][0] or 0)
-
-
-@pytest.fixture
-def ledger_url(postgres_url: str) -> Iterator[str]:
-    """A fresh PostgreSQL database for this test's ledger (MASH_DATABASE_URL), dropped after it."""
-    name = f"kafka_{uuid.uuid4().hex[:12]}"
-
-    async def admin(statement: str) -> None:
-        conn = await asyncpg.connect(_plain(postgres_url), timeout=10)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-# ------------------------------------------------------------------------------------ the cluster, prepared
-
-
-async def _grow_topics(cluster: KafkaCluster) -> None:
-    """Topics another module made with fewer partitions get the product's count (Kafka can add, not remove)."""
-    admin = AIOKafkaAdminClient(**cluster.sasl_kwargs(), request_timeout_ms=20_000)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted = [t for t in REGISTRY.all_topics if t in existing]
-        grow = {}
-        for described in await admin.describe_topics(wanted):
-            if len(described["partitions"]) < PARTITIONS:
-                grow[described["topic"]] = NewPartitions(PARTITIONS)
-        if grow:
-            await admin.create_partitions(grow)
-    finally:
-        await admin.close()
-
-
-async def _fast_forward(cluster: KafkaCluster) -> None:
-    """Commit the end of every topic for the gate's and the inboxes' groups: a new ledger starts from now."""
-    groups = {GATE_GROUP: list(REGISTRY.inbound_topics)}
-    groups |= {inbox_group(sub.agency): [sub.topic] for sub in REGISTRY.inboxes}
-    admin = AIOKafkaAdminClient(**cluster.sasl_kwargs(), request_timeout_ms=20_000)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        partitions = {
-            d["topic"]: [p["partition"] for p in d["partitions"]]
-            for d in await admin.describe_topics([t for t in REGISTRY.all_topics if t in existing])
-        }
-    finally:
-        await admin.close()
-    for group, names in groups.items():
-        tps = [TopicPartition(t, p) for t in names for p in partitions.get(t, [])]
-        if not tps:
-            continue
-        deadline = time.monotonic() + 60  # a killed member's session may still hold the group for a while
-        while True:
-            consumer = AIOKafkaConsumer(**cluster.sasl_kwargs(), group_id=group, enable_auto_commit=False)
-            await consumer.start()
-            try:
-                consumer.assign(tps)
-                ends = await consumer.end_offsets(tps)
-                await consumer.commit(dict(ends))
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(1)
-            finally:
-                await consumer.stop()
-
-
-@dataclass(frozen=True)
-class Prepared:
-    cluster: KafkaCluster
-    secrets: Path  # password files
-    acls_sasl: Any  # the `mash kafka acls --apply` results
-    acls_tls: Any
-
-
-def _principal_options(mapping: Mapping[str, str]) -> list[str]:
-    return [arg for agency, user in mapping.items() for arg in ("--principal", f"{agency}=User:{user}")]
-
-
-@pytest.fixture(scope="session")
-def prepared(kafka_cluster: KafkaCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prepared]:
-    """The cluster with the product's ACLs applied by `mash kafka acls --apply` as the admin user (SCRAM and
-    certificate principals), and topics other tests made grown to the product's partition count."""
-    base = tmp_path_factory.mktemp("kafka-acls")
-    asyncio.run(_grow_topics(kafka_cluster))
-    mash = Mash(base / "data", base / "logs")
-    admin = sasl_env(kafka_cluster, "admin", kafka_cluster.admin_password, base)
-    try:
-        sasl, tls = [
-            mash.run("kafka", "acls", "--apply", "--json", *_principal_options(m), env=admin)
-            for m in (SASL_PRINCIPALS, TLS_PRINCIPALS)
-        ]
-        yield Prepared(kafka_cluster, base, sasl, tls)
-    finally:
-        mash.close()
-
-
-@pytest.fixture
-def cluster(prepared: Prepared) -> KafkaCluster:
-    """The prepared cluster, every node running, the product's groups at the end of their topics."""
-    for node in prepared.cluster.nodes:
-        if not node.running:
-            prepared.cluster.restart(node.node_id)
-    asyncio.run(_fast_forward(prepared.cluster))
-    return prepared.cluster
+MESSAGES = "SELECT count(*) FROM messages"
 
 
 # ------------------------------------------------------------------------------------ the ACLs themselves
@@ -255,7 +88,8 @@ def test_acls_are_derived_from_the_registry() -> None:
     assert readers == {f"User:{GATE_USER}"}
     writers = {b.principal for b in acls if b.operation == "WRITE" and b.name in REGISTRY.outbound_topics}
     assert writers == {f"User:{GATE_USER}"}
-    assert allowed(GATE_USER, "WRITE") == set(REGISTRY.outbound_topics)
+    # It parks what no subscriber can act on: without WRITE there, the partition behind such a record would stop.
+    assert allowed(GATE_USER, "WRITE") == {*REGISTRY.outbound_topics, DEAD_LETTERS}
     groups = {(b.principal, b.name, b.pattern) for b in acls if b.resource_type == "Group"}
     assert (f"User:{POLICE_USER}", "police.", "PREFIXED") in groups
     assert (f"User:{GATE_USER}", GATE_GROUP, "LITERAL") in groups
@@ -289,49 +123,6 @@ def test_mash_kafka_acls_apply_creates_exactly_the_derived_acls(prepared: Prepar
 
 
 # ------------------------------------------------------------------------------------ the overnight path
-
-
-def start_gates(mash: Mash, env: Mapping[str, str], count: int = 1) -> list[Proc]:
-    """``count`` `mash serve` replicas on one ledger and one consumer group, started one after another (the
-    first makes the gate's key and the ledger's tables)."""
-    return [mash.start("serve", ready=SERVE_READY, env=env, timeout_s=SERVE_TIMEOUT_S) for _ in range(count)]
-
-
-def undelivered(url: str) -> int:
-    return pg_count(url, "SELECT count(*) FROM deliveries WHERE delivered_at IS NULL")
-
-
-def settle(url: str, deliveries: int, timeout_s: float, gates: list[Proc]) -> None:
-    """Wait until the ledger has ``deliveries`` deliveries, every one received by its inbox; fail at once,
-    with its log, if every gate has exited."""
-
-    def done() -> bool:
-        if not any(g.running() for g in gates):
-            raise AssertionError(f"every gate exited:\n{gates[0].stderr()[-3000:]}")
-        return pg_count(url, "SELECT count(*) FROM deliveries") >= deliveries and undelivered(url) == 0
-
-    wait_for(f"{deliveries} deliveries, all received", done, timeout_s, interval_s=0.25)
-
-
-def read_group(kwargs: dict[str, Any], topic: str, group: str, until: Any, within: float = 60) -> list[Any]:
-    """Read ``topic`` from the beginning in consumer group ``group`` until ``until(records)`` (or ``within`` s)."""
-
-    async def main() -> list[Any]:
-        consumer = AIOKafkaConsumer(
-            topic, **kwargs, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False
-        )
-        await consumer.start()
-        seen: list[Any] = []
-        try:
-            deadline = time.monotonic() + within
-            while not until(seen) and time.monotonic() < deadline:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    seen.extend(records)
-            return seen
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(main())
 
 
 @pytest.mark.parametrize("wire", ["sasl_ssl", "mutual_tls"])
@@ -471,50 +262,56 @@ def test_an_unauthenticated_client_is_refused_with_a_clear_error(
     assert refused.stdout == ""
 
 
+def test_an_unreadable_record_is_parked_as_the_gates_principal_and_the_partition_goes_on(
+    cluster: KafkaCluster, ledger_url: str, tmp_path: Path
+) -> None:
+    """Bytes that are no message, then a real notification, on one partition of police's topic: the gate parks
+    the first on gate.deadletter.v1 with its own principal (the WRITE `mash kafka acls` derives for it; without
+    it the gate retried the park as a broker failure, forever, and the notification behind it waited) and then
+    decides the second."""
+    junk = b"\x00\xffnot a message " + uuid.uuid4().hex.encode()
+    export = tmp_path / "one.csv"
+    write_export(export, 1, seed=31)
+    gate_env = sasl_env(cluster, GATE_USER, GATE_PASSWORD, tmp_path)
+    with mash_session(tmp_path, MASH_DATABASE_URL=ledger_url) as mash:
+        [(key, value, headers)] = police_records(mash, export)
+        [gate] = start_gates(mash, gate_env)
+
+        async def police_sends() -> None:
+            producer = AIOKafkaProducer(
+                **cluster.sasl_kwargs(POLICE_USER, POLICE_PASSWORD), enable_idempotence=True, acks="all"
+            )
+            await producer.start()
+            try:
+                await producer.send_and_wait("police.notification.v1", junk, key=key, partition=0)
+                await producer.send_and_wait("police.notification.v1", value, key=key, headers=headers, partition=0)
+            finally:
+                await producer.stop()
+
+        asyncio.run(police_sends())
+        wait_for("the notification behind the junk decided", lambda: pg_count(ledger_url, MESSAGES) == 1, 60, 0.25)
+        assert gate.running()
+
+        def parked(records: list[Any]) -> bool:
+            return any(r.value == junk for r in records)
+
+        found = read_group(cluster.sasl_kwargs(), DEAD_LETTERS, f"test.{uuid.uuid4().hex[:8]}", parked)
+        assert gate.stop() == 0
+    [letter] = [r for r in found if r.value == junk]
+    headers_found = {k: v.decode() for k, v in letter.headers}
+    assert headers_found["dead-letter-source-topic"] == "police.notification.v1"
+    assert headers_found["dead-letter-partition"] == "0"
+    assert headers_found["dead-letter-subscriber"] == "gate"
+    assert "record.parked" in gate.stderr()
+
+
 # ------------------------------------------------------------------------------------ three gate replicas
 
-# Notifications for the replica tests; 10,000 is the issue's figure, MASH_KAFKA_TEST_NOTIFICATIONS overrides.
-NOTIFICATIONS = int(
-    os.environ.get("MASH_KAFKA_TEST_NOTIFICATIONS", "600")
-)  # docs/kafka.md: why not 10,000 (1,500 measured)
+# Notifications for the replica tests. The issue's figure is 10,000: MASH_KAFKA_TEST_NOTIFICATIONS=10000 runs it
+# (docs/kafka.md, "Running it"); the default keeps the suite's time down. The waits grow with the count, at a floor
+# of five notifications a second, so a large run is bounded by the gate's progress, not by a fixed time.
+NOTIFICATIONS = int(os.environ.get("MASH_KAFKA_TEST_NOTIFICATIONS", "600"))
 FAILOVER_NOTIFICATIONS = int(os.environ.get("MASH_KAFKA_TEST_FAILOVER_NOTIFICATIONS", "400"))
-REPLICAS = 3
-
-
-def decided_by(gates: list[Proc]) -> list[int]:
-    """How many ``message.decided`` lines each replica logged."""
-    return [g.stderr().count('"event": "message.decided"') for g in gates]
-
-
-def group_members(cluster: KafkaCluster, group: str) -> int:
-    async def main() -> int:
-        admin = AIOKafkaAdminClient(**cluster.sasl_kwargs(), request_timeout_ms=20_000)
-        await admin.start()
-        try:
-            [described] = await admin.describe_consumer_groups([group])
-            return len(described.groups[0][5])  # (error, group, state, protocol_type, protocol, members, ...)
-        finally:
-            await admin.close()
-
-    return asyncio.run(main())
-
-
-def assert_each_once(mash: Mash, url: str, count: int) -> None:
-    """``count`` messages, one delivery each, each in exactly one school inbox once."""
-    assert pg_count(url, "SELECT count(*) FROM messages") == count
-    assert pg_count(url, "SELECT count(*) FROM deliveries") == count
-    assert pg_count(url, "SELECT count(DISTINCT message_id) FROM deliveries") == count
-    assert undelivered(url) == 0
-    twice = pg(url, "SELECT message_id, recipient FROM deliveries GROUP BY message_id, recipient HAVING count(*) > 1")
-    assert not twice, twice[:5]
-    inboxes = mash.run_all(*(("school", "inbox", urn, "--json") for urn in DEMO_SCHOOLS), timeout_s=120)
-    ids: list[str] = []
-    for inbox in inboxes:
-        assert inbox.returncode == 0, inbox
-        ids += [n["message_id"] for n in inbox.json()["notifications"]]
-    duplicates = [m for m, n in Counter(ids).items() if n > 1]
-    assert not duplicates, duplicates[:5]
-    assert len(ids) == count
 
 
 def test_three_gate_replicas_deliver_every_notification_once(
@@ -529,9 +326,9 @@ def test_three_gate_replicas_deliver_every_notification_once(
         assert mash.run("school", "load", str(DEMO / "schools.csv")).returncode == 0
         wait_for("three members in the gate's group", lambda: group_members(cluster, GATE_GROUP) == REPLICAS, 60)
         began = time.monotonic()
-        ingest = mash.run("police", "ingest", str(export), "--json", env=police_env, timeout_s=200)
+        ingest = mash.run("police", "ingest", str(export), "--json", env=police_env, timeout_s=200 + NOTIFICATIONS / 5)
         assert ingest.returncode == 0, ingest
-        settle(ledger_url, NOTIFICATIONS, 60, gates)
+        settle(ledger_url, NOTIFICATIONS, 60 + NOTIFICATIONS / 50, gates)
         took = time.monotonic() - began
         assert ingest.json()["counts"] == {"accepted": NOTIFICATIONS}
         assert_each_once(mash, ledger_url, NOTIFICATIONS)
@@ -547,46 +344,6 @@ def test_three_gate_replicas_deliver_every_notification_once(
 
 
 # ------------------------------------------------------------------------------------ failover
-
-
-@dataclass
-class Samples:
-    """(seconds, messages decided) taken every quarter second from the ledger."""
-
-    url: str
-    began: float
-    points: list[tuple[float, int]]
-
-    def take(self) -> int:
-        decided = pg_count(self.url, "SELECT count(*) FROM messages")
-        self.points.append((time.monotonic() - self.began, decided))
-        return decided
-
-    def until(self, what: str, done: Any, timeout_s: float, gates: list[Proc]) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not done(self.take()):
-            assert any(g.running() for g in gates), "every gate exited"
-            assert time.monotonic() < deadline, f"timed out after {timeout_s:g} s waiting for {what}: {self.points[-1]}"
-            time.sleep(0.25)
-
-    def longest_stall(self, since: float, until: float) -> float:
-        """The longest time between two increases of the decided count in [since, until]."""
-        rises = [t for (t, n), (_, before) in zip(self.points[1:], self.points, strict=False) if n > before]
-        edges = [since, *(t for t in rises if since < t < until), until]
-        return max(b - a for a, b in pairwise(edges))
-
-
-def partition_leader(cluster: KafkaCluster, topic: str, partition: int) -> int:
-    async def main() -> int:
-        admin = AIOKafkaAdminClient(**cluster.sasl_kwargs(), request_timeout_ms=10_000)
-        await admin.start()
-        try:
-            [described] = await admin.describe_topics([topic])
-            return int(next(p["leader"] for p in described["partitions"] if p["partition"] == partition))
-        finally:
-            await admin.close()
-
-    return asyncio.run(main())
 
 
 def test_killing_a_gate_replica_and_a_leader_broker_mid_batch_loses_and_duplicates_nothing(

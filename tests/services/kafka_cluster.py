@@ -28,6 +28,7 @@ fetched, ``services.require.unavailable`` says what is missing (a skip, or a fai
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import base64
 import contextlib
@@ -72,6 +73,9 @@ FETCH_TIMEOUT = 600  # seconds: a cold fetch of about 45 MB of jars from Maven C
 START_TIMEOUT = 120  # seconds for all three nodes to log "Kafka Server started"
 TOOL_TIMEOUT = 60  # seconds for one Kafka command-line tool (format, ACLs, SCRAM)
 STOP_GRACE = 10  # seconds a node gets after SIGTERM before SIGKILL
+# One node's clean stop in a rolling restart: its controlled shutdown took 3 to 4 s on a quiet machine and over 10
+# s with other test suites running (load 8).
+NODE_STOP_GRACE = 60
 SESSION_STOP_GRACE = 2  # the same at the end of a test session
 HEAP = os.environ.get("MASH_KAFKA_HEAP", "384m")
 STARTED_LINE = "Kafka Server started"  # KafkaRaftServer logs it once the broker is unfenced
@@ -419,7 +423,8 @@ class KafkaCluster:
     """Three KRaft nodes (broker and controller each) on loopback; see the module's docstring.
 
     ``start()`` formats storage and starts every node; ``stop()`` stops them (the directory stays, for the logs).
-    ``kill(node)`` SIGKILLs one node (a crash), ``restart(node)`` starts it again on its own data."""
+    ``kill(node)`` SIGKILLs one node (a crash), ``stop_node(node)`` stops one cleanly (a rolling restart's step),
+    ``restart(node)`` starts it again on its own data, ``wait_in_sync()`` waits for every replica to catch up."""
 
     workdir: Path
     libs: Path
@@ -561,6 +566,62 @@ class KafkaCluster:
             raise KafkaClusterError(f"node {node_id} was never started")
         node.process.kill()
         node.process.wait(10)
+
+    def stop_node(self, node_id: int, grace: float = NODE_STOP_GRACE) -> float:
+        """Stop one node cleanly, as a rolling restart does: SIGTERM, so Kafka's controlled shutdown moves its
+        partitions' leadership to the others before it exits. Returns the seconds until it exited; raises if it
+        had to be SIGKILLed after ``grace`` seconds (that is a crash, not a clean stop)."""
+        node = self.nodes[node_id]
+        if not node.running or node.process is None:
+            raise KafkaClusterError(f"node {node_id} is not running")
+        began = time.monotonic()
+        node.process.send_signal(signal.SIGTERM)
+        try:
+            node.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            node.process.kill()
+            node.process.wait(10)
+            raise KafkaClusterError(
+                f"node {node_id} did not stop within {grace:g} s of SIGTERM and was killed\n"
+                + self.describe_failure(node)
+            ) from None
+        return time.monotonic() - began
+
+    def wait_in_sync(self, timeout: float = 60.0) -> float:
+        """Wait until every partition of every topic (``__consumer_offsets`` included) has a leader and all its
+        replicas in sync; returns the seconds it took. Raises naming the partitions still short."""
+        return asyncio.run(self._wait_in_sync(within=timeout))
+
+    async def _wait_in_sync(self, *, within: float) -> float:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        began = time.monotonic()
+        short: list[str] = ["(not asked yet)"]
+        while True:
+            # A new client each round: one that knew a node before it stopped may still ask it first.
+            admin = AIOKafkaAdminClient(**self.sasl_kwargs(), request_timeout_ms=10_000)
+            try:
+                await admin.start()
+                topics = await admin.list_topics()
+                described = await admin.describe_topics([*topics, "__consumer_offsets"])
+                short = [
+                    f"{d['topic']}/{p['partition']} leader {p['leader']} isr {sorted(p['isr'])}"
+                    for d in described
+                    for p in d["partitions"]
+                    if p["leader"] < 0 or sorted(p["isr"]) != sorted(p["replicas"])
+                ]
+                if not short and described:
+                    return time.monotonic() - began
+            except Exception as exc:  # a node still starting or just gone: ask again
+                short = [f"({type(exc).__name__}: {exc})"]
+            finally:
+                with contextlib.suppress(Exception):
+                    await admin.close()
+            if time.monotonic() - began > within:
+                raise KafkaClusterError(
+                    f"partitions not fully in sync after {within:g} s: {len(short)}, e.g. {short[:5]}"
+                )
+            await asyncio.sleep(0.5)
 
     def restart(self, node_id: int, timeout: float = START_TIMEOUT) -> float:
         """Start a stopped or killed node again on its own data; returns the seconds it took to be ready."""
