@@ -5,6 +5,7 @@ Each starts lazily: only a test that asks for it starts it, so ``pytest tests/un
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -31,6 +32,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 # them all. xdist's own ``--dist loadgroup`` cannot do this under pytest 9 (it rewrites node ids, which
 # pytest 9 no longer lets it), so the grouping is a scheduler of ours.
 KAFKA_GROUP = "apache-kafka-cluster"
+
+# An xdist worker runs with COLUMNS=80 and LINES=24 set, which the CLI's rich consoles read once, when
+# they are made: a test that sets COLUMNS for a wide table would get 80 columns. Without them, the
+# consoles size as in a single process.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
 
 
 @cache
