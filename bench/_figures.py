@@ -14,9 +14,10 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -56,6 +57,8 @@ class Morning:
     rows: int
     ingest: Ingest
     delivered_s: float
+    statements: int = 0  # SQL statements the gate's process ran during the morning (not the bench's polls)
+    write_tx: int = 0  # write transactions (BEGIN IMMEDIATE on SQLite; 0 when not counted)
 
     @property
     def rate(self) -> float:
@@ -67,8 +70,26 @@ class Morning:
         return [
             f"morning [{label}, {self.rows} rows]: police ingest exit {i.rc}, {accepted} of {self.rows} reported "
             f"accepted {dict(i.counts)}, {i.sent} copies sent, exited after {i.seconds:.1f} s; all delivered after "
-            f"{self.delivered_s:.1f} s = {self.rate:,.1f} msgs/s (target: every row accepted, delivered within 15 s)"
+            f"{self.delivered_s:.1f} s = {self.rate:,.1f} msgs/s (target: every row accepted, delivered within 15 s)",
+            f"morning [{label}, {self.rows} rows]: the gate's process ran {self.statements / self.rows:.1f} SQL "
+            f"statements"
+            + (f" and {self.write_tx / self.rows:.2f} write transactions" if self.write_tx else "")
+            + " per message (gate, school inbox, relay; the bench's own polls not counted)",
         ]
+
+
+class StatementCount:
+    """SQL statements on ``ledger``'s engine, and SQLite write transactions among them (BEGIN IMMEDIATE)."""
+
+    def __init__(self, ledger: Any) -> None:
+        self.statements = self.write_tx = 0
+        self.on = False
+        event.listen(ledger.engine.sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if self.on:
+            self.statements += 1
+            self.write_tx += statement.startswith("BEGIN IMMEDIATE")
 
 
 async def morning(area: BenchArea, bootstrap: str, rows: int, profile: cProfile.Profile | None) -> Morning:
@@ -82,18 +103,31 @@ async def morning(area: BenchArea, bootstrap: str, rows: int, profile: cProfile.
                 raise RuntimeError(f"the warm-up ingest exited {warm.rc}: {warm.counts}")
             base, path = await ledger.delivered_count(), area.export(rows, "morning")
             loop = asyncio.get_running_loop()
+            counted, polls = StatementCount(ledger), [0]
+            count_delivered = ledger.delivered_count
+
+            async def polled() -> int:
+                polls[0] += 1
+                return await count_delivered()
+
+            ledger.delivered_count = polled  # type: ignore[method-assign]
             if profile:
                 profile.enable()
+            counted.on = True
             t0 = loop.time()
             run = asyncio.create_task(ingest(area, path))
             try:
                 t_all = await delivered(ledger, base + rows, 120 + rows / 5)
                 result = await run
             finally:
+                counted.on = False
                 if profile:
                     profile.disable()
-            m = Morning(rows, result, t_all - t0)
-            print(f"  {m.lines('PostgreSQL' if area.url else 'SQLite')[0]}", flush=True)
+            # Each poll of the bench is one read: BEGIN (SQLite) and its SELECT.
+            own = counted.statements - polls[0] * (2 if ledger.engine.dialect.name == "sqlite" else 1)
+            m = Morning(rows, result, t_all - t0, statements=own, write_tx=counted.write_tx)
+            for line in m.lines("PostgreSQL" if area.url else "SQLite"):
+                print(f"  {line}", flush=True)
             return m
     finally:
         await ledger.close()

@@ -6,25 +6,30 @@ gate's subscriptions, the publishers, one inbox subscriber per agency inbox, the
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.specification import AsyncAPI
+from sqlalchemy import RowMapping
 
 from mash_broker.agencies.registry import REGISTRY
 from mash_broker.app.dead_letters import Received, RecordGuard
 from mash_broker.app.kafka_security import PLAINTEXT, KafkaSecurity
-from mash_broker.app.observability import LogContext
+from mash_broker.app.observability import LogContext, record_log_context
 from mash_broker.contracts import Envelope
 from mash_broker.core.agency import Inbox
 from mash_broker.core.area_files import region_of
 from mash_broker.core.clocks import load_calendar
-from mash_broker.core.gate_service import GateContext, process_inbound
+from mash_broker.core.gate_service import GateContext, process_batch, process_inbound
 from mash_broker.core.intake import Unreadable, read_envelope
 from mash_broker.core.logging import get_logger
 from mash_broker.core.policy import LoadedPolicy, load_policy, record_policy
@@ -32,10 +37,13 @@ from mash_broker.core.relay import Relay
 from mash_broker.core.settings import Settings
 from mash_broker.core.signing import StackSigning
 from mash_broker.storage import Ledger, OutboxRow
+from mash_broker.storage.tx import Tx
 
 log = get_logger("mash.app")
 
 GATE_GROUP = "mash-gate"
+BATCH_RECORDS = 50  # records a subscriber takes at once: one ledger transaction (and SQLite write lock) for them all
+BATCH_TIMEOUT_MS = 100  # how long an idle subscriber waits for records before it looks again
 
 
 def inbox_group(agency: str) -> str:
@@ -47,9 +55,37 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _raw_body(msg: Any) -> bytes:
-    """Hand handlers the bytes as sent: the contract is parsed (and refused) by our code, not FastStream's."""
-    return bytes(msg.body)
+def _records(msg: Any) -> list[Any]:
+    """The consumer records of a batch (the in-memory test broker nests them in a list)."""
+    raw = msg.raw_message
+    out: list[Any] = []
+    for r in raw if isinstance(raw, tuple | list) else (raw,):
+        out.extend(r if isinstance(r, tuple | list) else (r,))
+    return out
+
+
+async def _raw_bodies(msg: Any) -> list[bytes]:
+    """Hand handlers each record's bytes as sent: the contract is parsed (and refused) by our code, not
+    FastStream's."""
+    body = msg.body
+    return [bytes(b or b"") for b in body] if isinstance(body, list) else [bytes(body)]
+
+
+class _InBatch(Ledger):
+    """The ledger as one record of an inbox's batch sees it: its transaction is the batch's (entered and
+    left without committing), and its reads run on the batch's connection too (they see what the records
+    before it wrote, and never wait for a second connection while the batch holds the write lock)."""
+
+    def __init__(self, ledger: Ledger, tx: Tx) -> None:
+        super().__init__(ledger.engine)
+        self._tx = tx
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        yield self._tx
+
+    async def _all(self, q: Any) -> list[RowMapping]:
+        return await self._tx._rows(q)
 
 
 @dataclass
@@ -62,6 +98,8 @@ class Services:
     relay: Relay
     gate: GateContext
     policy: LoadedPolicy
+    # Opens the consume span of one record of a batch (topic, partition, offset, headers): set when traced.
+    trace_record: Callable[[str, int, int, Iterable[tuple[str, bytes]]], AbstractContextManager[Any]] | None = None
 
     async def start(self) -> None:
         await record_policy(self.ledger, self.policy, self.gate.clock())
@@ -114,7 +152,7 @@ def build_services(
     )
     gate.verifier, gate.signer = signing.verifier, signing.gate
     # Every line of one record's handling names it: message_id, correlation_id, agency, topic (structlog contextvars).
-    broker.add_middleware(LogContext({sub.topic: sub.agency for sub in REGISTRY.inboxes}))
+    broker.add_middleware(LogContext({sub.topic: sub.agency for sub in REGISTRY.inboxes}))  # single records
     publishers = {t: broker.publisher(t, schema=Envelope, title=t) for t in REGISTRY.outbound_topics}
 
     async def publish(row: OutboxRow) -> None:
@@ -133,26 +171,61 @@ def build_services(
         await broker.publish(value, topic, key=key, headers=headers)
 
     gate_guard = RecordGuard("gate", publish_dead_letter)
+    inbox_agency = {sub.topic: sub.agency for sub in REGISTRY.inboxes}
+    services_ref: list[Services] = []  # the services, once built: their trace hook is set by instrument()
+
+    def around(records: Sequence[Received]) -> Callable[[int], AbstractContextManager[Any]]:
+        """Entered around record ``i`` of a batch: its log context bound, and its consume span when traced."""
+
+        @contextlib.contextmanager
+        def one(i: int) -> Iterator[None]:
+            r = records[i]
+            trace = services_ref[0].trace_record if services_ref else None
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(
+                    structlog.contextvars.bound_contextvars(**record_log_context(r.topic, r.headers, inbox_agency))
+                )
+                if trace is not None:
+                    stack.enter_context(trace(r.topic, r.partition, r.offset, r.headers))
+                yield
+
+        return one
+
+    async def park_unreadable(guard: RecordGuard, record: Received, body: bytes, outcome: str) -> None:
+        """Quarantined by the gate (its sender told); parked too if it cannot even be read."""
+        if outcome in ("rejected", "duplicate") and isinstance(unreadable := read_envelope(body), Unreadable):
+            await guard.park(record, body, unreadable.reason, unreadable.detail)
 
     @broker.subscriber(
         *REGISTRY.inbound_topics,
         group_id=GATE_GROUP,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=_raw_body,
+        batch=True,
+        max_records=BATCH_RECORDS,
+        batch_timeout_ms=BATCH_TIMEOUT_MS,
+        decoder=_raw_bodies,
         title="gate",
         description="The consent gate: every inbound message is decided and recorded.",
     )
-    async def gate_handler(body: bytes, msg: KafkaMessage) -> None:
-        record = Received.of(msg.raw_message)
+    async def gate_handler(bodies: list[bytes], msg: KafkaMessage) -> None:
+        # A batch as the consumer fetched it (each partition's records in order): decided in ONE ledger
+        # transaction; the offsets are committed (ack) only after it commits.
+        records = [Received.of(r) for r in _records(msg)]
+        with_topics = [(body, r.topic) for body, r in zip(bodies, records, strict=True)]
+        in_turn = around(records)
 
-        async def decide() -> None:
-            outcome = await process_inbound(gate, body, record.topic)
-            # Quarantined by the gate (its sender told); parked too if it cannot even be read.
-            if outcome in ("rejected", "duplicate") and isinstance(unreadable := read_envelope(body), Unreadable):
-                await gate_guard.park(record, body, unreadable.reason, unreadable.detail)
+        async def together() -> None:
+            outcomes = await process_batch(gate, with_topics, around=in_turn)
+            for record, body, outcome in zip(records, bodies, outcomes, strict=True):
+                await park_unreadable(gate_guard, record, body, outcome)
 
-        await gate_guard.handle(record, body, decide)
+        async def alone(i: int) -> None:
+            with in_turn(i):
+                outcome = await process_inbound(gate, bodies[i], records[i].topic)
+                await park_unreadable(gate_guard, records[i], bodies[i], outcome)
+
+        await gate_guard.handle_batch(records, bodies, together, alone)
         relay.poke()
 
     def inbox(topic: str, group: str, title: str, description: str, receive: Inbox) -> None:
@@ -163,20 +236,32 @@ def build_services(
             group_id=group,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
-            decoder=_raw_body,
+            batch=True,
+            max_records=BATCH_RECORDS,
+            batch_timeout_ms=BATCH_TIMEOUT_MS,
+            decoder=_raw_bodies,
             title=title,
             description=description,
         )
-        async def inbox_handler(body: bytes, msg: KafkaMessage) -> None:
-            record = Received.of(msg.raw_message)
+        async def inbox_handler(bodies: list[bytes], msg: KafkaMessage) -> None:
+            records = [Received.of(r) for r in _records(msg)]
+            in_turn = around(records)
 
-            async def receive_one() -> None:
-                if isinstance(unreadable := read_envelope(body), Unreadable):
-                    await guard.park(record, body, unreadable.reason, unreadable.detail)
-                else:
-                    await receive(ledger, body, clock(), sign=signing.acks)
+            async def receive_one(target: Any, i: int) -> None:
+                with in_turn(i):
+                    if isinstance(unreadable := read_envelope(bodies[i]), Unreadable):
+                        await guard.park(records[i], bodies[i], unreadable.reason, unreadable.detail)
+                    else:
+                        await receive(target, bodies[i], clock(), sign=signing.acks)
 
-            await guard.handle(record, body, receive_one)
+            async def together() -> None:
+                # Every record of the batch in one transaction: the inbox's writes join it (``_InBatch``).
+                async with ledger.transaction() as tx:
+                    joined = _InBatch(ledger, tx)
+                    for i in range(len(records)):
+                        await receive_one(joined, i)
+
+            await guard.handle_batch(records, bodies, together, functools.partial(receive_one, ledger))
             relay.poke()
 
     for sub in REGISTRY.inboxes:
@@ -186,7 +271,9 @@ def build_services(
         broker,
         specification=AsyncAPI(title="MASH Broker", version="1.0.0", description="Multi-agency safeguarding broker"),
     )
-    return Services(app=app, broker=broker, ledger=ledger, relay=relay, gate=gate, policy=policy)
+    services = Services(app=app, broker=broker, ledger=ledger, relay=relay, gate=gate, policy=policy)
+    services_ref.append(services)
+    return services
 
 
 def asyncapi_document(settings: Settings) -> str:

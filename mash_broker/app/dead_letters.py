@@ -1,6 +1,8 @@
 """When handling one record fails: the record's fault parks it, the infrastructure's is retried.
 
-Every subscriber (the gate, each agency's inbox) runs its work for a record through a ``RecordGuard``:
+Every subscriber (the gate, each agency's inbox) runs its work for a record, or for a batch of records
+(``handle_batch``: one transaction for the batch; if a record's fault fails it, each record alone), through a
+``RecordGuard``:
 
 - a record nothing can act on (unreadable, or one whose handling raised anything that is not an
   infrastructure failure) is parked on ``gate.deadletter.v1``, as it was sent, with its original headers
@@ -15,7 +17,8 @@ Logs carry the error's class, never its message or traceback: a pydantic error q
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -117,6 +120,42 @@ class RecordGuard:
             except Exception as failed:  # the broker refused the dead letter: try the record again later
                 await self._retry_later(record, where, failed)
                 raise
+        else:
+            self._attempts.pop(where, None)
+
+    async def handle_batch(
+        self,
+        records: Sequence[Received],
+        bodies: Sequence[bytes],
+        together: Callable[[], Awaitable[None]],
+        alone: Callable[[int], Awaitable[None]],
+    ) -> None:
+        """Run ``together`` (the whole batch, in one ledger transaction). If the infrastructure failed, back
+        off and re-raise (NACK_ON_ERROR then rewinds every partition of the batch, and it comes again). If
+        a record's fault failed it (nothing of the batch was recorded), handle each record ``alone``, in
+        order, as ``handle`` does: the offending record alone is parked, the rest go through."""
+        if not records:
+            return
+        first = records[0]
+        where = (first.topic, first.partition, first.offset)
+        try:
+            await together()
+        except Exception as exc:  # classified below: nothing escapes unjudged
+            if classify(exc) is Failure.INFRASTRUCTURE:
+                await self._retry_later(first, where, exc)
+                raise
+            self._attempts.pop(where, None)
+            log.warning(
+                "batch.handled_alone",
+                subscriber=self.subscriber,
+                topic=first.topic,
+                partition=first.partition,
+                offset=first.offset,
+                records=len(records),
+                error=type(exc).__name__,
+            )
+            for i, (record, body) in enumerate(zip(records, bodies, strict=True)):
+                await self.handle(record, body, functools.partial(alone, i))
         else:
             self._attempts.pop(where, None)
 

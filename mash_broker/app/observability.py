@@ -18,6 +18,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -207,10 +208,25 @@ def log_context(msg: StreamMessage[Any], inbox_agency: Mapping[str, str]) -> dic
     }
 
 
+def record_log_context(
+    topic: str, headers: Iterable[tuple[str, bytes]], inbox_agency: Mapping[str, str]
+) -> dict[str, str | None]:
+    """``log_context`` for one record of a batch (its topic and raw headers)."""
+    found = {k: v.decode(errors="replace") for k, v in headers}
+    sender = _ORG.match(found.get("sender-org", ""))
+    return {
+        "message_id": _uuid_or_none(found.get("message-id", "")),
+        "correlation_id": _uuid_or_none(found.get("correlation-id", "")),
+        "agency": inbox_agency.get(topic) or (sender.group(1) if sender else None),
+        "topic": topic or None,
+    }
+
+
 class LogContext:
     """A FastStream middleware: binds ``message_id``, ``correlation_id``, ``agency`` and ``topic`` with
     structlog's context variables for exactly the handling of one record, so every line a handler (and
-    the core under it) logs names the unit of work, and none leaks into the next."""
+    the core under it) logs names the unit of work, and none leaks into the next. A batch subscriber binds
+    each record's own (``record_log_context``) around that record's handling: nothing is bound here."""
 
     def __init__(self, inbox_agency: Mapping[str, str]) -> None:
         self.inbox_agency = dict(inbox_agency)
@@ -225,8 +241,52 @@ class _Bound(BaseMiddleware):
         self.inbox_agency = inbox_agency
 
     async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]) -> Any:
+        if isinstance(msg.raw_message, tuple):  # a batch: each record is bound by the handler
+            return await call_next(msg)
         with structlog.contextvars.bound_contextvars(**log_context(msg, self.inbox_agency)):
             return await call_next(msg)
+
+
+class PerRecordTelemetry:
+    """FastStream's telemetry middleware for single records; a batch passes through untouched, and the
+    batch handler opens each record's own consume span (``Services.trace_record``), so every notification
+    stays one trace from its producer on, however it was batched."""
+
+    def __init__(self, inner: Callable[..., Any]) -> None:
+        self.inner = inner
+
+    def __call__(self, msg: Any | None, /, *, context: Any) -> BaseMiddleware:
+        if isinstance(msg, tuple):
+            return BaseMiddleware(msg, context=context)
+        middleware: BaseMiddleware = self.inner(msg, context=context)
+        return middleware
+
+
+def record_span(
+    tracing: Tracing,
+) -> Callable[[str, int, int, Iterable[tuple[str, bytes]]], AbstractContextManager[Any]]:
+    """A consume span for one record of a batch, as FastStream names single records' (``<topic> process``),
+    a child of the context the record's headers carry (its producer's, or the relay's publish)."""
+    from opentelemetry.trace import SpanKind
+
+    def span(
+        topic: str, partition: int, offset: int, headers: Iterable[tuple[str, bytes]]
+    ) -> AbstractContextManager[Any]:
+        carried = {k: v.decode(errors="replace") for k, v in headers}
+        return tracing.tracer.start_as_current_span(
+            f"{topic} process",
+            context=tracing.context_of(carried),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": topic,
+                "messaging.operation": "process",
+                "messaging.kafka.destination.partition": partition,
+                "messaging.kafka.message.offset": offset,
+            },
+        )
+
+    return span
 
 
 def instrument(services: Services, gate_metrics: GateMetrics, tracing: Tracing | None) -> None:
@@ -234,5 +294,9 @@ def instrument(services: Services, gate_metrics: GateMetrics, tracing: Tracing |
     then publishes each record in the trace of the handler that queued it)."""
     gate_metrics.watch(services.broker)
     if tracing is not None:
-        tracing.watch(services.broker)
+        from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+
+        # As ``tracing.watch`` does, but a batch's records are each their own span (``PerRecordTelemetry``).
+        services.broker.add_middleware(PerRecordTelemetry(KafkaTelemetryMiddleware(tracer_provider=tracing.provider)))
+        services.trace_record = record_span(tracing)
         services.relay.publish = tracing.relay(services.relay.publish)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -102,72 +104,142 @@ def _loc_part(part: str | int) -> str:
     return str(part) if isinstance(part, int) or _FIELD_NAME.fullmatch(part) else "<key>"
 
 
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """What became of one inbound record, and the line to log once its transaction has committed."""
+
+    outcome: str  # a verdict, ``duplicate``, ``rejected``, ...
+    level: str
+    event: str
+    fields: dict[str, Any]
+
+    def log(self) -> None:
+        getattr(log, self.level)(self.event, **self.fields)
+
+
+# Entered around each record of a batch (the app binds its log context and continues its trace there).
+Around = Callable[[int], AbstractContextManager[Any]]
+
+
 async def process_inbound(ctx: GateContext, raw: bytes, topic: str) -> str:
-    """Handle one inbound record. Returns what happened: a verdict, ``duplicate`` or ``rejected``."""
-    now = ctx.clock()
-    message = read_envelope(raw)  # size, nesting, UTF-8, JSON with each key once, the contract
-    if isinstance(message, Unreadable):
-        return await _reject(ctx, raw, topic, now, message.reason, message.detail)
-    if message.sender_org == GATE_ORG:
-        return await _refuse_as_gate(ctx, message, raw, topic, now)
-    if ctx.verifier is not None and (refused := await _check_signature(ctx, message, raw, topic, now)):
-        return refused  # before dedupe: a forged copy of a real message id is refused, not a duplicate
-    digest = content_hash(message)
+    """Handle one inbound record in a transaction of its own. Returns what happened: a verdict,
+    ``duplicate`` or ``rejected``."""
     async with ctx.ledger.transaction() as tx:
-        existing = await tx.message_hash(message.message_id)
-        if existing == digest:
-            outcome = "duplicate"
-        elif existing is not None:
-            outcome = "rejected"
-            if await _quarantine(
-                tx,
-                message.message_id,
-                message.sender_org,
-                topic,
-                raw,
-                now,
-                corrections.REUSED,
-                "message_id: a different message already has this message id (a correction needs a new one)",
-                record=digest,
-            ):
-                await _receipt(
-                    ctx, tx, message, ReceiptStatus.REJECTED, now, "message_id_reused", salt=f"reused:{digest}"
-                )
-            else:
-                outcome = "duplicate"  # this conflicting message again: already quarantined
-        elif corrections.replaced(message) is not None:  # a correction or a withdrawal (core/corrections.py)
-            outcome = await _revise(ctx, tx, message, topic, digest, now)
-        elif message.kind in RECORD_ONLY_KINDS:
-            await _record_message(tx, message, topic, digest, now)
-            outcome = await record_consent(tx, message, now, delivery_topic=ctx.registry.delivery_topic)
-            await tx.insert_decision(
-                message_id=message.message_id,
-                verdict="recorded",
-                reasons=["consent_recorded"],
-                policy_version=ctx.policy.version,
-                decided_at=now,
-                refer_to=None,
-                trace=[f"consent record: {outcome}"],
-            )
-            await _receipt(ctx, tx, message, ReceiptStatus.ACCEPTED, now, "consent_recorded")
-        elif isinstance(message.payload, Outcome):
-            outcome = await _outcome(ctx, tx, message, message.payload, topic, digest, now)
-        elif (problem := await ctx.registry.answer_problem(tx, message)) is not None:
-            outcome = await _refuse(ctx, tx, message, topic, digest, now, "answer_unmatched", ": ".join(problem))
+        handled = await handle_inbound(ctx, tx, raw, topic)
+    handled.log()
+    return handled.outcome
+
+
+async def process_batch(
+    ctx: GateContext, records: Sequence[tuple[bytes, str]], *, around: Around | None = None
+) -> list[str]:
+    """Handle ``records`` (raw value, topic), in order, in ONE transaction: all of them are recorded, or
+    (if any raises) none. A later record sees what an earlier one wrote (the same message id twice is a
+    duplicate, a correction finds the version it corrects). Returns each record's outcome."""
+    done: list[Handled] = []
+    # Read and verify every record first (CPU only): the write transaction is held for the recording alone.
+    screened = []
+    for i, (raw, topic) in enumerate(records):
+        with around(i) if around is not None else contextlib.nullcontext():
+            screened.append(screen(ctx, raw, topic))
+    async with ctx.ledger.transaction() as tx:
+        await tx.prefetch_messages(s.message.message_id for s in screened if s.message is not None)  # dedupe reads
+        for i, (raw, topic) in enumerate(records):
+            with around(i) if around is not None else contextlib.nullcontext():
+                done.append(await record_screened(ctx, tx, screened[i], raw, topic))
+    for handled in done:  # after the commit: a rolled-back batch logs nothing (it is handled again)
+        handled.log()
+    return [h.outcome for h in done]
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """A record read and its signature checked, before any transaction: the envelope, or why it is refused."""
+
+    now: datetime
+    message: Envelope | None  # None: unreadable (``unreadable``)
+    unreadable: Unreadable | None = None
+    signature: tuple[str, str] | None = None  # (reason, detail) when a required signature does not verify
+
+
+def screen(ctx: GateContext, raw: bytes, topic: str) -> Screened:
+    """Read ``raw`` (size, nesting, UTF-8, JSON with each key once, the contract) and check its signature."""
+    now = ctx.clock()
+    message = read_envelope(raw)
+    if isinstance(message, Unreadable):
+        return Screened(now, None, unreadable=message)
+    if message.sender_org != GATE_ORG and ctx.verifier is not None:
+        return Screened(now, message, signature=_signature_problem(ctx, message, topic, now))
+    return Screened(now, message)
+
+
+async def handle_inbound(ctx: GateContext, tx: GateTransaction, raw: bytes, topic: str) -> Handled:
+    """Decide one inbound record and record what happened in ``tx``, the caller's open transaction."""
+    return await record_screened(ctx, tx, screen(ctx, raw, topic), raw, topic)
+
+
+async def record_screened(ctx: GateContext, tx: GateTransaction, screened: Screened, raw: bytes, topic: str) -> Handled:
+    """Decide a screened record and record what happened in ``tx``."""
+    now, message = screened.now, screened.message
+    if message is None:
+        assert screened.unreadable is not None
+        return await _reject(ctx, tx, raw, topic, now, screened.unreadable.reason, screened.unreadable.detail)
+    if message.sender_org == GATE_ORG:
+        return await _refuse_as_gate(tx, message, raw, topic, now)
+    if screened.signature is not None:  # before dedupe: a forged copy of a real message id is refused
+        return await _reject(ctx, tx, raw, topic, now, *screened.signature)
+    digest = content_hash(message)
+    existing = await tx.message_hash(message.message_id)
+    if existing == digest:
+        outcome = "duplicate"
+    elif existing is not None:
+        outcome = "rejected"
+        if await _quarantine(
+            tx,
+            message.message_id,
+            message.sender_org,
+            topic,
+            raw,
+            now,
+            corrections.REUSED,
+            "message_id: a different message already has this message id (a correction needs a new one)",
+            record=digest,
+        ):
+            await _receipt(ctx, tx, message, ReceiptStatus.REJECTED, now, "message_id_reused", salt=f"reused:{digest}")
         else:
-            decision = decide_message(message, await _inputs(ctx, tx, message, now))
-            await _record(ctx, tx, message, topic, digest, decision, now)
-            outcome = decision.verdict.value
-    log.info(
-        "message.decided",
-        message_id=str(message.message_id),
-        correlation_id=str(message.correlation_id),
-        agency=message.sender_org,
-        topic=topic,
-        kind=message.kind,
-        outcome=outcome,
-    )
-    return outcome
+            outcome = "duplicate"  # this conflicting message again: already quarantined
+    elif corrections.replaced(message) is not None:  # a correction or a withdrawal (core/corrections.py)
+        outcome = await _revise(ctx, tx, message, topic, digest, now)
+    elif message.kind in RECORD_ONLY_KINDS:
+        await _record_message(tx, message, topic, digest, now)
+        outcome = await record_consent(tx, message, now, delivery_topic=ctx.registry.delivery_topic)
+        await tx.insert_decision(
+            message_id=message.message_id,
+            verdict="recorded",
+            reasons=["consent_recorded"],
+            policy_version=ctx.policy.version,
+            decided_at=now,
+            refer_to=None,
+            trace=[f"consent record: {outcome}"],
+        )
+        await _receipt(ctx, tx, message, ReceiptStatus.ACCEPTED, now, "consent_recorded")
+    elif isinstance(message.payload, Outcome):
+        outcome = await _outcome(ctx, tx, message, message.payload, topic, digest, now)
+    elif (problem := await ctx.registry.answer_problem(tx, message)) is not None:
+        outcome = await _refuse(ctx, tx, message, topic, digest, now, "answer_unmatched", ": ".join(problem))
+    else:
+        decision = decide_message(message, await _inputs(ctx, tx, message, now))
+        await _record(ctx, tx, message, topic, digest, decision, now)
+        outcome = decision.verdict.value
+    fields = {
+        "message_id": str(message.message_id),
+        "correlation_id": str(message.correlation_id),
+        "agency": message.sender_org,
+        "topic": topic,
+        "kind": message.kind,
+        "outcome": outcome,
+    }
+    return Handled(outcome, "info", "message.decided", fields)
 
 
 async def _outcome(
@@ -528,62 +600,62 @@ async def _quarantine(
     return True
 
 
-async def _reject(ctx: GateContext, raw: bytes, topic: str, now: datetime, reason: str, detail: str) -> str:
+async def _reject(
+    ctx: GateContext, tx: GateTransaction, raw: bytes, topic: str, now: datetime, reason: str, detail: str
+) -> Handled:
     """A record that is not a valid contract: quarantined with the reason, and its sender told."""
     ids: dict[str, Any] = peek(raw, ctx.registry.areas)
     mid, sender = ids.get("message_id"), ids.get("sender_org")
     record = hashlib.sha256(raw).hexdigest()
-    async with ctx.ledger.transaction() as tx:
-        fresh = await _quarantine(tx, mid, sender, topic, raw[:MAX_MESSAGE_BYTES], now, reason, detail, record=record)
-        if fresh and sender and mid:
-            receipt = SystemReceipt(
-                receipted_message_id=mid,
-                status=ReceiptStatus.REJECTED,
-                reason_code=reason,
-                detail=detail,
-                received_at=now,
-            )
-            env = Envelope(
-                message_id=deterministic_id("reject", str(mid), detail, record),
-                kind=receipt.kind,
-                sender_org=GATE_ORG,
-                correlation_id=mid,
-                causation_id=mid,
-                produced_at=now,
-                payload=receipt,
-            )
-            await _enqueue(tx, _signed(ctx, env), ctx.registry.receipts_topic(sender), sender, now)
+    fresh = await _quarantine(tx, mid, sender, topic, raw[:MAX_MESSAGE_BYTES], now, reason, detail, record=record)
+    if fresh and sender and mid:
+        receipt = SystemReceipt(
+            receipted_message_id=mid,
+            status=ReceiptStatus.REJECTED,
+            reason_code=reason,
+            detail=detail,
+            received_at=now,
+        )
+        env = Envelope(
+            message_id=deterministic_id("reject", str(mid), detail, record),
+            kind=receipt.kind,
+            sender_org=GATE_ORG,
+            correlation_id=mid,
+            causation_id=mid,
+            produced_at=now,
+            payload=receipt,
+        )
+        await _enqueue(tx, _signed(ctx, env), ctx.registry.receipts_topic(sender), sender, now)
     outcome = "rejected" if fresh else "duplicate"
-    log.warning(
-        "message.rejected",
-        message_id=str(mid) if mid else None,
-        agency=sender,
-        topic=topic,
-        reason=reason,
-        outcome=outcome,
-    )
-    return outcome
+    fields = {
+        "message_id": str(mid) if mid else None,
+        "agency": sender,
+        "topic": topic,
+        "reason": reason,
+        "outcome": outcome,
+    }
+    return Handled(outcome, "warning", "message.rejected", fields)
 
 
-async def _refuse_as_gate(ctx: GateContext, message: Envelope, raw: bytes, topic: str, now: datetime) -> str:
+async def _refuse_as_gate(tx: GateTransaction, message: Envelope, raw: bytes, topic: str, now: datetime) -> Handled:
     """Only the gate sends as the gate: a record from outside claiming to is quarantined, and no receipt
     goes to the gate itself (no loop)."""
     record = hashlib.sha256(raw).hexdigest()
     detail = f"sender_org: only the gate sends as {GATE_ORG}"
-    async with ctx.ledger.transaction() as tx:
-        fresh = await _quarantine(
-            tx, message.message_id, GATE_ORG, topic, raw, now, "sender_is_gate", detail, record=record
-        )
-    log.warning("message.rejected", message_id=str(message.message_id), topic=topic, reason="sender_is_gate")
-    return "rejected" if fresh else "duplicate"
+    fresh = await _quarantine(
+        tx, message.message_id, GATE_ORG, topic, raw, now, "sender_is_gate", detail, record=record
+    )
+    fields = {"message_id": str(message.message_id), "topic": topic, "reason": "sender_is_gate"}
+    return Handled("rejected" if fresh else "duplicate", "warning", "message.rejected", fields)
 
 
 def _signed(ctx: GateContext, env: Envelope) -> Envelope:
     return sign(env, ctx.signer) if ctx.signer is not None else env
 
 
-async def _check_signature(ctx: GateContext, message: Envelope, raw: bytes, topic: str, now: datetime) -> str | None:
-    """None if the message may go on; else what happened to it (quarantined, its sender told)."""
+def _signature_problem(ctx: GateContext, message: Envelope, topic: str, now: datetime) -> tuple[str, str] | None:
+    """None if the message may go on; else the reason and detail it is refused with (quarantined, its
+    sender told). A signature that does not verify where signatures are not required is logged only."""
     assert ctx.verifier is not None  # the caller checked
     verdict = ctx.verifier.check(message, now)
     if verdict.reason is None:
@@ -598,4 +670,4 @@ async def _check_signature(ctx: GateContext, message: Envelope, raw: bytes, topi
             key_id=verdict.key_id,
         )
         return None
-    return await _reject(ctx, raw, topic, now, verdict.reason.value, verdict.detail)
+    return verdict.reason.value, verdict.detail

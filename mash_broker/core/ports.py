@@ -274,6 +274,10 @@ class ClockTransaction(Transaction, ProjectionTransaction, Protocol):
         """A delivery's source message id and recipient."""
         ...
 
+    async def decision_areas(self, message_id: str) -> tuple[str, ...]:
+        """In a region, the authorities a message was decided under (its ``decision.recorded``'s ``areas``)."""
+        ...
+
 
 class ClockReads(Protocol):
     """Where the clocks stand (`mash clocks list`, explain)."""
@@ -439,6 +443,10 @@ class NotificationVersions(Protocol):
 class GateTransaction(CorrectionTransaction, Protocol):
     """What the gate records inside one transaction: the message, its decision, shares, queues, quarantine."""
 
+    async def prefetch_messages(self, message_ids: Iterable[uuid.UUID]) -> None:
+        """Read these messages' recorded hashes ahead, in one query (a batch's dedupe reads)."""
+        ...
+
     async def insert_message(
         self,
         *,
@@ -521,9 +529,16 @@ class OutboxLedger(Protocol):
     """The outbox as its publishers see it: claim what is due, read back what is unpublished, mark it sent."""
 
     async def claim_outbox(
-        self, relay_id: str, now: datetime, limit: int = 500, reclaim_after: timedelta = ...
+        self,
+        relay_id: str,
+        now: datetime,
+        limit: int = 500,
+        reclaim_after: timedelta = ...,
+        *,
+        published: Sequence[int] = ...,
     ) -> list[OutboxRow]:
-        """Take the due records for one relay to publish; a claimed record can no longer be withdrawn."""
+        """Take the due records for one relay to publish; a claimed record can no longer be withdrawn.
+        ``published``: the relay's last batch, marked published in the same transaction."""
         ...
 
     async def unpublished(self, outbox_ids: Iterable[uuid.UUID]) -> list[OutboxRow]:

@@ -38,18 +38,23 @@ class Relay:
         self.relay_id = str(uuid.uuid4())  # whose claims on the outbox are whose
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._published: list[int] = []  # the last batch, published, to be marked with the next claim
 
     async def drain_once(self) -> int:
         """Publish one batch of due records; returns how many were published. Records are claimed
-        first, so a consent withdrawal can no longer cancel one that is on its way out."""
-        rows = await self.ledger.claim_outbox(self.relay_id, self.clock(), self.batch)
+        first, so a consent withdrawal can no longer cancel one that is on its way out. The batch is
+        marked published in the transaction of the next claim (one commit per batch): a crash before it
+        sends the batch again, which consumers deduplicate by message id."""
+        rows = await self.ledger.claim_outbox(self.relay_id, self.clock(), self.batch, published=self._published)
+        self._published = []
         if not rows:
             return 0
         await asyncio.gather(*(self.publish(r) for r in rows))
-        await self.ledger.mark_published([r.seq for r in rows], self.clock())
+        self._published = [r.seq for r in rows]
         return len(rows)
 
     async def drain(self) -> int:
+        """Publish until nothing is due; the last batch is marked published before this returns."""
         total = 0
         while n := await self.drain_once():
             total += n

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -41,6 +43,9 @@ if TYPE_CHECKING:
     )
 
 
+WRITERS_WAIT_S = 10.0  # as long as SQLite's busy timeout (storage.engine)
+
+
 class Ledger(
     MessageReads,
     DeliveryReads,
@@ -59,6 +64,8 @@ class Ledger(
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._pokes: list[Callable[[], None]] = []
+        self._writers_lock: asyncio.Lock | None = None
+        self._writers_loop: asyncio.AbstractEventLoop | None = None
 
     def on_append(self, poke: Callable[[], None]) -> None:
         """Call ``poke`` after each write transaction of this handle that appended to the audited log
@@ -72,17 +79,37 @@ class Ledger(
     async def close(self) -> None:
         await self.engine.dispose()
 
+    def _writers(self) -> asyncio.Lock | None:
+        """On SQLite, this process's writers take turns in order (FIFO) before BEGIN IMMEDIATE: SQLite's busy
+        handler is not fair, and a subscriber committing batch after batch would starve the relay."""
+        if self.engine.dialect.name != "sqlite":
+            return None
+        loop = asyncio.get_running_loop()
+        if self._writers_loop is not loop:
+            self._writers_lock, self._writers_loop = asyncio.Lock(), loop
+        return self._writers_lock
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """A write transaction. On SQLite it takes the write lock at BEGIN (see storage.engine)."""
-        async with self.engine.connect() as conn:
-            conn.sync_connection.info["write"] = True  # type: ignore[union-attr]
-            try:
-                async with conn.begin():
-                    tx = Tx(conn)
-                    yield tx
-            finally:
-                conn.sync_connection.info.pop("write", None)  # type: ignore[union-attr]
+        lock, held = self._writers(), False
+        if lock is not None:
+            with contextlib.suppress(TimeoutError):  # then SQLite's own busy timeout decides, as before
+                await asyncio.wait_for(lock.acquire(), WRITERS_WAIT_S)
+                held = True
+        try:
+            async with self.engine.connect() as conn:
+                conn.sync_connection.info["write"] = True  # type: ignore[union-attr]
+                try:
+                    async with conn.begin():
+                        tx = Tx(conn)
+                        yield tx
+                        await tx.flush()  # the rows it buffered (``Tx._insert``), before the commit
+                finally:
+                    conn.sync_connection.info.pop("write", None)  # type: ignore[union-attr]
+        finally:
+            if held and lock is not None:
+                lock.release()
         if tx.appended:  # committed (an error would have left above)
             for poke in self._pokes:
                 poke()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import RowMapping, or_, select, update
 
@@ -13,6 +14,8 @@ from mash_broker.core.records import OutboxRow
 from mash_broker.storage import schema as t
 from mash_broker.storage._base import Reads, Writes
 from mash_broker.storage.rows import outbox_row
+
+_INSERT_OUTBOX = t.outbox.insert()
 
 
 class OutboxWrites(Writes):
@@ -27,18 +30,21 @@ class OutboxWrites(Writes):
         at: datetime,
         not_before: datetime | None = None,
     ) -> None:
-        await self.conn.execute(
-            t.outbox.insert().values(
-                outbox_id=str(outbox_id),
-                topic=topic,
-                key=key,
-                value=value,
-                headers=headers,
-                created_at=at,
-                not_before=not_before,
-                published_at=None,
-            )
-        )
+        row = {
+            "outbox_id": str(outbox_id),
+            "topic": topic,
+            "key": key,
+            "value": value,
+            "headers": headers,
+            "created_at": at,
+            "not_before": not_before,
+            "published_at": None,
+        }
+        await self._insert(_INSERT_OUTBOX, row)
+
+    async def _insert(self, statement: Any, params: dict[str, Any]) -> None:
+        """Write one row (a transaction may buffer it instead: ``Tx._insert``)."""
+        await self.conn.execute(statement, params)
 
     async def outbox_has(self, outbox_id: uuid.UUID) -> bool:
         q = select(t.outbox.c.seq).where(t.outbox.c.outbox_id == str(outbox_id))
@@ -77,49 +83,58 @@ class OutboxReads(Reads):
         return [outbox_row(r) for r in sorted(rows, key=lambda r: int(r["seq"]))]
 
     async def claim_outbox(
-        self, relay_id: str, now: datetime, limit: int = 500, reclaim_after: timedelta = timedelta(seconds=10)
+        self,
+        relay_id: str,
+        now: datetime,
+        limit: int = 500,
+        reclaim_after: timedelta = timedelta(seconds=10),
+        *,
+        published: Sequence[int] = (),
     ) -> list[OutboxRow]:
         """Take the due records for one relay to publish, atomically against cancellation: a record
         claimed here is published (at least once) and can no longer be withdrawn. The relay's own
         earlier claims come again (a failed publish is retried), and another relay's after
-        ``reclaim_after`` (it died between claiming and publishing)."""
+        ``reclaim_after`` (it died between claiming and publishing). ``published``: the seqs of the
+        relay's last batch, now published, marked so in the same transaction (one commit per batch)."""
         c = t.outbox.c
         claimable = or_(c.claimed_at.is_(None), c.claimed_by == relay_id, c.claimed_at <= now - reclaim_after)
+        due = (
+            select(c.seq)
+            .where(
+                c.published_at.is_(None),
+                c.cancelled_at.is_(None),
+                claimable,
+                or_(c.not_before.is_(None), c.not_before <= now),
+            )
+            .order_by(c.seq)
+            .limit(limit)
+        )
         async with self._write() as tx:
-            q = (
-                select(c.seq)
-                .where(
-                    c.published_at.is_(None),
-                    c.cancelled_at.is_(None),
-                    claimable,
-                    or_(c.not_before.is_(None), c.not_before <= now),
-                )
-                .order_by(c.seq)
-                .limit(limit)
-            )
-            seqs = [r[0] for r in (await tx.conn.execute(q)).all()]
-            if not seqs:
-                return []
-            # The same conditions again in the UPDATE: on PostgreSQL a cancellation committed since the
-            # SELECT is re-checked here (READ COMMITTED), and a row it cancelled is not claimed.
-            await tx.conn.execute(
-                update(t.outbox)
-                .where(c.seq.in_(seqs), c.published_at.is_(None), c.cancelled_at.is_(None), claimable)
-                .values(claimed_at=now, claimed_by=relay_id)
-            )
+            if published:
+                await _mark(tx, published, now)
+            # One statement: the due rows chosen and claimed, and returned. The same conditions again in the
+            # UPDATE: on PostgreSQL a cancellation committed since the sub-select chose the row is re-checked
+            # there (READ COMMITTED), and a row it cancelled is not claimed.
             rows = await tx._rows(
-                select(t.outbox)
-                .where(
-                    c.seq.in_(seqs),
-                    c.claimed_by == relay_id,
-                    c.claimed_at == now,
-                    c.cancelled_at.is_(None),
-                    c.published_at.is_(None),
-                )
-                .order_by(c.seq)
+                update(t.outbox)
+                .where(c.seq.in_(due.scalar_subquery()), c.published_at.is_(None), c.cancelled_at.is_(None), claimable)
+                .values(claimed_at=now, claimed_by=relay_id)
+                .returning(*t.outbox.c)
             )
-        return [outbox_row(r) for r in rows]
+        return sorted((outbox_row(r) for r in rows), key=lambda r: r.seq)
 
     async def mark_published(self, seqs: list[int], at: datetime) -> None:
+        if not seqs:
+            return
         async with self._write() as tx:
-            await tx.conn.execute(update(t.outbox).where(t.outbox.c.seq.in_(seqs)).values(published_at=at))
+            await _mark(tx, seqs, at)
+
+
+async def _mark(tx: Writes, seqs: Sequence[int], at: datetime) -> None:
+    """Mark these records published (one UPDATE per 500: under every backend's bound-parameter limit); a
+    record already marked keeps its first time."""
+    c = t.outbox.c
+    for i in range(0, len(seqs), 500):
+        await tx.conn.execute(
+            update(t.outbox).where(c.seq.in_(list(seqs[i : i + 500])), c.published_at.is_(None)).values(published_at=at)
+        )
