@@ -5,6 +5,9 @@
     <dir>/<code>/area.toml         the authority's name; optionally its own notify_by, school_day_starts
     <dir>/<code>/policy.toml       optional: its overrides of the regional policy (``core.policy.load_override``)
     <dir>/<code>/school-calendar.toml   optional: its closures (term holidays, INSET days); else the regional
+    <dir>/<code>/clocks.toml       optional: its changes to the declared clocks (MASH_CLOCKS_FILE, else the
+                                   shipped ones): each clock's time, warning, calendar and escalation, or
+                                   ``remove`` (``core.clocks.declared.load_clock_overrides``)
 
 Every problem is a PolicyError naming the file and the field.
 """
@@ -25,11 +28,13 @@ from mash_broker.contracts import PolicyError
 from mash_broker.core.agency import Timing
 from mash_broker.core.areas import AREA_CODE, Area, Region
 from mash_broker.core.clocks import SchoolCalendar, load_calendar
+from mash_broker.core.clocks.declared import DeclaredClocks, load_clock_overrides, load_clocks
 from mash_broker.core.policy import LoadedPolicy, load_override, load_policy
 from mash_broker.core.settings import Settings
 
 REGION_FILE = "region.toml"
 AREA_FILE = "area.toml"
+CLOCKS_FILE = "clocks.toml"
 # A cross-border decision records its two authorities' versions joined by "+" (decisions.policy_version: 64).
 MAX_VERSION = 31
 
@@ -60,9 +65,11 @@ def load_region(
     school_day_starts: time,
     tz: str = "Europe/London",
     kinds: Mapping[str, type[BaseModel]] | None = None,
+    clocks: DeclaredClocks | None = None,
 ) -> Region:
-    """The region in ``folder``. ``policy``, ``calendar`` and the times are the deployment's (MASH_POLICY_FILE,
-    MASH_SCHOOL_CALENDAR, ...): the regional defaults unless ``region.toml`` names its own."""
+    """The region in ``folder``. ``policy``, ``calendar``, the times and ``clocks`` are the deployment's
+    (MASH_POLICY_FILE, MASH_SCHOOL_CALENDAR, ..., MASH_CLOCKS_FILE; unset ``clocks``: the shipped ones, read
+    only if an authority changes them): the regional defaults unless ``region.toml`` names its own."""
     spec = _read(folder / REGION_FILE, _RegionFile)
     assert isinstance(spec, _RegionFile)
     if spec.policy:
@@ -77,6 +84,10 @@ def load_region(
         assert isinstance(own, _AreaFile)
         overrides = sub / "policy.toml"
         own_calendar = sub / "school-calendar.toml"
+        own_clocks = None
+        if (sub / CLOCKS_FILE).exists():
+            clocks = clocks or load_clocks(None)
+            own_clocks = load_clock_overrides(sub / CLOCKS_FILE, clocks)
         areas[sub.name] = Area(
             code=sub.name,
             name=own.name,
@@ -84,6 +95,8 @@ def load_region(
             calendar=load_calendar(own_calendar, tz) if own_calendar.exists() else calendar,
             notify_by=own.notify_by or notify_by,
             school_day_starts=own.school_day_starts or school_day_starts,
+            clocks=own_clocks.clocks if own_clocks is not None else None,
+            clocks_source=own_clocks.source if own_clocks is not None else "",
         )
     if not areas:
         raise PolicyError("no authority folders (<three-digit code>/area.toml)", record=str(folder))
@@ -164,4 +177,12 @@ def region_of(
         school_day_starts=settings.school_day_starts,
         tz=settings.timezone,
         kinds=kinds,
+        clocks=load_clocks(settings.clocks_file) if _changes_clocks(settings.areas_dir) else None,
     )
+
+
+def _changes_clocks(folder: Path) -> bool:
+    """Whether any authority of the region has its own clocks (the deployment's are read only then)."""
+    if not folder.is_dir():
+        return False  # load_region says what is wrong with it
+    return any(p.is_dir() and AREA_CODE.fullmatch(p.name) and (p / CLOCKS_FILE).exists() for p in folder.iterdir())

@@ -2,7 +2,8 @@
 
 Each local authority (its three-digit code, the school directory's ``la_code``) has its own sharing agreements
 (the regional policy with its own overrides), school calendar, Encompass times, MASH and advice queues
-(``mash:<code>``, ``advice:<code>``), board and figures. A child's home authority is found from the home
+(``mash:<code>``, ``advice:<code>``), clocks (the deployment's declared clocks with its own times,
+warnings, calendar and escalation), board and figures. A child's home authority is found from the home
 postcode through a table of postcode districts (or sectors, where a district straddles a boundary).
 
 Configuration is data (``core.area_files`` reads it from ``MASH_AREAS_DIR``); no areas configured means one
@@ -18,6 +19,7 @@ from datetime import time
 
 from mash_broker.core.agency import Timing
 from mash_broker.core.clocks import SchoolCalendar
+from mash_broker.core.clocks.declared import ClockSpec
 from mash_broker.core.policy import LoadedPolicy
 
 AREA_CODE = re.compile(r"[0-9]{3}")
@@ -39,6 +41,9 @@ class Area:
     calendar: SchoolCalendar
     notify_by: time
     school_day_starts: time
+    # Its clocks (the deployment's with its ``clocks.toml`` changes); None: the deployment's as they are.
+    clocks: tuple[ClockSpec, ...] | None = None
+    clocks_source: str = ""
 
     @property
     def mash(self) -> str:

@@ -1,5 +1,6 @@
 """What `mash demo` says about its region: two authorities, what each one's schools receive, and each
-authority's MASH with its own queue and the police notifications it triages (a cross-border child in both)."""
+authority's MASH with its own queue and the police notifications it triages, received in its inbox (a
+cross-border child in both)."""
 
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ async def mash_lines(ledger: Ledger, region: Region) -> list[str]:
                 if schools.get(u) != area.code
             ]
         lines.append(
-            f"   {area.mash} ({area.name}): {len(triage)} police notifications for triage, {len(queue)} to route"
+            f"   {area.mash} ({area.name}): {len(triage)} police notifications for triage "
+            f"({sum(r.delivered_at is not None for r in triage)} received in its inbox), {len(queue)} to route"
             + (f"; cross-border: {', '.join(crossing)}" if crossing else "")
         )
     return lines

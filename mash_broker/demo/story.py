@@ -46,11 +46,11 @@ class DemoClock:
 
 
 async def _wait_delivered(ledger: Ledger, timeout_s: float = 30.0) -> list[DeliveryRecord]:
-    """Wait until every shared notification has reached its school's inbox (a MASH has no inbox here)."""
+    """Wait until every shared notification has reached its school's inbox and its MASH's (``mash:<code>``)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout_s
     while True:
-        rows = [r for r in await ledger.all_deliveries() if r.recipient.startswith("school:")]
+        rows = [r for r in await ledger.all_deliveries() if r.recipient.startswith(("school:", "mash:"))]
         if all(r.delivered_at for r in rows) or loop.time() > end:
             return rows
         await asyncio.sleep(0.1)

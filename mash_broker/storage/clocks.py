@@ -32,6 +32,19 @@ class ClockWrites(Writes):
         row = (await self.conn.execute(q)).first()
         return (row[0], row[1]) if row else None
 
+    async def decision_areas(self, message_id: str) -> tuple[str, ...]:
+        """The authorities a message was first decided under (``decision.recorded``'s ``areas``; none: ())."""
+        e = t.events.c
+        q = (
+            select(e.detail)
+            .where(e.message_id == message_id, e.event_type == "decision.recorded")
+            .order_by(e.seq)
+            .limit(1)
+        )
+        detail = (await self.conn.execute(q)).scalar_one_or_none()
+        areas = (detail or {}).get("areas") if isinstance(detail, dict) else None
+        return tuple(str(a) for a in areas) if isinstance(areas, list) else ()
+
     async def start_clock(
         self,
         *,

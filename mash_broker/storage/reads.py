@@ -1,13 +1,20 @@
-"""Queries over what the ledger recorded: messages and decisions, deliveries, events, queues, receipts."""
+"""Queries over what the ledger recorded: messages and decisions, deliveries, events, queues, receipts.
+
+One authority's or one force's part of the audited log (``core.scope``) is selected in SQL
+(``area_events``, ``force_events``): a board or report of one authority never reads the others' rows. The
+filter is the same rule as ``core.scope`` (tested equal on both backends), expressed over the detail's JSON.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 
+from mash_broker.core.areas import AREA_CODE, AUTHORITY_CLASSES
 from mash_broker.core.records import (
     DecidedMessage,
     DeliveryRecord,
@@ -32,6 +39,63 @@ from mash_broker.storage.rows import (
 )
 
 _BATCH = 500
+_PER_DELIVERY = ("delivery.queued", "share.not_released", "share.referred")  # as core.scope's
+
+
+def detail_text(key: str, table: Any = t.events) -> ColumnElement[str]:
+    """An event detail's value as text (SQLite ``JSON_EXTRACT``, PostgreSQL ``->>``); NULL when absent."""
+    value: ColumnElement[str] = table.c.detail[key].as_string()
+    return value
+
+
+def checked_code(code: str) -> str:
+    """An authority's code as the region spells it (three digits), or ValueError: it goes into a pattern."""
+    if not AREA_CODE.fullmatch(code):
+        raise ValueError(f"not an authority code: {code!r}")
+    return code
+
+
+# The scope's subqueries read the log under their own name, so none is correlated with an outer query on it.
+def area_messages(code: str) -> Select[Any]:
+    """The messages decided under authority ``code``'s agreements (``decision.recorded`` lists it)."""
+    e = t.events.alias("decided")
+    # ``areas`` is a JSON list of three-digit codes: its text holds "<code>" with its quotes only if listed.
+    return select(e.c.message_id).where(
+        e.c.event_type == "decision.recorded", detail_text("areas", e).like(f'%"{checked_code(code)}"%')
+    )
+
+
+def area_deliveries(code: str) -> Select[Any]:
+    """The deliveries authority ``code`` released (``delivery.queued`` with its ``area``)."""
+    e = t.events.alias("released")
+    return select(detail_text("delivery_id", e)).where(
+        e.c.event_type == "delivery.queued", detail_text("area", e) == code
+    )
+
+
+def force_messages(force: str) -> Select[Any]:
+    """The messages police force ``force`` (``police:<force>`` or the bare name) sent."""
+    sender = force if ":" in force else f"police:{force}"
+    e = t.events.alias("sent")
+    return select(e.c.message_id).where(e.c.event_type == "message.received", detail_text("sender_org", e) == sender)
+
+
+def force_deliveries(force: str) -> Select[Any]:
+    """The deliveries made of the messages police force ``force`` sent."""
+    e = t.events.alias("made")
+    return select(detail_text("delivery_id", e)).where(
+        e.c.event_type == "delivery.queued", e.c.message_id.in_(force_messages(force))
+    )
+
+
+def _kept(deliveries: Select[Any], messages: Select[Any]) -> ColumnElement[bool]:
+    """``core.scope.Scope.keeps``: an entry of one of the deliveries, else (not a per-delivery entry) of one
+    of the messages."""
+    e, delivery = t.events.c, detail_text("delivery_id")
+    return or_(
+        and_(delivery.is_not(None), delivery.in_(deliveries)),
+        and_(delivery.is_(None), e.event_type.not_in(_PER_DELIVERY), e.message_id.in_(messages)),
+    )
 
 
 class MessageReads(Reads):
@@ -85,6 +149,43 @@ class MessageReads(Reads):
         q = select(t.events).order_by(t.events.c.seq)
         if event_type:
             q = q.where(t.events.c.event_type == event_type)
+        return [event_record(r) for r in await self._all(q)]
+
+    async def area_events(self, code: str) -> list[EventRecord]:
+        """Authority ``code``'s part of the audited log, in order (``core.scope.area_scope(...).select``),
+        selected in SQL: its messages' entries, its deliveries' and what followed them, its refusals and its
+        queues' referrals."""
+        e = t.events.c
+        queues = [f"{cls}:{checked_code(code)}" for cls in sorted(AUTHORITY_CLASSES)]
+        per_delivery = _kept(area_deliveries(code), area_messages(code))
+        q = (
+            select(t.events)
+            .where(
+                or_(
+                    and_(e.event_type == "share.not_released", detail_text("area") == code),
+                    and_(e.event_type == "share.referred", detail_text("queue").in_(queues)),
+                    and_(e.event_type.not_in(("share.not_released", "share.referred")), per_delivery),
+                )
+            )
+            .order_by(e.seq)
+        )
+        return [event_record(r) for r in await self._all(q)]
+
+    async def force_events(self, force: str) -> list[EventRecord]:
+        """Police force ``force``'s part of the audited log, in order (``core.scope.force_scope(...).select``),
+        selected in SQL: every entry about a message it sent and about the deliveries made of them."""
+        e = t.events.c
+        messages, deliveries = force_messages(force), force_deliveries(force)
+        q = (
+            select(t.events)
+            .where(
+                or_(
+                    and_(e.event_type.in_(("share.not_released", "share.referred")), e.message_id.in_(messages)),
+                    and_(e.event_type.not_in(("share.not_released", "share.referred")), _kept(deliveries, messages)),
+                )
+            )
+            .order_by(e.seq)
+        )
         return [event_record(r) for r in await self._all(q)]
 
     async def receipts_for(self, message_ids: Iterable[uuid.UUID]) -> dict[str, Receipt]:
@@ -182,6 +283,15 @@ class DeliveryReads(Reads):
         q = select(func.count()).select_from(t.deliveries).where(t.deliveries.c.delivered_at.is_not(None))
         async with self.engine.connect() as conn:
             return int((await conn.execute(q)).scalar_one())
+
+    async def school_deliveries(self, area: str | None = None) -> list[DeliveryRecord]:
+        """Deliveries to schools with a deadline, oldest first: all of them, or those authority ``area``
+        released (selected in SQL, as ``core.scope``)."""
+        d = t.deliveries.c
+        q = select(t.deliveries).where(d.recipient.startswith("school:"), d.notify_by.is_not(None))
+        if area is not None:
+            q = q.where(d.delivery_id.in_(area_deliveries(area)))
+        return [delivery_record(r) for r in await self._all(q.order_by(d.created_at, d.delivery_id))]
 
     async def all_deliveries(self) -> list[DeliveryRecord]:
         """Every delivery, oldest first."""

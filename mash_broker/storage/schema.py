@@ -238,7 +238,8 @@ web_accounts = Table(
     "web_accounts",
     metadata,
     Column("login", String(254), primary_key=True),  # casefolded
-    Column("role", String(16), nullable=False),  # key_adult | mash | mash:<code> (one authority's manager)
+    # key_adult | mash | mash:<code> (one authority's manager) | police:<force> (a force's own view)
+    Column("role", String(80), nullable=False),
     Column("urn", String(6)),  # a Key Adult's school
     Column("name", String(100), nullable=False),
     Column("password_hash", String(200), nullable=False),

@@ -6,7 +6,7 @@ and its overnight export; then every MASH manager's command with --area, across 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +143,40 @@ def test_what_if_and_replay_decide_in_the_region_as_the_gate_did(region: Mash) -
     assert resend[(child["Lily"], "mash:998")]["policy_version"] == "998-2026.11-1"
     assert "payload.summary_for_school" in resend[(child["Lily"], "school:900001")]["fields"]
     assert len(resend) == region.count("deliveries")
+
+
+def test_each_authoritys_mash_receives_its_police_notifications_in_its_inbox(region: Mash) -> None:
+    """A MASH's deliveries (``mash:<code>``) are received by the MASH's inbox like a school's: marked delivered,
+    on the audited log as ``delivery.received``, and acknowledged to the force; none is left looking undelivered."""
+
+    def received() -> list[tuple[Any, ...]]:
+        rows = region.sql("SELECT delivery_id, delivered_at FROM deliveries WHERE recipient LIKE 'mash:%'")
+        return rows if rows and all(at is not None for _, at in rows) else []
+
+    rows = wait_for("every MASH delivery to be received", received, 30)
+    mash_deliveries = {str(d) for d, _ in rows}
+    child = ids(region)
+    assert set(deliveries(region, child["Lily"])) >= {"mash:998"}
+    logged = {
+        json.loads(detail)["delivery_id"]
+        for (detail,) in region.sql("SELECT detail FROM events WHERE event_type = 'delivery.received'")
+    }
+    assert mash_deliveries <= logged
+    triage = region.run("queue", "triage", "--area", "998", "--json").json()
+    assert {t["delivery_id"] for t in triage} <= mash_deliveries
+    assert region.scalar("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL AND withdrawn_at IS NULL") == 0
+
+
+def test_each_authoritys_clocks_run_as_its_clocks_file_says(region: Mash) -> None:
+    """Authority 998's clocks.toml warns its own MASH two hours before a school's Encompass deadline (the
+    region: the team manager, one hour): the running keeper started each school's clock under the authority
+    that released the delivery (a clock started after that point warns at once)."""
+    for area, before, escalate_to in (("998", 2, "mash:998"), ("999", 1, "mash:team-manager")):
+        clocks = [
+            c for c in region.run("clocks", "list", "--area", area, "--json").json() if c["name"] == "encompass_read"
+        ]
+        assert clocks, area
+        for c in clocks:
+            due, started = datetime.fromisoformat(c["due_at"]), datetime.fromisoformat(c["started_at"])
+            warn = max(due - timedelta(hours=before), started)
+            assert (datetime.fromisoformat(c["warn_at"]), c["escalate_to"]) == (warn, escalate_to), (area, c)

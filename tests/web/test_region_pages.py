@@ -1,6 +1,7 @@
 """Isolation on the web pages in a region (issue 15): the demo's two authorities (999 and 998) behind one
 stack, each with its own MASH manager (``mash:999``, ``mash:998``) beside the regional one (``mash``).
 
+A police force (``police:examplepolice``) sees only what became of its own notifications, per authority.
 An authority's manager sees only their authority's board: its schools' deadlines, its own MASH and advice
 queues, the clocks of its messages and deliveries, its figures and the refusals of its own pages. Every page
 of the app is tried across the boundary (another authority's board, a school's pages and notifications,
@@ -38,7 +39,8 @@ ALEX, PAT = "alex.keyadult@example.org", "pat.fictional@example.org"  # 900001 (
 PUBLIC = {"/login", "/login/oidc", "/login/oidc/callback", "/accessibility", "/healthz", "/readyz", "/static",
           "/logout", "/{rest:path}"}  # fmt: skip
 # Every other page, and how each is tried across the boundary below.
-GUARDED = {"/", "/inbox", "/inbox/{delivery_id}", "/inbox/{delivery_id}/read", "/board", "/board/{code}"}
+GUARDED = {"/", "/inbox", "/inbox/{delivery_id}", "/inbox/{delivery_id}/read", "/board", "/board/{code}", "/force"}
+FORCE, STRANGER = "pat police", "sam stranger"  # police:examplepolice (the region's force); a force it has not
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +58,8 @@ def region_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]
             ("900001", "Alex Keyadult"),
             ("900003", "Pat Fictional"),
             ("mash:997", "Gone Away"),
+            ("police:examplepolice", "Pat Police"),
+            ("police:otherforce", "Sam Stranger"),
         ):
             stack.call(set_password(stack.ledger, who, name, PASSWORD, stack.clock()))
         yield stack
@@ -231,9 +235,34 @@ def test_set_password_names_an_authority_of_the_region(tmp_path: Path) -> None:
         configure_logging("INFO")
 
 
+def test_set_password_names_a_force_of_the_region(tmp_path: Path) -> None:
+    env = {"MASH_DATA_DIR": str(tmp_path), "MASH_AREAS_DIR": str(AREAS_DIR), "MASH_LOG_LEVEL": "WARNING"}
+    runner = CliRunner()
+    try:
+        done = runner.invoke(cli, ["web", "set-password", "police:examplepolice", "Pat Police"], input=PASSWORD + "\n",
+                             env=env)  # fmt: skip
+        assert done.exit_code == 0, done.output
+        assert "(police force police:examplepolice); they sign in as pat police" in done.stdout
+        unset = {k: v for k, v in env.items() if k != "MASH_AREAS_DIR"}
+        for who, where, says in (
+            (
+                "police:otherforce",
+                env,
+                "police:otherforce: not a force of region example-region (police:examplepolice)",
+            ),
+            ("police:Bad Force", unset, "a police force's account is police:<force>"),
+        ):
+            refused = runner.invoke(cli, ["web", "set-password", who, "Sam"], input=PASSWORD + "\n", env=where)
+            assert refused.exit_code == 2, refused.output
+            assert says in refused.stderr
+    finally:
+        configure_logging("INFO")
+
+
 @pytest.mark.browser
 def test_the_region_boards_pass_axe_and_reflow(region_stack: WebStack) -> None:
-    """The regional board (with its authorities' links) and an authority's board keep the pages' standard."""
+    """The regional board (with its authorities' links), an authority's board and a force's page keep the
+    pages' standard."""
     paths = chromium_paths()
     if paths is None:
         unavailable("needs the system Chromium and chromedriver (apt-get install chromium chromium-driver)")
@@ -243,7 +272,7 @@ def test_the_region_boards_pass_axe_and_reflow(region_stack: WebStack) -> None:
     driver = start_chromium(paths)
     problems: list[str] = []
     try:
-        for who, path in ((REGIONAL, "/board"), (REGIONAL, "/board/998"), (SOUTH, "/board")):
+        for who, path in ((REGIONAL, "/board"), (REGIONAL, "/board/998"), (SOUTH, "/board"), (FORCE, "/force")):
             driver.delete_all_cookies()
             browser_sign_in(driver, region_stack, who)
             for width in (1280, 320):
@@ -256,3 +285,86 @@ def test_the_region_boards_pass_axe_and_reflow(region_stack: WebStack) -> None:
     finally:
         driver.quit()
     assert problems == []
+
+
+# -- a police force's own page -------------------------------------------------------------------------
+
+
+def force_rows(html: str) -> dict[str, str]:
+    """The force's per-recipient table: data-id -> the row's text."""
+    body = table(html, "force-notifications")
+    return dict(re.findall(r'<tr data-id="([^"]+)".*?>(.*?)</tr>', body, re.S))
+
+
+def test_a_force_sees_what_became_of_its_notifications_in_each_authority(region_stack: WebStack) -> None:
+    c = sign_in(region_stack, FORCE)
+    assert c.get("/").headers["location"] == "/force"
+    html = c.get("/force").text
+    assert "Notifications from police:examplepolice" in html
+    ledger = region_stack.ledger
+    deliveries = {d.delivery_id: d for d in region_stack.call(ledger.all_deliveries())}
+    referred = {str(e.message_id) for e in region_stack.call(ledger.events("share.referred"))}
+    withheld = {str(e.message_id) for e in region_stack.call(ledger.events("share.withheld"))}
+    rows = force_rows(html)
+    assert set(rows) == set(deliveries) | referred | withheld
+    for did, d in deliveries.items():
+        scope_998 = d.delivery_id in scope_of(region_stack, "998").deliveries
+        assert ("Example South (998)" if scope_998 else "Example North (999)") in rows[did], did
+        assert d.recipient in rows[did]
+    for mid in referred:
+        assert "queue mash" in rows[mid]
+    by_message: dict[str, dict[str, str]] = {}
+    for did, d in deliveries.items():
+        by_message.setdefault(d.message_id, {})[d.recipient] = did
+    lily = next(m for m in by_message.values() if {"mash:998", "school:900001"} <= set(m))  # cross-border
+    assert "Example North (999)" in rows[lily["school:900001"]]  # her school's authority
+    assert "Example South (998)" in rows[lily["mash:998"]]  # her home authority's MASH
+    figures = table(html, "force-authorities")
+    assert re.findall(r'<tr data-id="([^"]+)"', figures) == ["998", "999", "region"]
+    south = re.search(r'<tr data-id="998".*?</tr>', figures, re.S)
+    assert south is not None
+    cells = [int(n) for n in re.findall(r"</span>(\d+)</td>", south.group(0))]
+    to_mash, mash_received = cells[5], cells[6]
+    assert to_mash == mash_received > 0  # 998's MASH received its police notifications in its inbox
+    for personal in ("Lily", "Max", "Harry", "2017-01-20", "ZZ99"):
+        assert personal not in html, personal
+
+
+def test_a_force_is_refused_every_other_page_and_others_its_page(region_stack: WebStack) -> None:
+    delivery = sorted(school_deliveries(region_stack, "999"))[0]
+    before = len(refusals(region_stack))
+    police = sign_in(region_stack, FORCE)
+    token = csrf_of(police.get("/force").text)
+    tries = [
+        police.get("/board"),
+        police.get("/board/998"),
+        police.get("/inbox"),
+        police.get(f"/inbox/{delivery}"),
+        police.post(f"/inbox/{delivery}/read", data={"csrf": token}),
+        sign_in(region_stack, SOUTH).get("/force"),
+        sign_in(region_stack, REGIONAL).get("/force"),
+        sign_in(region_stack, PAT).get("/force"),
+    ]
+    assert [r.status_code for r in tries] == [404] * len(tries)
+    new = refusals(region_stack)[before:]
+    got = [(r["asked_by_org"], r["action"], r.get("page") or r["delivery_id"], r["recipient"]) for r in new]
+    assert got == [
+        ("police:examplepolice", "open", "/board", "mash"),
+        ("police:examplepolice", "open", "/board/998", "mash:998"),
+        ("police:examplepolice", "open", "/inbox", "school"),
+        ("police:examplepolice", "open", delivery, "school:900001"),
+        ("police:examplepolice", "mark_read", delivery, "school:900001"),
+        ("mash:998", "open", "/force", "police"),
+        ("mash", "open", "/force", "police"),
+        ("school:900003", "open", "/force", "police"),
+    ]
+    row = region_stack.call(region_stack.ledger.delivery(delivery))
+    assert row is not None
+    assert row.read_at is None
+
+
+def test_a_force_the_region_does_not_name_cannot_sign_in(region_stack: WebStack) -> None:
+    c = client(region_stack)
+    page = c.get("/login")
+    r = c.post("/login", data={"login": STRANGER, "password": PASSWORD, "csrf": csrf_of(page.text)})
+    assert r.status_code == 401

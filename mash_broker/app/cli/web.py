@@ -11,7 +11,7 @@ import typer
 from mash_broker.app.bootstrap import utc_now
 from mash_broker.app.cli._common import EXIT_UNUSABLE, err, out, settings, with_ledger
 from mash_broker.app.region import deployed_region
-from mash_broker.app.web.accounts import NotAnAuthority, WeakPassword, set_password
+from mash_broker.app.web.accounts import NotAForce, NotAnAuthority, WeakPassword, set_password
 from mash_broker.contracts import MashError
 from mash_broker.core.settings import Settings
 
@@ -34,8 +34,9 @@ def set_password_(
     who: Annotated[
         str,
         typer.Argument(
-            help="The school's URN (a Key Adult), `mash` (the regional or single-area MASH manager), or "
-            "`mash:<code>` (the MASH manager of one authority of the region: they see only its board)."
+            help="The school's URN (a Key Adult), `mash` (the regional or single-area MASH manager), "
+            "`mash:<code>` (the MASH manager of one authority of the region: they see only its board), or "
+            "`police:<force>` (a police force: it sees only what became of its own notifications)."
         ),
     ],
     name: Annotated[
@@ -46,10 +47,12 @@ def set_password_(
     cfg = settings()
     if who.startswith("mash:"):
         _check_authority(cfg, who.partition(":")[2])
+    elif who.startswith("police:"):
+        _check_force(cfg, who)
     password = _read_password()
     try:
         account = with_ledger(cfg, lambda ledger: set_password(ledger, who, name, password, utc_now()))
-    except (WeakPassword, NotAnAuthority) as exc:
+    except (WeakPassword, NotAnAuthority, NotAForce) as exc:
         err.print(f"unusable: {exc}; nothing changed", markup=False)
         raise typer.Exit(EXIT_UNUSABLE) from exc
     role = (
@@ -57,6 +60,8 @@ def set_password_(
         if account.urn
         else f"MASH manager of authority {account.area}"
         if account.area
+        else f"police force {account.force}"
+        if account.force
         else "MASH manager"
     )
     out.print(f"password set for {account.name} ({role}); they sign in as {account.login}", markup=False)
@@ -72,4 +77,19 @@ def _check_authority(cfg: Settings, code: str) -> None:
     if region is None or region.area(code) is None:
         where = f"region {region.name} ({', '.join(region.areas)})" if region else "no region (MASH_AREAS_DIR is unset)"
         err.print(f"unusable: mash:{code}: not an authority of {where}; nothing changed", markup=False)
+        raise typer.Exit(EXIT_UNUSABLE)
+
+
+def _check_force(cfg: Settings, force: str) -> None:
+    """In a region that names its forces (``region.toml`` ``forces``), ``police:<force>`` must be one; else exit 2."""
+    try:
+        region = deployed_region(cfg)
+    except MashError as exc:
+        err.print(f"unusable ({exc.code}): MASH_AREAS_DIR: {exc}", markup=False)
+        raise typer.Exit(EXIT_UNUSABLE) from exc
+    if region is not None and region.forces and force not in region.forces:
+        err.print(
+            f"unusable: {force}: not a force of region {region.name} ({', '.join(region.forces)}); nothing changed",
+            markup=False,
+        )
         raise typer.Exit(EXIT_UNUSABLE)

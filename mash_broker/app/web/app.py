@@ -9,8 +9,10 @@ school's notification (or a page of another role) answered 404 and logged withou
 
 In a region (MASH_AREAS_DIR) the regional manager (``mash``) sees the whole region's board at ``/board``
 and each authority's at ``/board/<code>``; an authority's manager (``mash:<code>``) sees only their own at
-both. Anything across the boundary (another authority's board, a school's page or notification, a page of
-another role) answers 404 and is put on the audited log as ``web.access_refused`` (``app.web.refusals``).
+both. A police force (``police:<force>``) sees what became of its own notifications across the region's
+authorities at ``/force`` (``app.web.force``). Anything across the boundary (another authority's board, a
+school's page or notification, a page of another role) answers 404 and is put on the audited log as
+``web.access_refused`` (``app.web.refusals``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from mash_broker.agencies.education.inbox import Sign, record_read
 from mash_broker.app.health import PROBE_ROUTES, Readiness
 from mash_broker.app.region import deployed_region
 from mash_broker.app.tracing import read_span
-from mash_broker.app.web import board, templating
+from mash_broker.app.web import board, force, templating
 from mash_broker.app.web.accounts import Account, account_for_email, authenticate, still_allowed
 from mash_broker.app.web.oidc import CALLBACK_PATH, Oidc, OidcRefused
 from mash_broker.app.web.refusals import refuse_delivery, refuse_page
@@ -106,6 +108,8 @@ def create_app(
     tz = ZoneInfo(settings.timezone)
     region = deployed_region(settings)  # as `mash up` builds it: whose board is whose
     areas = frozenset(region.areas) if region is not None else frozenset[str]()
+    # A force may sign in while the region names it (a region naming no forces, or none: any force).
+    forces = frozenset(region.forces) if region is not None and region.forces else None
     templates = Jinja2Templates(env=templating.environment(tz))
     sessions = Sessions(
         clock=clock,
@@ -138,7 +142,7 @@ def create_app(
         def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             async def endpoint(request: Request) -> Response:
                 session = sessions.get(request.cookies.get(SESSION_COOKIE))
-                if session is None or not await still_allowed(ledger, session.account, areas):
+                if session is None or not await still_allowed(ledger, session.account, areas, forces):
                     if session is not None:
                         sessions.end_all(session.account.login)
                     return RedirectResponse("/login", 303)
@@ -166,7 +170,7 @@ def create_app(
         session = sessions.get(request.cookies.get(SESSION_COOKIE))
         if session is None:
             return RedirectResponse("/login", 303)
-        return RedirectResponse("/board" if session.account.role == "mash" else "/inbox", 303)
+        return RedirectResponse(_home_of(session.account.role), 303)
 
     async def login_form(
         request: Request, error: str | None = None, status: int = 200, *, login: str = "", wrong: bool = False
@@ -198,7 +202,7 @@ def create_app(
             return await login_form(request, "This form has expired. Please try again.", 403, login=typed)
         who, password = typed.casefold(), str(form.get("password", ""))
         address = request.client.host if request.client else "unknown"
-        account = await throttle.attempt(who, address, lambda: authenticate(ledger, who, password, areas))
+        account = await throttle.attempt(who, address, lambda: authenticate(ledger, who, password, areas, forces))
         if not isinstance(account, Account):
             # The same answer whether throttled or wrong, so it says nothing about the account.
             log.info("web.sign_in_refused", reason="throttled" if account else "no_match")
@@ -217,7 +221,7 @@ def create_app(
     def start_session(request: Request, account: Account, how: str) -> Response:
         token = sessions.start(account)
         log.info("web.signed_in", agency=f"school:{account.urn}" if account.urn else account.role, method=how)
-        target = "/board" if account.role == "mash" else "/inbox"
+        target = _home_of(account.role)
         # Back from a provider, the navigation started on the provider's site, so the browser does not
         # send our SameSite=Strict cookie on it; a page that moves on by itself (meta refresh, no
         # script) starts a same-site navigation that does.
@@ -253,7 +257,7 @@ def create_app(
             if q.get("error"):
                 raise OidcRefused("provider_error")
             email = await oidc.finish(q.get("state", ""), request.cookies.get(OIDC_STATE_COOKIE, ""), q.get("code", ""))
-            account = await account_for_email(ledger, email, areas)
+            account = await account_for_email(ledger, email, areas, forces)
             if account is None:
                 raise OidcRefused("no_account_for_email")
         except (OidcRefused, OSError, ValueError) as exc:
@@ -309,7 +313,7 @@ def create_app(
             await refuse_delivery(ledger, session.account, str(params["delivery_id"]), action, clock())
         elif params.get("code") in areas or "code" not in params:
             code = params.get("code")
-            owner = f"mash:{code}" if code else "mash" if what == "board" else "school"
+            owner = f"mash:{code}" if code else {"board": "mash", "force": "police"}.get(what, "school")
             await refuse_page(ledger, session.account, f"/{what}" + (f"/{code}" if code else ""), owner, code, clock())
         return not_found(request, session, what)
 
@@ -358,6 +362,12 @@ def create_app(
         data = await board.build(ledger, clock(), tz, authority(code, f"/board/{code}"))
         return page(request, "board.html", session=session, b=data)
 
+    @signed_in("police")
+    async def force_page(request: Request, session: Session) -> Response:
+        """What became of the force's own notifications, per authority of the region; nobody else's."""
+        data = await force.build(ledger, str(session.account.force), clock(), region)
+        return page(request, "force.html", session=session, f=data)
+
     async def accessibility(request: Request) -> Response:
         return page(
             request,
@@ -382,6 +392,7 @@ def create_app(
             Route("/inbox/{delivery_id}/read", mark_read, methods=["POST"]),
             Route("/board", board_page),
             Route("/board/{code}", authority_board),
+            Route("/force", force_page),
             Route("/accessibility", accessibility),
             *PROBE_ROUTES,  # /healthz, /readyz (app.health)
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
@@ -393,6 +404,11 @@ def create_app(
     app.state.throttle = throttle
     app.state.readiness = readiness or Readiness(ledger)
     return app
+
+
+def _home_of(role: str) -> str:
+    """Where a person lands once signed in: the board, the force's page or the inbox."""
+    return {"mash": "/board", "police": "/force"}.get(role, "/inbox")
 
 
 def _is_overdue(row: dict[str, Any], now: datetime) -> bool:

@@ -11,20 +11,22 @@ or summary is shown.
 In a region, one authority's board (its MASH manager's, ``mash:<code>``) holds only that authority's part
 of the log (``core.scope.area_scope``, as `mash queue | clocks | report --area` use): its schools'
 deliveries, its own MASH and advice queues, the clocks of its messages and deliveries, its figures and the
-refusals of its pages and notifications.
+refusals of its pages and notifications. Each is selected in SQL (``storage.reads.area_events`` and the
+``area=`` queries), so one authority's board never reads another authority's rows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from mash_broker.core.clocks import delivery_status, read_status
+from mash_broker.core.ports import LoggedEvent
 from mash_broker.core.records import QueueItem
-from mash_broker.core.report import front_door_report
-from mash_broker.core.scope import Scope, area_scope
+from mash_broker.core.report import front_door_report, report_from_events
 from mash_broker.storage import Ledger
 
 WEEKS = 8
@@ -138,16 +140,14 @@ async def build(
     """The board: the whole deployment's, or (``authority``) one authority's only; ``authorities`` lists the
     region's authorities' boards on the regional one."""
     code = authority.code if authority is not None else None
-    scope = area_scope(await ledger.events(), code) if code is not None else None
+    events = await ledger.area_events(code) if code is not None else None  # its part of the log only
     schools = await ledger.school_names()
     due: list[SchoolDeadline] = []
     late: list[SchoolDeadline] = []
     unread: list[SchoolDeadline] = []
     today = now.astimezone(tz).date()
-    for d in await ledger.all_deliveries():
-        if not d.recipient.startswith("school:") or d.notify_by is None or d.withdrawn_at:
-            continue
-        if scope is not None and d.delivery_id not in scope.deliveries:
+    for d in await ledger.school_deliveries(area=code):
+        if d.notify_by is None or d.withdrawn_at:
             continue
         urn = d.recipient.split(":", 1)[1]
         deadline = d.notify_by
@@ -180,9 +180,9 @@ async def build(
         unread_after_deadline=unread,
         mash_queue=await ledger.queue(f"mash:{code}" if code else "mash"),
         advice_queue=await ledger.queue(f"advice:{code}" if code else "advice"),
-        charts=await weekly_charts(ledger, now, tz, area=code),
-        clocks=[c for c in await clocks_needing_attention(ledger, now) if _keeps_subject(scope, c.subject)],
-        refused=[r for r in await refused_access(ledger, now) if _keeps_refusal(scope, code, r)],
+        charts=await weekly_charts(ledger, now, tz, area=code, events=events),
+        clocks=await clocks_needing_attention(ledger, now, area=code),
+        refused=await refused_access(ledger, now, area=code),
         path=authority.path if authority is not None else "/board",
         area=code,
         area_name=authority.name if authority is not None else "",
@@ -190,30 +190,22 @@ async def build(
     )
 
 
-def _keeps_subject(scope: Scope | None, subject: str) -> bool:
-    return scope is None or subject in scope.deliveries or subject in scope.messages
-
-
-def _keeps_refusal(scope: Scope | None, code: str | None, refusal: dict[str, Any]) -> bool:
-    """An authority's board shows the refusals of its own pages and notifications only."""
-    if scope is None:
-        return True
-    return refusal.get("area") == code or str(refusal.get("delivery_id")) in scope.deliveries
-
-
 REFUSED_FOR = timedelta(days=7)
 
 
-async def refused_access(ledger: Ledger, now: datetime) -> list[dict[str, Any]]:
-    """Key Adults refused another recipient's notification (``web.access_refused`` on the audited log)
-    in the last seven days, newest first."""
-    return [{"at": at, **detail} for at, detail in await ledger.refused_access_since(now - REFUSED_FOR)]
+async def refused_access(ledger: Ledger, now: datetime, area: str | None = None) -> list[dict[str, Any]]:
+    """Pages and notifications refused across a boundary (``web.access_refused`` on the audited log) in the
+    last seven days, newest first; with ``area``, only the refusals of that authority's own pages and
+    notifications."""
+    since = now - REFUSED_FOR
+    return [{"at": at, **detail} for at, detail in await ledger.refused_access_since(since, area=area)]
 
 
-async def clocks_needing_attention(ledger: Ledger, now: datetime) -> list[ClockShown]:
+async def clocks_needing_attention(ledger: Ledger, now: datetime, area: str | None = None) -> list[ClockShown]:
     """Declared clocks (mash_broker/defaults/clocks.toml) still running and past their warning time: past the deadline
     first (longest over first), then the rest by deadline. Judged against ``now``, so a breach shows
-    even before the clock keeper's next tick records it. Subjects are message or delivery ids only."""
+    even before the clock keeper's next tick records it. Subjects are message or delivery ids only; with
+    ``area``, only the clocks of that authority's messages and deliveries."""
     shown = [
         ClockShown(
             clock_id=r.clock_id,
@@ -227,7 +219,7 @@ async def clocks_needing_attention(ledger: Ledger, now: datetime) -> list[ClockS
             time_left=time_left(r.due_at - now),
             over=time_left(now - r.due_at) if r.due_at <= now else "",
         )
-        for r in await ledger.clocks_past_warning(now)
+        for r in await ledger.clocks_past_warning(now, area=area)
     ]
     shown.sort(key=lambda r: (not r.breached, r.due_at, r.clock_id))  # earliest deadline: longest over
     return shown
@@ -242,14 +234,24 @@ def time_left(delta: timedelta) -> str:
 
 
 async def weekly_charts(
-    ledger: Ledger, now: datetime, tz: ZoneInfo, weeks: int = WEEKS, area: str | None = None
+    ledger: Ledger,
+    now: datetime,
+    tz: ZoneInfo,
+    weeks: int = WEEKS,
+    area: str | None = None,
+    events: Sequence[LoggedEvent] | None = None,
 ) -> list[Chart]:
     """On-time rates per week (Monday to Sunday, local), the last ``weeks`` weeks up to this one (of one
-    authority's part of the log, if ``area``)."""
+    authority's part of the log, if ``area``: ``events``, else read in SQL)."""
     local = now.astimezone(tz)
     monday = (local - timedelta(days=local.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
     starts = [monday - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
-    report = await front_door_report(ledger, starts[0], monday + timedelta(weeks=1), tz, area=area)
+    end = monday + timedelta(weeks=1)
+    if area is not None:
+        scoped = events if events is not None else await ledger.area_events(area)
+        report = report_from_events(scoped, starts[0], end, tz, area=area)
+    else:
+        report = await front_door_report(ledger, starts[0], end, tz)
 
     def week_of(day: str) -> int:
         d = datetime.fromisoformat(day).replace(tzinfo=tz)

@@ -158,3 +158,74 @@ def load_clocks(path: Path | None) -> DeclaredClocks:
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"cannot read the clocks file ({exc})", record=str(path)) from exc
     return parse_clocks(text, source=str(path))
+
+
+# An authority's own clocks (``<areas dir>/<code>/clocks.toml``): what it may change of a declared clock.
+# What starts and stops a clock is the region's (the events are the broker's own, the same for every
+# authority); its time, warning, calendar and escalation are the authority's to set.
+OVERRIDABLE = frozenset({"hours", "working_days", "due_field", "calendar", "warn_before_hours", "escalate_to", "note"})
+_DURATIONS = ("hours", "working_days", "due_field")
+_OVERRIDE_KEYS = frozenset({"clock", "remove"})
+
+
+def load_clock_overrides(path: Path, base: DeclaredClocks) -> DeclaredClocks:
+    """An authority's clocks: the deployment's ``base`` with this file's changes. Each ``[[clock]]`` names a
+    declared clock and gives only what differs (a duration given replaces the base's, whichever kind it was);
+    ``remove`` lists clocks that do not run for this authority. Any problem is a PolicyError naming the file
+    and the field."""
+    record = str(path)
+    try:
+        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"cannot read the clocks file ({exc})", record=record) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"not valid TOML: {exc}", record=record) from exc
+    if unknown := sorted(raw.keys() - _OVERRIDE_KEYS):
+        raise PolicyError(f"{unknown[0]}: not a key of an authority's clocks (clock, remove)", record=record,
+                          field=unknown[0])  # fmt: skip
+    declared = {spec.name: spec for spec in base.clocks}
+    names = ", ".join(declared)
+    clocks, removed = _list(raw, "clock", record, dict), _list(raw, "remove", record, str)
+    for i, name in enumerate(removed):
+        if name not in declared:
+            raise PolicyError(f"remove[{i}]: no declared clock {name!r} ({names})", record=record, field=f"remove[{i}]")
+    changed: dict[str, ClockSpec] = {}
+    for i, table in enumerate(clocks):
+        where = f"clock[{i}]"
+        name = table.get("name")
+        if not isinstance(name, str) or name not in declared:
+            said = "required" if name is None else f"{name!r} is not"
+            raise PolicyError(
+                f"{where}.name: {said} (one of the declared clocks: {names})",
+                record=record,
+                field=f"{where}.name",
+            )
+        if name in changed or name in removed:
+            raise PolicyError(f"{where}.name: clock {name!r} is changed twice", record=record, field=f"{where}.name")
+        if fixed := sorted(table.keys() - OVERRIDABLE - {"name"}):
+            raise PolicyError(
+                f"{where}.{fixed[0]}: an authority may change a clock's {', '.join(sorted(OVERRIDABLE))}; "
+                "what starts and stops it is the region's",
+                record=record,
+                field=f"{where}.{fixed[0]}",
+            )
+        merged = base_table = declared[name].model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        if any(d in table for d in _DURATIONS):
+            merged = {k: v for k, v in base_table.items() if k not in _DURATIONS}
+        try:
+            changed[name] = ClockSpec.model_validate({**merged, **table})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = _where(first["loc"])
+            at = f"{where}.{field}" if field else where
+            raise PolicyError(f"{at}: {first['msg']}", record=record, field=at) from exc
+    own = tuple(changed.get(spec.name, spec) for spec in base.clocks if spec.name not in removed)
+    return DeclaredClocks(own, record)
+
+
+def _list(raw: dict[str, Any], key: str, record: str, item: type) -> list[Any]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, item) for v in value):
+        kind = "[[clock]] tables" if item is dict else "a list of clock names"
+        raise PolicyError(f"{key}: must be {kind}", record=record, field=key)
+    return value

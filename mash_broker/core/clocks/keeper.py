@@ -1,7 +1,8 @@
 """Runs the declared clocks from the ledger: started and stopped by their projection of the audited log
 (whichever process wrote the events), warned and breached by a periodic tick. Every state change is a
 ledger row and an audited event, so a restarted keeper carries on exactly where the last one stopped
-(nothing lost, nothing doubled).
+(nothing lost, nothing doubled). In a region (MASH_AREAS_DIR) each clock runs as the authority of its
+message runs it (``core.clocks.projection``): its own clocks.toml and school calendar.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import asyncio
 import zoneinfo
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from mash_broker.contracts import AlertState
+from mash_broker.core.area_files import region_of
 from mash_broker.core.audit.keys import KeyStore
 from mash_broker.core.clocks.calendar import SchoolCalendar, load_calendar
 from mash_broker.core.clocks.declared import ClockSpec, Report, load_clocks
@@ -19,12 +22,16 @@ from mash_broker.core.clocks.escalation import Sign, escalate
 from mash_broker.core.clocks.projection import ClockProjection, clock_id
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import GATE_ORG
+from mash_broker.core.policy import load_policy
 from mash_broker.core.ports import ClockLedger, ClockTransaction
 from mash_broker.core.projector import BATCH, Projector, follow
 from mash_broker.core.records import ClockRecord
 from mash_broker.core.settings import Settings
 from mash_broker.core.signing import existing_signer, sign
 from mash_broker.core.tasks import cancel
+
+if TYPE_CHECKING:
+    from mash_broker.core.areas import Region
 
 __all__ = ["ClockKeeper", "clock_id", "start_clock_keeper"]
 
@@ -45,13 +52,14 @@ class ClockKeeper:
         interval_s: float = 30.0,
         sign: Sign | None = None,
         delivery_topic: Callable[[str], str],
+        region: Region | None = None,
     ) -> None:
         self.ledger, self.clocks, self.school_calendar, self.clock = ledger, clocks, school_calendar, clock
         self.sign = sign  # signs the alerts and non-delivery reports as mash:gate (None: unsigned)
         self.delivery_topic = delivery_topic  # where an organisation's alerts go (the agencies' registry)
         self._reports = {spec.name: spec.report for spec in clocks}
         self.tz = tz or school_calendar.tz
-        self.projection = ClockProjection(clocks, school_calendar, self.tz)
+        self.projection = ClockProjection(clocks, school_calendar, self.tz, region)
         self.interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
 
@@ -122,13 +130,20 @@ def clock_keeper(
     ledger: ClockLedger,
     clock: Callable[[], datetime],
     delivery_topic: Callable[[str], str],
+    region: Region | None = None,
 ) -> ClockKeeper:
     """The running stack's keeper: the declared clocks (MASH_CLOCKS_FILE), ticking every MASH_CLOCK_TICK_S,
-    signing what it sends as mash:gate."""
+    signing what it sends as mash:gate; in a region (``region``, else read from MASH_AREAS_DIR) each
+    authority's own clocks and calendar."""
     declared = load_clocks(settings.clocks_file)
     calendar = load_calendar(settings.school_calendar, settings.timezone)
+    if region is None and settings.areas_dir is not None:
+        region = _region(settings, calendar)
     signer = existing_signer(KeyStore(settings.keys_dir), GATE_ORG)  # `mash up` ensured it before
     log.info("clocks.declared", clocks=len(declared.clocks), source=declared.source)
+    for area in region.areas.values() if region is not None else ():
+        if area.clocks is not None:
+            log.info("clocks.declared", clocks=len(area.clocks), source=area.clocks_source, area=area.code)
     return ClockKeeper(
         ledger,
         declared.clocks,
@@ -137,7 +152,14 @@ def clock_keeper(
         interval_s=settings.clock_tick_s,
         sign=(lambda env: sign(env, signer)) if signer is not None else None,
         delivery_topic=delivery_topic,
+        region=region,
     )
+
+
+def _region(settings: Settings, calendar: SchoolCalendar) -> Region | None:
+    """The region as the gate loads it, for its authorities' clocks and calendars (its agreements are the
+    gate's business: read here with any payload kind, checked strictly where the gate loads them)."""
+    return region_of(settings, load_policy(settings.policy_file), calendar)
 
 
 def start_clock_keeper(
@@ -145,9 +167,10 @@ def start_clock_keeper(
     ledger: ClockLedger,
     clock: Callable[[], datetime],
     delivery_topic: Callable[[str], str],
+    region: Region | None = None,
 ) -> ClockKeeper:
     """The running stack's keeper, ticking (each tick first brings the clocks up to date with the log; the
     stack's projector does so between ticks, within a poll interval of each event)."""
-    keeper = clock_keeper(settings, ledger, clock, delivery_topic)
+    keeper = clock_keeper(settings, ledger, clock, delivery_topic, region)
     keeper.start()
     return keeper

@@ -1,6 +1,12 @@
 """The declared clocks as a projection of the audited log: each start and stop event, whichever process
 appended it, starts or stops its clock once (the projector guarantees the once; the clock rows'
 deterministic ids keep a replayed start from doubling anyway).
+
+In a region (``core.areas``) each clock runs under the authority of the message it is about: an authority's
+own clocks (its ``clocks.toml``: time, warning, calendar, escalation, or not run at all) and its own school
+calendar. The authority is the start event's ``area`` (a delivery's), else the authorities the message was
+decided under; a message of two authorities (a cross-border child) gets the earlier of their deadlines,
+one of no authority the deployment's clocks. What starts and stops a clock is the same everywhere.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ import json
 import uuid
 import zoneinfo
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mash_broker.contracts import deterministic_id
 from mash_broker.core.clocks.calendar import SchoolCalendar
@@ -18,6 +24,9 @@ from mash_broker.core.clocks.declared import CalendarKind, ClockSpec, Trigger
 from mash_broker.core.logging import get_logger
 from mash_broker.core.ports import ClockTransaction
 from mash_broker.core.records import EventRecord
+
+if TYPE_CHECKING:
+    from mash_broker.core.areas import Region
 
 log = get_logger("mash.clocks")
 
@@ -37,16 +46,30 @@ class ClockProjection:
     writes = CLOCK_EVENTS
     replays_history = True  # a clock's state is a function of the whole log; replaying it is idempotent
 
-    def __init__(self, clocks: tuple[ClockSpec, ...], school_calendar: SchoolCalendar, tz: zoneinfo.ZoneInfo) -> None:
-        self.clocks, self.school_calendar, self.tz = clocks, school_calendar, tz
+    def __init__(
+        self,
+        clocks: tuple[ClockSpec, ...],
+        school_calendar: SchoolCalendar,
+        tz: zoneinfo.ZoneInfo,
+        region: Region | None = None,
+    ) -> None:
+        self.clocks, self.school_calendar, self.tz, self.region = clocks, school_calendar, tz, region
 
-    def due_at(self, spec: ClockSpec, started_at: datetime, detail: dict[str, Any] | None = None) -> datetime | None:
-        """The deadline, or None if the start event does not carry the one the clock reads from it."""
+    def due_at(
+        self,
+        spec: ClockSpec,
+        started_at: datetime,
+        detail: dict[str, Any] | None = None,
+        calendar: SchoolCalendar | None = None,
+    ) -> datetime | None:
+        """The deadline (school days on ``calendar``, else the deployment's), or None if the start event does
+        not carry the one the clock reads from it."""
         if spec.due_field is not None:
             return _moment((detail or {}).get(spec.due_field))
         if spec.hours is not None:
             return due_after_hours(started_at, spec.hours)
-        is_open = is_working_day if spec.calendar is CalendarKind.WORKING_DAYS else self.school_calendar.is_school_day
+        calendar = calendar or self.school_calendar
+        is_open = is_working_day if spec.calendar is CalendarKind.WORKING_DAYS else calendar.is_school_day
         return due_after_days(started_at, spec.working_days or 0, is_open, self.tz)
 
     async def apply(self, tx: ClockTransaction, event: EventRecord) -> None:
@@ -55,18 +78,63 @@ class ClockProjection:
             if spec.start.matches(kind, detail):
                 subject = await _subject(tx, spec.start, event.message_id, detail)
                 if subject:
-                    await self._start(tx, spec, subject, event.at, detail)
+                    await self._start_for(tx, spec, subject, event, detail)
             for stop in spec.stops:
                 if stop.matches(kind, detail):
                     subject = await _subject(tx, stop, event.message_id, detail)
                     if subject:
                         await self._stop(tx, spec, subject, event.at)
 
+    async def _start_for(
+        self, tx: ClockTransaction, spec: ClockSpec, subject: str, event: EventRecord, detail: dict[str, Any]
+    ) -> None:
+        """Start ``spec`` as the event's authority runs it (the deployment's outside a region)."""
+        if self.region is None:
+            await self._start(tx, spec, subject, event.at, detail)
+            return
+        codes = await self._authorities(tx, event, detail)
+        if not codes:  # a message of no single authority: the deployment's clocks, the regional calendar
+            regional = self.region.regional.calendar if self.region.regional is not None else None
+            await self._start(tx, spec, subject, event.at, detail, regional)
+            return
+        options = []
+        for code in codes:
+            area = self.region.areas[code]
+            own = spec if area.clocks is None else next((c for c in area.clocks if c.name == spec.name), None)
+            if own is None:
+                log.info("clock.not_started", message_id=subject, clock=spec.name, reason="not_run_here", area=code)
+                continue
+            due = self.due_at(own, event.at, detail, area.calendar)
+            options.append((due, code, own, area.calendar))
+        if not options:
+            return  # switched off by every authority of the message
+        # Two authorities (a cross-border child): the earlier deadline holds.
+        timed = [o for o in options if o[0] is not None] or options
+        _, code, own, calendar = min(timed, key=lambda o: (o[0] or event.at, o[1]))
+        await self._start(tx, own, subject, event.at, detail, calendar, code)
+
+    async def _authorities(self, tx: ClockTransaction, event: EventRecord, detail: dict[str, Any]) -> list[str]:
+        """The authorities of the region a start event is about: a delivery's own, else its message's."""
+        assert self.region is not None
+        area = detail.get("area")
+        if isinstance(area, str) and area in self.region.areas:
+            return [area]
+        if event.message_id is None:
+            return []
+        return sorted(a for a in await tx.decision_areas(event.message_id) if a in self.region.areas)
+
     async def _start(
-        self, tx: ClockTransaction, spec: ClockSpec, subject: str, at: datetime, detail: dict[str, Any]
+        self,
+        tx: ClockTransaction,
+        spec: ClockSpec,
+        subject: str,
+        at: datetime,
+        detail: dict[str, Any],
+        calendar: SchoolCalendar | None = None,
+        area: str | None = None,
     ) -> None:
         cid = clock_id(spec.name, subject)
-        due = self.due_at(spec, at, detail)
+        due = self.due_at(spec, at, detail, calendar)
         if due is None:
             log.warning(
                 "clock.not_started", message_id=subject, clock=spec.name, reason="no_deadline", field=spec.due_field
@@ -91,6 +159,7 @@ class ClockProjection:
                 due_at=due.isoformat(),
                 warn_at=warn.isoformat(),
                 escalate_to=spec.escalate_to,
+                **({"area": area} if area is not None else {}),
             )
 
     async def _stop(self, tx: ClockTransaction, spec: ClockSpec, subject: str, at: datetime) -> None:
