@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,7 +23,7 @@ from mash_broker.agencies.police.export import ParsedRow
 from mash_broker.agencies.police.ingest import IngestReport, Progress, RowReceipt, read_export, sign_rows
 from mash_broker.agencies.police.versions import versions_of
 from mash_broker.agencies.registry import REGISTRY
-from mash_broker.app.message_file import RowSender, send_file
+from mash_broker.app.message_file import RowSender, gate_seal_key, send_file
 from mash_broker.app.runtime import producer
 from mash_broker.contracts import Envelope, InputFileError
 from mash_broker.core.audit.keys import KeyStore
@@ -167,7 +167,8 @@ async def _sign_and_publish(
     topic_for: Callable[[Envelope], str],
 ) -> IngestReport:
     """Sign each row with its sender's key, publish it, wait for the gate's receipts; a receipt per row."""
-    rows = sign_rows(rows, KeyStore(settings.keys_dir))  # KeyMissing (exit 2) before anything is sent
+    seal_to = gate_seal_key(settings, datetime.now(UTC)) if rows else None  # MASH_ENCRYPT_TO_GATE
+    rows = sign_rows(rows, KeyStore(settings.keys_dir), seal_to=seal_to)  # KeyMissing (exit 2) before any send
     receipts = list(rejected)
     if rows:
         async with producer(settings, bootstrap) as prod:

@@ -15,21 +15,24 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from mash_broker.agencies.police.export import ParsedRow
-from mash_broker.agencies.police.ingest import IngestReport, Progress, RowReceipt, publish_rows
+from mash_broker.agencies.police.ingest import IngestReport, Progress, RowReceipt, publish_rows, sign_row
 from mash_broker.app.runtime import producer
 from mash_broker.contracts import Envelope, InputFileError
 from mash_broker.core.audit.keys import KeyStore
+from mash_broker.core.crypto.envelopes import RecipientKey
 from mash_broker.core.intake import MAX_DEPTH, TOO_DEEP, WHOLE_RECORD, Unreadable, nesting_depth
 from mash_broker.core.intake import read_envelope as check_record
-from mash_broker.core.messages import MAX_MESSAGE_BYTES, encode
+from mash_broker.core.messages import GATE_ORG, MAX_MESSAGE_BYTES, encode
 from mash_broker.core.ports import GateReceipts
+from mash_broker.core.sealing import keys_in_force, require_key
 from mash_broker.core.settings import Settings
-from mash_broker.core.signing import require_signer, sign
+from mash_broker.core.signing import RegistryFile, require_signer
 
 CHUNK = 1 << 16
 BATCH_RECORDS, BATCH_BYTES = 1000, 16_000_000  # sent, then their receipts awaited, a batch at a time
@@ -164,19 +167,26 @@ async def send_records(
     store = KeyStore(settings.keys_dir)
     senders = {item.envelope.sender_org for item in read_records(path) if isinstance(item, ParsedRow)}
     keys = {org: require_signer(store, org) for org in sorted(senders)}
+    seal_to = gate_seal_key(settings, datetime.now(UTC)) if keys else None
     counts: Counter[str] = Counter()
     async with AsyncExitStack() as stack:
         prod: Any = await stack.enter_async_context(producer(settings, bootstrap)) if keys else None
         publish = RowSender(prod, settings, ledger, topic_for, progress, timeout_s)
         for rows, receipts in _batches(read_records(path)):
             if rows:
-                receipts += await publish(
-                    [replace(r, envelope=sign(r.envelope, keys[r.envelope.sender_org])) for r in rows]
-                )
+                receipts += await publish([sign_row(r, keys[r.envelope.sender_org], seal_to) for r in rows])
             receipts.sort(key=lambda r: (r.line, r.field or ""))
             counts.update(r.status for r in receipts)
             emit(receipts)
     return counts
+
+
+def gate_seal_key(settings: Settings, now: datetime) -> RecipientKey | None:
+    """With ``MASH_ENCRYPT_TO_GATE`` on, the gate's encryption key in force at ``now`` in the key registry
+    (KeyMissing, before anything is sent, if it has none); off: None (rows go out signed, not sealed)."""
+    if not settings.encrypt_to_gate:
+        return None
+    return require_key(keys_in_force(RegistryFile(settings.key_registry_file).load(), now), GATE_ORG)
 
 
 def _batches(items: Iterator[ParsedRow | RowReceipt]) -> Iterator[tuple[list[ParsedRow], list[RowReceipt]]]:

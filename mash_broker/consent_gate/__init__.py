@@ -1,6 +1,12 @@
 """The consent gate: pure decisions over typed inputs and ``now``. No I/O, no imports from broker or adapters."""
 
-from mash_broker.consent_gate.agreements import BUILTIN_POLICY, ENCOMPASS_AGREEMENT, Policy, SharingAgreement
+from mash_broker.consent_gate.agreements import (
+    BUILTIN_POLICY,
+    ENCOMPASS_AGREEMENT,
+    Policy,
+    SharingAgreement,
+    WithoutRecipientKey,
+)
 from mash_broker.consent_gate.decision import (
     ADVICE_QUEUE,
     MASH_QUEUE,
@@ -35,6 +41,7 @@ __all__ = [
     "Route",
     "SharingAgreement",
     "Verdict",
+    "WithoutRecipientKey",
     "child_keys",
     "decide",
     "parse_policy",

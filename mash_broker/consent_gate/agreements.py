@@ -7,8 +7,16 @@ holds the Operation Encompass agreement alone, for tests and as the floor of eve
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from mash_broker.contracts import Article6Basis, Article9Condition, ContentLevel, StatutoryPower
+
+
+class WithoutRecipientKey(StrEnum):
+    """What a delivery under an agreement does when its recipient has no encryption key in force."""
+
+    REFUSE = "refuse"  # not sent: the default (only the recipient may read what is shared with it)
+    TLS_ONLY = "tls_only"  # sent readable, protected on the wire by TLS alone, with a recorded warning
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,7 @@ class SharingAgreement:
     article9_conditions: frozenset[Article9Condition] = frozenset()
     min_age: int | None = None
     max_age: int | None = None
+    without_recipient_key: WithoutRecipientKey = WithoutRecipientKey.REFUSE
 
     def accepts_kind(self, kind: str) -> bool:
         return kind in self.message_kinds
@@ -39,6 +48,10 @@ class Policy:
     agreements: tuple[SharingAgreement, ...]
     gillick_age: int = 12
     default_recipients: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def agreement(self, name: str) -> SharingAgreement | None:
+        """The agreement called ``name`` (a release names the one it was made under), or None."""
+        return next((a for a in self.agreements if a.name == name), None)
 
     def for_kind(self, kind: str) -> tuple[SharingAgreement, ...]:
         return tuple(a for a in self.agreements if a.accepts_kind(kind))

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, model_validator
 
-from mash_broker.consent_gate.agreements import Policy, SharingAgreement
+from mash_broker.consent_gate.agreements import Policy, SharingAgreement, WithoutRecipientKey
 from mash_broker.contracts import Article6Basis, Article9Condition, ContentLevel, PolicyError, StatutoryPower
 from mash_broker.contracts.envelope import ChildSubject, Envelope
 from mash_broker.contracts.payloads import ConsentDispensation, ConsentRecord
@@ -40,6 +40,8 @@ class AgreementSpec(_Spec):
     content_level: ContentLevel
     min_age: Annotated[int, Field(ge=0, le=25)] | None = None
     max_age: Annotated[int, Field(ge=0, le=25)] | None = None
+    # A recipient with no encryption key in force: "refuse" the delivery (default) or send it over TLS alone.
+    without_recipient_key: WithoutRecipientKey = WithoutRecipientKey.REFUSE
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> AgreementSpec:
@@ -112,6 +114,7 @@ def policy_from_document(
                 content_level=a.content_level,
                 min_age=a.min_age,
                 max_age=a.max_age,
+                without_recipient_key=a.without_recipient_key,
             )
             for a in spec.agreement
         ),

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     require_signatures: bool = Field(
         default=True, description="Quarantine inbound messages whose signature does not verify."
     )
+    encrypt_to_gate: bool = Field(
+        default=False,
+        description="`mash police ingest` and `mash send` seal each message's content to the gate's encryption key "
+        "(HPKE, RFC 9180) and sign the sealed envelope. Off by default until the gate opens sealed records; "
+        "on needs the gate's key in the registry (`mash keys encryption new mash:gate`).",
+    )
     checkpoint_interval_s: float = Field(
         default=60.0, gt=0, description="How often the running stack signs a checkpoint of the audited log."
     )

@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 from mash_broker.agencies.police import POLICE_NOTIFICATIONS
 from mash_broker.agencies.police.export import ParsedRow, parse_export
 from mash_broker.contracts import EncompassNotification, Envelope, InputFileError
-from mash_broker.core.audit.keys import KeyStore
+from mash_broker.core.audit.keys import KeyStore, Signer
+from mash_broker.core.crypto.envelopes import RecipientKey, encrypt_payload
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import MAX_MESSAGE_BYTES, content_hash, encode, headers_for
 from mash_broker.core.ports import GateReceipts
@@ -88,13 +89,35 @@ def read_export(path: Path, *, now: datetime, tz: ZoneInfo) -> tuple[list[Parsed
     return list(result.accepted), rejected
 
 
-def sign_rows(rows: list[ParsedRow], store: KeyStore) -> list[ParsedRow]:
-    """Each row's envelope signed with its force's key (``police:<force>``), loaded from ``store``.
+@dataclass(frozen=True)
+class SealedRow(ParsedRow):
+    """A row that goes out sealed to the gate: ``wire`` (the signed ``EncryptedEnvelope``'s JSON) is what is
+    sent; ``envelope`` stays the plaintext, for the receipts (content hash, school) and nothing else."""
+
+    wire: str = ""
+
+
+def sign_row(row: ParsedRow, key: Signer, seal_to: RecipientKey | None = None) -> ParsedRow:
+    """``row`` signed with ``key``; with ``seal_to`` (the gate's encryption key in force), its content is
+    sealed to that key first and the sealed envelope signed, so the signature covers what travels."""
+    if seal_to is None:
+        return replace(row, envelope=sign(row.envelope, key))
+    sealed = sign(encrypt_payload(row.envelope, seal_to.org, seal_to), key)
+    return SealedRow(row.line, row.envelope, sealed.model_dump_json())
+
+
+def sign_rows(rows: list[ParsedRow], store: KeyStore, *, seal_to: RecipientKey | None = None) -> list[ParsedRow]:
+    """Each row's envelope signed with its force's key (``police:<force>``), loaded from ``store``, and
+    sealed to ``seal_to`` first if given (``MASH_ENCRYPT_TO_GATE``).
 
     Raises KeyMissing, before anything is sent, if a force in the file has no key there.
     """
     keys = {org: require_signer(store, org) for org in sorted({r.envelope.sender_org for r in rows})}
-    return [replace(r, envelope=sign(r.envelope, keys[r.envelope.sender_org])) for r in rows]
+    return [sign_row(r, keys[r.envelope.sender_org], seal_to) for r in rows]
+
+
+def _wire(row: ParsedRow) -> str:
+    return row.wire if isinstance(row, SealedRow) else encode(row.envelope)
 
 
 async def publish_rows(
@@ -113,7 +136,7 @@ async def publish_rows(
     """Send each row (on ``topic_for`` its envelope) until the gate's receipt is in the ledger, or
     attempts run out."""
     # A record over the broker's limit is answered, not sent: it would fail the producer and the gate.
-    sizes = {str(r.envelope.message_id): len(encode(r.envelope).encode()) for r in rows}
+    sizes = {str(r.envelope.message_id): len(_wire(r).encode()) for r in rows}
     oversize = [r for r in rows if sizes[str(r.envelope.message_id)] > max_bytes]
     rows = [r for r in rows if sizes[str(r.envelope.message_id)] <= max_bytes]
     by_id = {str(r.envelope.message_id): r for r in rows}
@@ -134,7 +157,7 @@ async def publish_rows(
             await send(
                 topic_for(env),
                 str(env.correlation_id).encode(),
-                encode(env).encode(),
+                _wire(by_id[mid]).encode(),
                 [(k, v.encode()) for k, v in headers_for(env).items()],
             )
         if before_wait:

@@ -3,7 +3,8 @@
 ``port`` is the Protocol (seal, open) and its errors; ``hpke`` the one suite we use (base mode,
 X25519 / HKDF-SHA256 / AES-256-GCM, through pyhpke); ``keys`` X25519 key ids; ``envelopes`` seals an
 envelope's content to one organisation and opens it again. Pure: no file, network or clock here; the
-key files are in ``core.audit.keys`` (KeyStore) and the public keys in the key registry.
+key files are in ``core.audit.keys`` (KeyStore) and the public keys in the key registry. What the gate and
+the inboxes decide with it (open what came in, seal each delivery or refuse it) is ``core.sealing``.
 """
 
 from mash_broker.core.crypto.envelopes import decrypt_payload, encrypt_payload, payload_info, routing_aad

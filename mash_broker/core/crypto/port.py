@@ -42,6 +42,7 @@ class CiphertextReason(StrEnum):
     WRONG_RECIPIENT = "wrong_recipient"
     UNKNOWN_KEY = "unknown_encryption_key"
     DOES_NOT_OPEN = "does_not_open"
+    CONTENT_INVALID = "sealed_content_invalid"  # it opened, but what was sealed is not a valid envelope's content
 
 
 class CiphertextInvalid(MashError):

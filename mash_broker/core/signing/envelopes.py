@@ -3,6 +3,9 @@
 A signature is ``ed25519:<key_id>:<base64>``. A message is judged by the key its signature names and
 that key's validity when the message was produced, so messages signed with an old key still verify
 after a new key is added (rotation loses nothing in flight).
+
+A sealed envelope (``EncryptedEnvelope``, content sealed to its recipient) is signed and checked the same
+way, over what travels: its readable routing and the ciphertext, so the signature covers what a topic holds.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypeVar
 
 import rfc8785
 
-from mash_broker.contracts import Envelope
+from mash_broker.contracts import EncryptedEnvelope, Envelope
 from mash_broker.core.audit.keys import Signer, load_public_key, verify_signature
 from mash_broker.core.signing.registry import KeyRegistry
 
@@ -25,6 +29,8 @@ ALGORITHM = "ed25519"
 SIGNATURE_BYTES = 64
 # A message may be stamped a little ahead of the gate's clock (clock skew), never more.
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# What is signed: a plaintext envelope, or one whose content is sealed to its recipient.
+Signable = TypeVar("Signable", Envelope, EncryptedEnvelope)
 _SIGNATURE = re.compile(rf"{ALGORITHM}:(?P<key_id>[0-9a-f]{{16}}):(?P<sig>[A-Za-z0-9+/]+={{0,2}})")
 
 
@@ -52,12 +58,12 @@ class Verdict:
         return self.reason is None
 
 
-def canonical_bytes(envelope: Envelope) -> bytes:
+def canonical_bytes(envelope: Envelope | EncryptedEnvelope) -> bytes:
     """What is signed: RFC 8785 (JCS) over the envelope's JSON, the signature itself left out."""
     return rfc8785.dumps(envelope.model_dump(mode="json", exclude={"signature"}))
 
 
-def sign(envelope: Envelope, key: Signer) -> Envelope:
+def sign(envelope: Signable, key: Signer) -> Signable:
     """The envelope with ``key``'s signature (any earlier signature is replaced)."""
     raw = key.sign(canonical_bytes(envelope))
     return envelope.model_copy(
@@ -66,7 +72,11 @@ def sign(envelope: Envelope, key: Signer) -> Envelope:
 
 
 def verify(
-    envelope: Envelope, registry: KeyRegistry, now: datetime, *, delegates: Mapping[str, str] | None = None
+    envelope: Envelope | EncryptedEnvelope,
+    registry: KeyRegistry,
+    now: datetime,
+    *,
+    delegates: Mapping[str, str] | None = None,
 ) -> Verdict:
     """Check ``envelope``'s signature against ``registry`` at ``now``.
 

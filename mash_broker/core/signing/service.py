@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from mash_broker.contracts import Envelope
+from mash_broker.contracts import EncryptedEnvelope, Envelope
 from mash_broker.core.audit.keys import Ed25519Signer, KeyStore, public_key_b64
 from mash_broker.core.logging import get_logger
 from mash_broker.core.messages import GATE_ORG
@@ -31,7 +31,7 @@ class Verifier:
     registry: Callable[[], KeyRegistry]
     required: bool = True
 
-    def check(self, envelope: Envelope, now: datetime) -> Verdict:
+    def check(self, envelope: Envelope | EncryptedEnvelope, now: datetime) -> Verdict:
         return verify(envelope, self.registry(), now)
 
     @classmethod
