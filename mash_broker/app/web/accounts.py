@@ -19,6 +19,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Literal
 
 from argon2 import PasswordHasher
@@ -34,7 +35,17 @@ FORCE = re.compile(r"police:[a-z0-9][a-z0-9_-]{0,62}")
 MIN_PASSWORD_LENGTH = 12
 _hasher = PasswordHasher()
 # Verified when the login is unknown, so a wrong login takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("not a password anyone has")
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to check an unknown login against, so it takes as long as a known one. Made on first use,
+    not at import: a hash costs about half a second, which every `mash` command would pay."""
+    return _hasher.hash("not a password anyone has")
+
+
+def _verify_unknown(password: str) -> bool:
+    return _verify(_dummy_hash(), password)
 
 
 class WeakPassword(ValueError):
@@ -125,7 +136,7 @@ async def authenticate(
     region's ``forces`` (None: any force)."""
     row = await ledger.web_account(login.strip().casefold())
     if row is None:
-        await asyncio.to_thread(_verify, _DUMMY_HASH, password)
+        await asyncio.to_thread(_verify_unknown, password)
         return None
     if not await asyncio.to_thread(_verify, row.password_hash, password):
         return None
